@@ -1,0 +1,85 @@
+"""The public Python API: load a model file into the IR, run it in its source layout."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from . import interpreter
+from .errors import DataError
+from .graph import Graph
+
+
+def load_model(path) -> Graph:
+    """Import a model file (Keras ``.keras``/``.h5``/SavedModel, ONNX ``.onnx``) or IR text
+    (``.ir``, with its ``.npz``) into a verified float graph."""
+    from snnc.frontends import load
+
+    return load(Path(path))
+
+
+def layout_perm(source: str, target: str) -> tuple[int, ...]:
+    """Axis permutation taking data in layout ``source`` to layout ``target``."""
+    if sorted(source) != sorted(target):
+        raise DataError(f"cannot convert layout {source} to {target}")
+    return tuple(source.index(axis) for axis in target)
+
+
+def _relayout(x: np.ndarray, source: str, target: str) -> np.ndarray:
+    if not source or not target or source == target:
+        return x
+    return x.transpose(0, *(p + 1 for p in layout_perm(source, target)))
+
+
+def source_shape(graph: Graph, input_name: str) -> tuple[int, ...]:
+    """The per-example shape the source model took for an input (in its own layout)."""
+    node = graph.node(input_name)
+    src, ir = node.op.source_layout, node.type.layout
+    if not src or src == ir:
+        return node.type.shape
+    return tuple(node.type.shape[p] for p in layout_perm(ir, src))
+
+
+def to_ir_layout(graph: Graph, inputs) -> dict[str, np.ndarray]:
+    """Batched inputs in the source model's layout -> the IR's, checking shapes."""
+    names = [n.name for n in graph.inputs]
+    if isinstance(inputs, Mapping):
+        arrays = dict(inputs)
+    else:
+        seq = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
+        arrays = dict(zip(names, seq)) if len(seq) == len(names) else {}
+        if not arrays:
+            raise DataError(f"model takes {len(names)} inputs, got {len(seq)}")
+    out = {}
+    for node in graph.inputs:
+        if node.name not in arrays:
+            raise DataError(f"no data for input {node.name} (inputs: {', '.join(names)})")
+        x = np.asarray(arrays[node.name])
+        want = source_shape(graph, node.name)
+        if x.ndim != len(want) + 1 or x.shape[1:] != want:
+            layout = node.op.source_layout or node.type.layout
+            raise DataError(
+                f"input {node.name} takes a batch of shape [N,{','.join(map(str, want))}] "
+                f"({layout}), got data of shape {list(x.shape)}"
+            )
+        if not np.issubdtype(x.dtype, np.number):
+            raise DataError(f"input {node.name}: data of type {x.dtype} is not numeric")
+        out[node.name] = _relayout(x, node.op.source_layout, node.type.layout)
+    return out
+
+
+def from_ir_layout(graph: Graph, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Batched outputs in the IR's layout -> the layout the source model returned them in."""
+    return {
+        node.name: _relayout(outputs[node.name], node.type.layout, node.op.source_layout)
+        for node in graph.outputs
+    }
+
+
+def run_model(graph: Graph, inputs, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Run a float graph through the interpreter on data in the source model's layout;
+    returns ``{output name: batch}`` in the source model's output layout."""
+    outputs = interpreter.run(graph, to_ir_layout(graph, inputs), batch_size=batch_size)
+    return from_ir_layout(graph, outputs)

@@ -1,0 +1,37 @@
+"""Every error snnc raises on purpose; all derive from :class:`SnncError`.
+
+The CLI turns any :class:`SnncError` into one line on stderr and exit status 2
+(``--verbose`` shows the traceback). Anything else escaping is a bug in snnc.
+"""
+
+
+class SnncError(Exception):
+    """Base class: bad input or usage, reported to the user as one line."""
+
+
+class ModelFormatError(SnncError):
+    """A model file that cannot be read: unknown type, corrupt, truncated."""
+
+
+class UnsupportedError(SnncError):
+    """A model uses something outside snnc's op set (names the layer and what is supported)."""
+
+
+class VerificationError(SnncError):
+    """A graph that breaks the IR's rules (structure, types, op legality)."""
+
+
+class ParseError(SnncError):
+    """IR text that does not parse; names the line."""
+
+
+class DataError(SnncError):
+    """Input data of the wrong shape, type or content."""
+
+
+class PassError(SnncError):
+    """A compiler pass that failed; names the pass and the node."""
+
+
+class BuildError(SnncError):
+    """A backend that cannot lower a graph (a missing op, a resource limit)."""

@@ -1,0 +1,235 @@
+"""NumPy interpreter for the float IR: the oracle every frontend and pass is checked against.
+
+Values are batched arrays ``(N, *type.shape)`` in the IR's layout. Arithmetic runs in float64
+(parameters are float32) so the interpreter's own rounding stays far below the tolerances
+it is used to check. Each op's evaluator is a small function registered in
+:data:`EVALUATORS`; spiking stages add theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from . import ops
+from .errors import DataError, SnncError
+from .graph import Graph, Node
+
+Evaluator = Callable[[Node, list[np.ndarray]], np.ndarray]
+EVALUATORS: dict[type, Evaluator] = {}
+
+
+def evaluates(op_type):
+    def register(fn):
+        EVALUATORS[op_type] = fn
+        return fn
+
+    return register
+
+
+def _p(node: Node, key: str) -> np.ndarray:
+    return node.params[key].astype(np.float64)
+
+
+def _pad(x: np.ndarray, pads, value: float) -> np.ndarray:
+    pt, pl, pb, pr = pads
+    if not any(pads):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=value)
+
+
+def _windows(x: np.ndarray, kernel, stride, dilation=(1, 1)) -> np.ndarray:
+    """``(N, C, Ho, Wo, kh, kw)`` view of the sliding windows of a padded ``(N, C, H, W)``."""
+    kh, kw = kernel
+    dh, dw = dilation
+    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    win = sliding_window_view(x, span, axis=(2, 3))
+    return win[:, :, :: stride[0], :: stride[1], ::dh, ::dw]
+
+
+@evaluates(ops.Input)
+def _input(node, xs):
+    raise AssertionError("inputs are bound, not evaluated")
+
+
+@evaluates(ops.Output)
+def _output(node, xs):
+    return xs[0]
+
+
+@evaluates(ops.Dense)
+def _dense(node, xs):
+    return xs[0] @ _p(node, "weight").T + _p(node, "bias")
+
+
+@evaluates(ops.Conv2d)
+def _conv2d(node, xs):
+    op = node.op
+    x = _pad(xs[0], op.pads, 0.0)
+    w = _p(node, "weight")
+    win = _windows(x, op.kernel, op.stride, op.dilation)  # N, C, Ho, Wo, kh, kw
+    g = op.groups
+    cg, fg = x.shape[1] // g, op.filters // g
+    outs = []
+    for k in range(g):
+        wk = w[k * fg : (k + 1) * fg]  # fg, cg, kh, kw
+        xk = win[:, k * cg : (k + 1) * cg]
+        outs.append(np.tensordot(xk, wk, axes=([1, 4, 5], [1, 2, 3])))  # N, Ho, Wo, fg
+    y = np.concatenate(outs, axis=-1) if g > 1 else outs[0]
+    return y.transpose(0, 3, 1, 2) + _p(node, "bias")[None, :, None, None]
+
+
+@evaluates(ops.AvgPool2d)
+def _avg_pool(node, xs):
+    op = node.op
+    x = xs[0]
+    sums = _windows(_pad(x, op.pads, 0.0), op.kernel, op.stride).sum(axis=(4, 5))
+    if op.count_include_pad or not any(op.pads):
+        return sums / (op.kernel[0] * op.kernel[1])
+    ones = _pad(np.ones((1, 1, *x.shape[2:])), op.pads, 0.0)
+    counts = _windows(ones, op.kernel, op.stride).sum(axis=(4, 5))
+    return sums / counts
+
+
+@evaluates(ops.MaxPool2d)
+def _max_pool(node, xs):
+    op = node.op
+    return _windows(_pad(xs[0], op.pads, -np.inf), op.kernel, op.stride).max(axis=(4, 5))
+
+
+@evaluates(ops.GlobalAvgPool)
+def _global_avg_pool(node, xs):
+    return xs[0].mean(axis=(2, 3), keepdims=node.op.keepdims)
+
+
+@evaluates(ops.Reshape)
+def _reshape(node, xs):
+    return xs[0].reshape((xs[0].shape[0], *node.op.shape))
+
+
+@evaluates(ops.Transpose)
+def _transpose(node, xs):
+    return xs[0].transpose(0, *(p + 1 for p in node.op.perm))
+
+
+@evaluates(ops.Pad2d)
+def _pad2d(node, xs):
+    return _pad(xs[0], node.op.pads, node.op.value)
+
+
+def _per_channel(array: np.ndarray, rank: int) -> np.ndarray:
+    """Shape a ``(C,)`` parameter to broadcast over a batched rank-``rank`` value."""
+    return array.reshape((1, -1) + (1,) * (rank - 1))
+
+
+@evaluates(ops.BatchNorm)
+def _batch_norm(node, xs):
+    x = xs[0]
+    r = x.ndim - 1
+    scale = _p(node, "gamma") / np.sqrt(_p(node, "var") + node.op.epsilon)
+    return (x - _per_channel(_p(node, "mean"), r)) * _per_channel(scale, r) + _per_channel(
+        _p(node, "beta"), r
+    )
+
+
+@evaluates(ops.Affine)
+def _affine(node, xs):
+    r = xs[0].ndim - 1
+    return xs[0] * _per_channel(_p(node, "scale"), r) + _per_channel(_p(node, "shift"), r)
+
+
+@evaluates(ops.ReLU)
+def _relu(node, xs):
+    op = node.op
+    x = xs[0]
+    y = np.where(x >= op.threshold, x, op.negative_slope * (x - op.threshold))
+    if op.max_value is not None:
+        y = np.minimum(y, op.max_value)
+    return y
+
+
+@evaluates(ops.Add)
+def _add(node, xs):
+    return sum(xs[1:], xs[0])
+
+
+@evaluates(ops.Concat)
+def _concat(node, xs):
+    return np.concatenate(xs, axis=node.op.axis + 1)
+
+
+@evaluates(ops.Softmax)
+def _softmax(node, xs):
+    axis = node.op.axis + 1
+    z = xs[0] - xs[0].max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def bind_inputs(graph: Graph, inputs) -> dict[str, np.ndarray]:
+    """Map ``inputs`` (one array, a list in input order, or a dict by name) to input names,
+    checking each array's per-example shape against the graph's input type."""
+    names = [n.name for n in graph.inputs]
+    if isinstance(inputs, Mapping):
+        missing = [n for n in names if n not in inputs]
+        if missing:
+            raise DataError(f"no data for input %{missing[0]} (inputs: {', '.join(names)})")
+        arrays = {n: inputs[n] for n in names}
+    else:
+        seq = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
+        if len(seq) != len(names):
+            raise DataError(f"graph {graph.name} takes {len(names)} inputs, got {len(seq)}")
+        arrays = dict(zip(names, seq))
+    batch = None
+    for name, array in arrays.items():
+        want = graph.node(name).type.shape
+        array = np.asarray(array)
+        if array.shape[1:] != want:
+            raise DataError(
+                f"input %{name} expects examples of shape {list(want)}, got data of shape {list(array.shape)}"
+            )
+        if batch is not None and array.shape[0] != batch:
+            raise DataError(f"inputs have different batch sizes ({batch} and {array.shape[0]})")
+        batch = array.shape[0]
+        arrays[name] = array
+    return arrays
+
+
+def run(
+    graph: Graph,
+    inputs,
+    batch_size: int = 256,
+    keep: bool = False,
+) -> dict[str, np.ndarray]:
+    """Run ``graph`` on batched ``inputs``; returns ``{output name: array}`` (float32).
+
+    With ``keep=True`` every node's value is returned (for per-layer statistics). Work is
+    done ``batch_size`` examples at a time to bound memory.
+    """
+    arrays = bind_inputs(graph, inputs)
+    n = next(iter(arrays.values())).shape[0]
+    wanted = [node.name for node in graph.nodes] if keep else [node.name for node in graph.outputs]
+    chunks = {name: [] for name in wanted}
+    for start in range(0, max(n, 1), batch_size):
+        values = run_batch(graph, {k: v[start : start + batch_size] for k, v in arrays.items()})
+        for name in wanted:
+            chunks[name].append(values[name])
+    return {k: np.concatenate(v).astype(np.float32) for k, v in chunks.items()}
+
+
+def run_batch(graph: Graph, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Evaluate every node on one batch; returns all values (float64)."""
+    values: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+    for node in graph.nodes:
+        if isinstance(node.op, ops.Input):
+            continue
+        evaluator = EVALUATORS.get(type(node.op))
+        if evaluator is None:
+            raise SnncError(f"%{node.name}: the interpreter has no evaluator for op {node.op.NAME}")
+        values[node.name] = evaluator(node, [values[i] for i in node.inputs])
+    return values

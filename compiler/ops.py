@@ -1,0 +1,383 @@
+"""The closed op set of the IR.
+
+Each op is a frozen dataclass of its attributes (plain ints, floats, strings, tuples). Its
+parameters (weights) live on the :class:`~snnc.compiler.graph.Node`, not in the op, so ops
+compare and hash by value. Every op states its equation, the names and shapes of the
+parameters it takes (:meth:`Op.param_shapes`) and its output type (:meth:`Op.infer_type`),
+and the compilation stages it may appear in.
+
+Conventions (batch dimension excluded everywhere):
+
+- images are ``CHW``; ``pads`` are ``(top, left, bottom, right)``;
+- ``dense`` weights are ``(units, in_features)``: ``y = W x + b``;
+- ``conv2d`` weights are ``(filters, in_channels / groups, kh, kw)`` and the op is a
+  cross-correlation (as in Keras, ONNX and PyTorch).
+
+Spiking and integer ops (neurons, quantized synapses) join this module in later stages;
+the text format, the verifier and the interpreter find ops through :data:`OPS`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import ClassVar, Sequence
+
+from .types import TensorType
+
+FLOAT, SPIKING, INTEGER = "float", "spiking", "integer"
+STAGES = (FLOAT, SPIKING, INTEGER)
+
+OPS: dict[str, type["Op"]] = {}
+
+
+class OpTypeError(ValueError):
+    """An op applied to inputs it cannot take; the verifier adds the node's name."""
+
+
+def register(cls):
+    """Class decorator: make an op known to the text format, verifier and interpreter."""
+    OPS[cls.NAME] = cls
+    return cls
+
+
+@dataclass(frozen=True)
+class Op:
+    NAME: ClassVar[str] = ""
+    #: number of inputs; ``None`` means two or more
+    ARITY: ClassVar[int | None] = 1
+    #: stages of compilation in which the op is legal
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (FLOAT,)
+
+    def attributes(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def param_shapes(self, inputs: Sequence[TensorType]) -> dict[str, tuple[int, ...]]:
+        """The parameters this op needs, by name, with the shape each must have."""
+        return {}
+
+    def infer_type(self, inputs: Sequence[TensorType]) -> TensorType:
+        raise NotImplementedError
+
+
+def _expect_rank(t: TensorType, rank: int, op: str) -> None:
+    if t.rank != rank:
+        raise OpTypeError(f"{op} takes a rank-{rank} input, got {t}")
+
+
+def _expect_image(t: TensorType, op: str) -> None:
+    _expect_rank(t, 3, op)
+    if t.layout != "CHW":
+        raise OpTypeError(f"{op} takes a CHW image, got layout {t.layout}")
+
+
+def _window_out(size: int, kernel: int, stride: int, pad_sum: int, dilation: int = 1) -> int:
+    span = dilation * (kernel - 1) + 1
+    out = (size + pad_sum - span) // stride + 1
+    if out <= 0:
+        raise OpTypeError(f"window of {span} does not fit input of {size} with padding {pad_sum}")
+    return out
+
+
+def _pool_type(op, x: TensorType) -> TensorType:
+    _expect_image(x, op.NAME)
+    c, h, w = x.shape
+    pt, pl, pb, pr = op.pads
+    ho = _window_out(h, op.kernel[0], op.stride[0], pt + pb)
+    wo = _window_out(w, op.kernel[1], op.stride[1], pl + pr)
+    return TensorType((c, ho, wo), x.dtype, "CHW")
+
+
+@register
+@dataclass(frozen=True)
+class Input(Op):
+    """A graph input. ``source_layout`` is the layout of the source model's input
+    (e.g. ``HWC`` for a channels-last Keras model): data in that layout is transposed
+    into the IR's layout at the border."""
+
+    NAME: ClassVar[str] = "input"
+    ARITY: ClassVar[int | None] = 0
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = STAGES
+
+    shape: tuple[int, ...]
+    dtype: str = "f32"
+    source_layout: str = ""
+
+    def infer_type(self, inputs):
+        return TensorType(self.shape, self.dtype)
+
+
+@register
+@dataclass(frozen=True)
+class Output(Op):
+    """A graph output, ``y = x``; ``source_layout`` is the layout results are returned in."""
+
+    NAME: ClassVar[str] = "output"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = STAGES
+
+    source_layout: str = ""
+
+    def infer_type(self, inputs):
+        return inputs[0]
+
+
+@register
+@dataclass(frozen=True)
+class Dense(Op):
+    """Fully connected layer: ``y = W x + b``, ``W: (units, in)``, ``b: (units,)``."""
+
+    NAME: ClassVar[str] = "dense"
+
+    units: int
+
+    def param_shapes(self, inputs):
+        return {"weight": (self.units, inputs[0].shape[0]), "bias": (self.units,)}
+
+    def infer_type(self, inputs):
+        _expect_rank(inputs[0], 1, self.NAME)
+        return TensorType((self.units,), inputs[0].dtype)
+
+
+@register
+@dataclass(frozen=True)
+class Conv2d(Op):
+    """2-D cross-correlation:
+    ``y[f,i,j] = b[f] + sum_{c,u,v} W[f,c,u,v] x_pad[g(f)*C/G + c, i*sh + u*dh, j*sw + v*dw]``
+    over the input channels of the filter's group ``g(f)``; ``W: (F, C/G, kh, kw)``."""
+
+    NAME: ClassVar[str] = "conv2d"
+
+    filters: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def param_shapes(self, inputs):
+        c = inputs[0].shape[0]
+        return {"weight": (self.filters, c // self.groups, *self.kernel), "bias": (self.filters,)}
+
+    def infer_type(self, inputs):
+        x = inputs[0]
+        _expect_image(x, self.NAME)
+        c, h, w = x.shape
+        if c % self.groups or self.filters % self.groups:
+            raise OpTypeError(
+                f"conv2d groups={self.groups} must divide input channels {c} and filters {self.filters}"
+            )
+        pt, pl, pb, pr = self.pads
+        ho = _window_out(h, self.kernel[0], self.stride[0], pt + pb, self.dilation[0])
+        wo = _window_out(w, self.kernel[1], self.stride[1], pl + pr, self.dilation[1])
+        return TensorType((self.filters, ho, wo), x.dtype, "CHW")
+
+
+@register
+@dataclass(frozen=True)
+class AvgPool2d(Op):
+    """Average over each window. Padded positions count in the divisor only if
+    ``count_include_pad`` (Keras ``same`` pooling and ONNX's default exclude them)."""
+
+    NAME: ClassVar[str] = "avg_pool2d"
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    count_include_pad: bool = False
+
+    def infer_type(self, inputs):
+        return _pool_type(self, inputs[0])
+
+
+@register
+@dataclass(frozen=True)
+class MaxPool2d(Op):
+    """Maximum over each window; padded positions are ``-inf``."""
+
+    NAME: ClassVar[str] = "max_pool2d"
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def infer_type(self, inputs):
+        return _pool_type(self, inputs[0])
+
+
+@register
+@dataclass(frozen=True)
+class GlobalAvgPool(Op):
+    """Mean over H and W: ``(C,H,W) -> (C,)``, or ``(C,1,1)`` with ``keepdims``."""
+
+    NAME: ClassVar[str] = "global_avg_pool"
+
+    keepdims: bool = False
+
+    def infer_type(self, inputs):
+        x = inputs[0]
+        _expect_image(x, self.NAME)
+        shape = (x.shape[0], 1, 1) if self.keepdims else (x.shape[0],)
+        return TensorType(shape, x.dtype)
+
+
+@register
+@dataclass(frozen=True)
+class Reshape(Op):
+    """Same elements in row-major order, new shape (``flatten`` is ``shape=[n]``)."""
+
+    NAME: ClassVar[str] = "reshape"
+
+    shape: tuple[int, ...]
+
+    def infer_type(self, inputs):
+        x = inputs[0]
+        if math.prod(self.shape) != x.size:
+            raise OpTypeError(f"cannot reshape {x} ({x.size} elements) to {list(self.shape)}")
+        return TensorType(self.shape, x.dtype)
+
+
+@register
+@dataclass(frozen=True)
+class Transpose(Op):
+    """Permute the axes: output axis ``i`` is input axis ``perm[i]``."""
+
+    NAME: ClassVar[str] = "transpose"
+
+    perm: tuple[int, ...]
+
+    def infer_type(self, inputs):
+        x = inputs[0]
+        if sorted(self.perm) != list(range(x.rank)):
+            raise OpTypeError(f"perm {list(self.perm)} is not a permutation of {x.rank} axes")
+        shape = tuple(x.shape[p] for p in self.perm)
+        layout = "".join(x.layout[p] for p in self.perm)
+        return TensorType(shape, x.dtype, layout)
+
+
+@register
+@dataclass(frozen=True)
+class Pad2d(Op):
+    """Constant padding of H and W: ``pads = (top, left, bottom, right)``."""
+
+    NAME: ClassVar[str] = "pad2d"
+
+    pads: tuple[int, int, int, int]
+    value: float = 0.0
+
+    def infer_type(self, inputs):
+        x = inputs[0]
+        _expect_image(x, self.NAME)
+        c, h, w = x.shape
+        pt, pl, pb, pr = self.pads
+        return TensorType((c, h + pt + pb, w + pl + pr), x.dtype, "CHW")
+
+
+@register
+@dataclass(frozen=True)
+class BatchNorm(Op):
+    """Inference batch norm over axis 0 (channels):
+    ``y = gamma * (x - mean) / sqrt(var + epsilon) + beta``."""
+
+    NAME: ClassVar[str] = "batch_norm"
+
+    epsilon: float = 1e-3
+
+    def param_shapes(self, inputs):
+        c = (inputs[0].shape[0],)
+        return {"gamma": c, "beta": c, "mean": c, "var": c}
+
+    def infer_type(self, inputs):
+        return inputs[0]
+
+
+@register
+@dataclass(frozen=True)
+class Affine(Op):
+    """Elementwise ``y = x * scale + shift`` with per-channel parameters of shape ``(C,)``
+    (broadcast over the other axes); frontends expand scalars. Comes from Keras
+    Rescaling/Normalization and ONNX Mul/Div/Add/Sub by constants."""
+
+    NAME: ClassVar[str] = "affine"
+
+    def param_shapes(self, inputs):
+        c = (inputs[0].shape[0],)
+        return {"scale": c, "shift": c}
+
+    def infer_type(self, inputs):
+        return inputs[0]
+
+
+@register
+@dataclass(frozen=True)
+class ReLU(Op):
+    """Rectifier as Keras defines it:
+    ``y = min(x, max_value)`` where ``x >= threshold``, else ``negative_slope * (x - threshold)``.
+    ``max_value=None`` means unbounded (a clipped ReLU has one)."""
+
+    NAME: ClassVar[str] = "relu"
+
+    max_value: float | None = None
+    negative_slope: float = 0.0
+    threshold: float = 0.0
+
+    def infer_type(self, inputs):
+        return inputs[0]
+
+
+@register
+@dataclass(frozen=True)
+class Add(Op):
+    """Elementwise sum of two or more inputs of the same type (residual connections)."""
+
+    NAME: ClassVar[str] = "add"
+    ARITY: ClassVar[int | None] = None
+
+    def infer_type(self, inputs):
+        first = inputs[0]
+        for t in inputs[1:]:
+            if t.shape != first.shape:
+                raise OpTypeError(f"add of different shapes: {', '.join(str(t) for t in inputs)}")
+        return first
+
+
+@register
+@dataclass(frozen=True)
+class Concat(Op):
+    """Join inputs along ``axis`` (0 = channels for images)."""
+
+    NAME: ClassVar[str] = "concat"
+    ARITY: ClassVar[int | None] = None
+
+    axis: int = 0
+
+    def infer_type(self, inputs):
+        first = inputs[0]
+        if not 0 <= self.axis < first.rank:
+            raise OpTypeError(f"concat axis {self.axis} out of range for {first}")
+        for t in inputs[1:]:
+            same = [d for i, d in enumerate(t.shape) if i != self.axis]
+            want = [d for i, d in enumerate(first.shape) if i != self.axis]
+            if t.rank != first.rank or same != want or t.layout != first.layout:
+                raise OpTypeError(
+                    f"concat along axis {self.axis} of {', '.join(str(t) for t in inputs)}"
+                )
+        shape = list(first.shape)
+        shape[self.axis] = sum(t.shape[self.axis] for t in inputs)
+        return TensorType(tuple(shape), first.dtype, first.layout)
+
+
+@register
+@dataclass(frozen=True)
+class Softmax(Op):
+    """``y = exp(x) / sum(exp(x))`` along ``axis``; only legal just before an output."""
+
+    NAME: ClassVar[str] = "softmax"
+
+    axis: int = 0
+
+    def infer_type(self, inputs):
+        x = inputs[0]
+        if not 0 <= self.axis < x.rank:
+            raise OpTypeError(f"softmax axis {self.axis} out of range for {x}")
+        return x
+

@@ -1,0 +1,74 @@
+"""The verifier: one function, run after every frontend and every pass.
+
+It checks structure (unique names, inputs defined before use, arity, at least one input and
+one output), types (each stored type equals what the op infers, parameter names and shapes),
+stage legality (e.g. no float-only op in a spiking graph) and parameter contents (finite).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import VerificationError
+from .graph import NAME_RE, Graph, Node
+from .ops import STAGES, Output, OpTypeError, Softmax
+
+
+def verify(graph: Graph) -> Graph:
+    """Return ``graph`` unchanged if it is well formed, else raise :class:`VerificationError`."""
+    if graph.stage not in STAGES:
+        raise VerificationError(f"graph {graph.name}: unknown stage {graph.stage!r}; stages: {', '.join(STAGES)}")
+    types = {}
+    for node in graph.nodes:
+        _check_node(graph, node, types)
+        types[node.name] = node.type
+    if not graph.inputs:
+        raise VerificationError(f"graph {graph.name} has no input")
+    if not graph.outputs:
+        raise VerificationError(f"graph {graph.name} has no output")
+    for node in graph.nodes:
+        users = graph.users(node.name)
+        if isinstance(node.op, Output) and users:
+            raise VerificationError(f"%{node.name}: an output is read by %{users[0].name}")
+        if isinstance(node.op, Softmax) and not all(isinstance(u.op, Output) for u in users):
+            raise VerificationError(f"%{node.name}: softmax is only supported just before an output")
+    return graph
+
+
+def _fail(node: Node, message: str) -> VerificationError:
+    return VerificationError(f"%{node.name} = {node.op.NAME}: {message}")
+
+
+def _check_node(graph: Graph, node: Node, types: dict) -> None:
+    op = node.op
+    if not NAME_RE.fullmatch(node.name):
+        raise _fail(node, "value names are letters, digits and underscores")
+    if graph.stage not in op.ALLOWED_STAGES:
+        raise _fail(node, f"not allowed in a {graph.stage} graph (allowed in: {', '.join(op.ALLOWED_STAGES)})")
+    arity_ok = len(node.inputs) >= 2 if op.ARITY is None else len(node.inputs) == op.ARITY
+    if not arity_ok:
+        want = "two or more" if op.ARITY is None else str(op.ARITY)
+        raise _fail(node, f"takes {want} inputs, got {len(node.inputs)}")
+    for src in node.inputs:
+        if src not in types:
+            where = "is defined after it" if src in graph else "is not defined"
+            raise _fail(node, f"input %{src} {where}")
+    in_types = [types[s] for s in node.inputs]
+    try:
+        inferred = op.infer_type(in_types)
+        expected_params = op.param_shapes(in_types)
+    except OpTypeError as exc:
+        raise _fail(node, str(exc)) from None
+    if inferred != node.type:
+        raise _fail(node, f"type is {node.type} but the op gives {inferred}")
+    if set(expected_params) != set(node.params):
+        raise _fail(
+            node, f"parameters are {sorted(node.params)}, expected {sorted(expected_params)}"
+        )
+    for key, shape in expected_params.items():
+        array = node.params[key]
+        if array.shape != tuple(shape):
+            raise _fail(node, f"parameter {key} has shape {list(array.shape)}, expected {list(shape)}")
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+            raise _fail(node, f"parameter {key} has {bad} NaN or infinite values")

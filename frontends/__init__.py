@@ -1,0 +1,43 @@
+"""snnc.frontends: read model files into the IR. Nothing else in snnc reads model files.
+
+:func:`load` picks the frontend from the path: ``.keras``/``.h5``/``.hdf5`` and SavedModel
+directories go to the Keras frontend, ``.onnx`` to the ONNX frontend, ``.ir`` (with its
+``.npz``) is IR text written by snnc.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from snnc.compiler.errors import ModelFormatError
+from snnc.compiler.graph import Graph
+
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+SUPPORTED = "Keras .keras/.h5/.hdf5 files, SavedModel directories, ONNX .onnx files, snnc .ir text"
+
+
+def load(path: Path) -> Graph:
+    """Import the model at ``path`` into a verified float graph."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFormatError(f"{path}: no such file or directory")
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        if (path / "saved_model.pb").exists():
+            from .keras import load_savedmodel
+
+            return load_savedmodel(path)
+        raise ModelFormatError(f"{path}: a directory but not a SavedModel (no saved_model.pb); supported: {SUPPORTED}")
+    if suffix in KERAS_SUFFIXES:
+        from .keras import load_keras
+
+        return load_keras(path)
+    if suffix == ".onnx":
+        from .onnx import load_onnx
+
+        return load_onnx(path)
+    if suffix == ".ir":
+        from snnc.compiler.text import load as load_ir
+
+        return load_ir(path)
+    raise ModelFormatError(f"{path}: unknown model file type {suffix or '(no suffix)'}; supported: {SUPPORTED}")
