@@ -78,8 +78,8 @@ def from_ir_layout(graph: Graph, outputs: Mapping[str, np.ndarray]) -> dict[str,
     }
 
 
-def run_model(graph: Graph, inputs, batch_size: int = 256) -> dict[str, np.ndarray]:
+def run_model(graph: Graph, inputs, batch_size: int = 256, progress: bool = False) -> dict[str, np.ndarray]:
     """Run a float graph through the interpreter on data in the source model's layout;
     returns ``{output name: batch}`` in the source model's output layout."""
-    outputs = interpreter.run(graph, to_ir_layout(graph, inputs), batch_size=batch_size)
+    outputs = interpreter.run(graph, to_ir_layout(graph, inputs), batch_size=batch_size, progress=progress)
     return from_ir_layout(graph, outputs)

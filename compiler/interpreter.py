@@ -205,17 +205,22 @@ def run(
     inputs,
     batch_size: int = 256,
     keep: bool = False,
+    progress: bool | None = False,
 ) -> dict[str, np.ndarray]:
     """Run ``graph`` on batched ``inputs``; returns ``{output name: array}`` (float32).
 
     With ``keep=True`` every node's value is returned (for per-layer statistics). Work is
-    done ``batch_size`` examples at a time to bound memory.
+    done ``batch_size`` examples at a time to bound memory; ``progress`` shows a bar
+    (``None``: when stderr is a terminal).
     """
+    from .progress import progress as progress_bar
+
     arrays = bind_inputs(graph, inputs)
     n = next(iter(arrays.values())).shape[0]
     wanted = [node.name for node in graph.nodes] if keep else [node.name for node in graph.outputs]
     chunks = {name: [] for name in wanted}
-    for start in range(0, max(n, 1), batch_size):
+    starts = range(0, max(n, 1), batch_size)
+    for start in progress_bar(starts, len(starts), f"running {graph.name}", progress):
         values = run_batch(graph, {k: v[start : start + batch_size] for k, v in arrays.items()})
         for name in wanted:
             chunks[name].append(values[name])

@@ -49,6 +49,11 @@ class Op:
     #: stages of compilation in which the op is legal
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (FLOAT,)
 
+    def __post_init__(self):
+        # Attributes are plain hashable values: lists become tuples, NumPy scalars Python ones.
+        for f in fields(self):
+            object.__setattr__(self, f.name, _plain(getattr(self, f.name)))
+
     def attributes(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
@@ -58,6 +63,14 @@ class Op:
 
     def infer_type(self, inputs: Sequence[TensorType]) -> TensorType:
         raise NotImplementedError
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(v) for v in value)
+    if hasattr(value, "item") and callable(value.item):  # NumPy scalar
+        return value.item()
+    return value
 
 
 def _expect_rank(t: TensorType, rank: int, op: str) -> None:

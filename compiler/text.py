@@ -17,6 +17,7 @@ text (key ``node.param``, loaded with ``allow_pickle=False``), or inline as
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -65,10 +66,20 @@ def _format_param(array: np.ndarray, inline: bool) -> str:
     return f"<{head} #{param_hash(array)}>"
 
 
+def _shown_attributes(op) -> dict:
+    """Attributes that differ from their defaults (required ones always): short lines."""
+    shown = {}
+    for f in dataclasses.fields(op):
+        value = getattr(op, f.name)
+        if f.default is dataclasses.MISSING or value != f.default:
+            shown[f.name] = value
+    return shown
+
+
 def format_node(node: Node, inline_params: bool = False) -> str:
     """One line of IR text for ``node``."""
     args = ", ".join(f"%{i}" for i in node.inputs)
-    items = [f"{k}={_format_scalar(v)}" for k, v in node.op.attributes().items()]
+    items = [f"{k}={_format_scalar(v)}" for k, v in _shown_attributes(node.op).items()]
     items += [f"{k}={_format_param(v, inline_params)}" for k, v in node.params.items()]
     body = f" {{{', '.join(items)}}}" if items else ""
     line = f"%{node.name} = {node.op.NAME}({args}){body} : {node.type}"
