@@ -21,12 +21,13 @@ import dataclasses
 import hashlib
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from . import fileio
-from .errors import ParseError
+from .errors import ParseError, VerificationError
 from .graph import Graph, Meta, Node, Params
 from .ops import OPS
 from .types import DTYPES, TensorType, dtype_name
@@ -333,12 +334,19 @@ def save(graph: Graph, text_path) -> Path:
 
 
 def load(text_path) -> Graph:
-    """Read a graph written by :func:`save` (parameters loaded without pickle)."""
+    """Read a graph written by :func:`save` (parameters loaded without pickle). Errors name
+    the file."""
     text_path = Path(text_path)
     store_path = params_path(text_path)
     text = text_path.read_text()
-    if not store_path.exists():
-        return parse(text)
-    with np.load(store_path, allow_pickle=False) as store:
-        return parse(text, {k: store[k] for k in store.files})
-
+    try:
+        if not store_path.exists():
+            if re.search(r"<[^>]*#[0-9a-f]+>", text):
+                raise ParseError(f"parameter file {store_path} is missing")
+            return parse(text)
+        with np.load(store_path, allow_pickle=False) as store:
+            return parse(text, {k: store[k] for k in store.files})
+    except (ParseError, VerificationError) as exc:
+        raise type(exc)(f"{text_path}: {exc}") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise ParseError(f"{text_path}: unreadable parameter file {store_path} ({exc})") from None
