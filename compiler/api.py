@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
-
 import numpy as np
 
 from . import interpreter
@@ -14,10 +12,13 @@ from .graph import Graph
 
 def load_model(path) -> Graph:
     """Import a model file (Keras ``.keras``/``.h5``/SavedModel, ONNX ``.onnx``) or IR text
-    (``.ir``, with its ``.npz``) into a verified float graph."""
+    (``.ir``, with its ``.npz``) into a verified float graph. ``example:NAME`` names a model
+    that ships with snnc (see :mod:`snnc.compiler.examples`)."""
     from snnc.frontends import load
 
-    return load(Path(path))
+    from .examples import resolve
+
+    return load(resolve(path))
 
 
 def layout_perm(source: str, target: str) -> tuple[int, ...]:

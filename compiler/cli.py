@@ -13,6 +13,7 @@ import sys
 import traceback
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+MODEL_HELP = "model: .keras, .h5, SavedModel dir, .onnx, .ir, or example:NAME (e.g. example:digits_cnn)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,14 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("dump", help="import a model and print its IR", description=cmd_dump.__doc__)
-    p.add_argument("model", help="model file (.keras, .h5, SavedModel dir, .onnx, .ir)")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--format", choices=("text", "json", "dot"), default="text", help="output format (default: text)")
     p.add_argument("-o", "--output", help="write to FILE (text: FILE plus its parameters in FILE's .npz)")
     p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_dump)
 
     p = sub.add_parser("run", help="run a model on inputs through the interpreter", description=cmd_run.__doc__)
-    p.add_argument("model", help="model file (.keras, .h5, SavedModel dir, .onnx, .ir)")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--input", required=True, metavar="X", help="inputs: .npy (one input) or .npz (one key per input name, or 'x')")
     p.add_argument("-o", "--output", required=True, metavar="Y", help="outputs: .npy (one output) or .npz (one key per output)")
     p.add_argument("--batch-size", type=int, default=256, help="examples evaluated at once (default: 256)")
