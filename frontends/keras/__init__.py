@@ -1,0 +1,80 @@
+"""The Keras frontend: Sequential and functional Keras models into the IR.
+
+Model files are read as data, with ``json``, ``zipfile`` and ``h5py`` (:mod:`.files`), never
+by building the model: that reads every Keras generation the pinned TensorFlow cannot load
+(Keras 3 ``.keras`` archives, Keras 2.0 files from the Theano backend) and runs no code
+from the file. SavedModel directories are the exception: they are loaded by tf.keras, and
+the live model's config and weights go through the same converters.
+
+Modules: :mod:`.files` opens files, :mod:`.config` normalizes configs across Keras
+generations, :mod:`.weights` finds each layer's arrays, :mod:`.layout` tracks channels-last
+vs the IR's channels-first, :mod:`.layers` holds one converter per layer type, and
+:mod:`.convert` builds the graph.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from snnc.compiler.errors import ModelFormatError, UnsupportedError
+from snnc.compiler.graph import Graph
+
+from .config import parse_model
+from .context import Source
+from .convert import convert_model
+from .files import open_keras_file
+from .layers import SUPPORTED_LAYERS
+from .weights import LiveModelWeights
+
+__all__ = ["SUPPORTED_LAYERS", "load_keras", "load_savedmodel"]
+
+#: what a damaged model config can raise while it is being parsed
+CONFIG_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
+
+
+def load_keras(path) -> Graph:
+    """Import a Keras ``.h5``/``.hdf5``/``.keras`` model file into a verified float graph.
+
+    Raises
+    ------
+    ModelFormatError
+        The file is not a Keras model file, or is damaged (names the file and the problem).
+    UnsupportedError
+        The model uses a layer, activation or option outside snnc's op set (names the layer,
+        its type and what is supported).
+    """
+    path = Path(path)
+    with open_keras_file(path) as model_file:
+        return _convert(model_file.config, model_file.weights, model_file.source)
+
+
+def load_savedmodel(path) -> Graph:
+    """Import a TensorFlow SavedModel directory written by Keras (loaded by tf.keras, which
+    TensorFlow must be able to do: SavedModels hold TensorFlow graphs, not a Keras config
+    alone)."""
+    path = Path(path)
+    import tensorflow as tf
+
+    try:
+        model = tf.keras.models.load_model(str(path), compile=False)
+    except Exception as exc:  # TensorFlow raises many types here; all mean "cannot load"
+        message = " ".join(str(exc).split())[:300]
+        raise ModelFormatError(f"{path}: TensorFlow cannot load this SavedModel ({type(exc).__name__}: {message})") from None
+    try:
+        config = json.loads(model.to_json())
+    except NotImplementedError:
+        raise UnsupportedError(
+            f"{path}: a subclassed Keras model ({type(model).__name__}) has no config; snnc reads "
+            "Sequential and functional models"
+        ) from None
+    source = Source(path, "savedmodel", tf.keras.__version__, "tensorflow")
+    return _convert(config, LiveModelWeights(model), source)
+
+
+def _convert(config: dict, weights, source: Source) -> Graph:
+    try:
+        model = parse_model(config, str(source.path))
+    except CONFIG_ERRORS as exc:
+        raise ModelFormatError(f"{source.path}: malformed model config ({type(exc).__name__}: {exc})") from None
+    return convert_model(model, weights, source)

@@ -1,0 +1,99 @@
+"""What a layer converter sees: the model's source and one call of one layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from snnc.compiler.errors import ModelFormatError, UnsupportedError, VerificationError
+from snnc.compiler.graph import GraphBuilder
+from snnc.compiler.ops import Op
+
+from .config import LayerSpec
+from .weights import WeightStore
+
+#: Backends whose conv2d is a true convolution (kernel flipped) rather than Keras's usual
+#: cross-correlation; Keras 2 itself flipped such kernels when loading them elsewhere.
+CONVOLVING_BACKENDS = ("theano", "mxnet")
+
+
+@dataclass(frozen=True)
+class Source:
+    """The file a model came from and what wrote it (for messages, kernels and metadata)."""
+
+    path: Path
+    format: str  # "h5", "keras" (zip archive) or "savedmodel"
+    keras_version: str | None = None
+    backend: str | None = None
+
+    @property
+    def flips_kernels(self) -> bool:
+        return self.backend in CONVOLVING_BACKENDS
+
+    def meta(self) -> dict:
+        info = {"frontend": "keras", "format": self.format, "file": self.path.name}
+        if self.keras_version:
+            info["keras_version"] = self.keras_version
+        if self.backend:
+            info["keras_backend"] = self.backend
+        return {"source": info}
+
+
+class LayerCall:
+    """One call of one Keras layer being converted: its config, its weights, and the
+    builder its IR nodes go to. Nodes are named after the layer (prefixed by the names of
+    the models it is nested in); errors name the file, the layer and its type."""
+
+    def __init__(
+        self,
+        builder: GraphBuilder,
+        scope: Sequence[LayerSpec],
+        source: Source,
+        store: WeightStore,
+    ):
+        self.builder = builder
+        self.scope = tuple(scope)
+        self.spec = self.scope[-1]
+        self.config = self.spec.config
+        self.source = source
+        self._store = store
+        self.name = "/".join(s.name for s in self.scope)
+
+    @property
+    def where(self) -> str:
+        return f"{self.source.path}: layer {self.name!r} ({self.spec.class_name})"
+
+    def unsupported(self, detail: str) -> UnsupportedError:
+        return UnsupportedError(f"{self.where}: {detail}")
+
+    def malformed(self, detail: str) -> ModelFormatError:
+        return ModelFormatError(f"{self.where}: {detail}")
+
+    def shape(self, value: str) -> tuple[int, ...]:
+        return self.builder.type_of(value).shape
+
+    def add(self, op: Op, inputs: Sequence[str], params: dict | None = None, suffix: str = "") -> str:
+        """Append an IR node named after the layer (plus ``_suffix``); returns its value."""
+        name = f"{self.name}_{suffix}" if suffix else self.name
+        try:
+            return self.builder.add(op, inputs, params, name=name)
+        except VerificationError as exc:  # e.g. an Add of tensors whose shapes differ
+            raise self.unsupported(str(exc)) from None
+
+    def weights(self, *expected: tuple[str, tuple[int, ...] | None]) -> list[np.ndarray]:
+        """The layer's weight arrays, checked against ``(label, shape)`` pairs in Keras's
+        order (``shape=None``: any)."""
+        try:
+            arrays = self._store.get(self.scope)
+        except (LookupError, OSError) as exc:
+            raise self.malformed(f"cannot read its weights: {exc}") from None
+        labels = ", ".join(label for label, _ in expected)
+        if len(arrays) != len(expected):
+            raise self.malformed(f"expected {len(expected)} weight arrays ({labels}), the file has {len(arrays)}")
+        for (label, shape), array in zip(expected, arrays):
+            if shape is not None and array.shape != tuple(shape):
+                raise self.malformed(f"weight {label} has shape {list(array.shape)}, expected {list(shape)}")
+        return arrays

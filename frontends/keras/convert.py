@@ -1,0 +1,109 @@
+"""Build the IR graph of a parsed Keras model: inputs, every layer call in dependency order
+(nested models inlined), outputs."""
+
+from __future__ import annotations
+
+from snnc.compiler.errors import ModelFormatError, UnsupportedError, VerificationError
+from snnc.compiler.graph import Graph, GraphBuilder
+from snnc.compiler.types import default_layout
+
+from .config import LayerSpec, ModelSpec, TensorRef, input_shape
+from .context import LayerCall, Source
+from .layers import CONVERTERS, SUPPORTED_LAYERS
+from .layout import Tensor, identity, image_perm, ir_shape, source_layout
+from .weights import WeightStore
+
+
+def convert_model(model: ModelSpec, store: WeightStore, source: Source) -> Graph:
+    """The verified float graph of ``model``, reading weights from ``store``."""
+    builder = GraphBuilder(model.name)
+    data_format = image_data_format(model)
+    feeds = {ref: _graph_input(builder, model.layer(ref.layer), data_format, source) for ref in model.inputs}
+    values = _convert_calls(builder, model, (), feeds, store, source)
+    for ref in model.outputs:
+        out = values[ref]
+        name = "output" if len(model.outputs) == 1 else f"output_{ref.layer}"
+        layout = source_layout(out.perm, builder.type_of(out.value).layout)
+        builder.output(out.value, name=name, source_layout=layout)
+    try:
+        return builder.build(meta=source.meta())
+    except VerificationError as exc:  # e.g. a softmax that is not the last layer
+        raise UnsupportedError(f"{source.path}: {exc}") from None
+
+
+def image_data_format(model: ModelSpec) -> str | None:
+    """The data_format of the model's image layers (the first one given), which decides
+    whether rank-3 inputs are HWC or CHW; None if no layer has one. Flatten's data_format
+    only says how it orders elements, so it does not count."""
+    for layer in model.layers:
+        if layer.model is not None:
+            found = image_data_format(layer.model)
+        else:
+            found = layer.config.get("data_format") if layer.class_name != "Flatten" else None
+        if found:
+            return found
+    return None
+
+
+def _graph_input(builder: GraphBuilder, layer: LayerSpec, data_format: str | None, source: Source) -> Tensor:
+    shape = input_shape(layer.config)
+    if shape is None:
+        raise ModelFormatError(f"{source.path}: input {layer.name!r} declares no shape")
+    per_example = shape[1:]  # the first dimension is the batch, even when fixed (often 1)
+    if not per_example or any(d is None for d in per_example):
+        raise UnsupportedError(
+            f"{source.path}: input {layer.name!r} has shape {shape}; snnc needs a fixed size for "
+            "every dimension but the batch"
+        )
+    perm = image_perm(data_format) if len(per_example) == 3 and data_format else identity(len(per_example))
+    value = builder.input(
+        layer.name,
+        ir_shape([int(d) for d in per_example], perm),
+        source_layout=source_layout(perm, default_layout(len(perm))),
+    )
+    return Tensor(value, perm)
+
+
+def _convert_calls(builder, model: ModelSpec, scope, feeds: dict, store, source) -> dict[TensorRef, Tensor]:
+    """Convert every call of every layer of ``model`` once its inputs exist (configs list
+    layers in call order except for shared layers); returns all tensors by reference."""
+    values: dict[TensorRef, Tensor] = dict(feeds)
+    pending = [(layer, i) for layer in model.layers for i in range(len(layer.calls))]
+    while pending:
+        ready = [(layer, i) for layer, i in pending if all(ref in values for ref in layer.calls[i])]
+        if not ready:
+            layer, i = pending[0]
+            missing = next(ref for ref in layer.calls[i] if ref not in values)
+            raise ModelFormatError(
+                f"{source.path}: layer {layer.name!r} reads output {missing.tensor} of call "
+                f"{missing.call} of layer {missing.layer!r}, which the model never computes"
+            )
+        for layer, i in ready:
+            outputs = _convert_call(builder, layer, [values[ref] for ref in layer.calls[i]], scope, store, source)
+            values.update({TensorRef(layer.name, i, k): out for k, out in enumerate(outputs)})
+        pending = [item for item in pending if item not in ready]
+    for ref in model.outputs:
+        if ref not in values:
+            raise ModelFormatError(f"{source.path}: model output {ref.layer!r} is never computed")
+    return values
+
+
+def _convert_call(builder, layer: LayerSpec, inputs: list[Tensor], scope, store, source) -> list[Tensor]:
+    scope = (*scope, layer)
+    if layer.model is not None:  # a nested model: inline its layers
+        inner = layer.model
+        if len(inputs) != len(inner.inputs):
+            raise ModelFormatError(
+                f"{source.path}: nested model {layer.name!r} takes {len(inner.inputs)} inputs, "
+                f"is called with {len(inputs)}"
+            )
+        values = _convert_calls(builder, inner, scope, dict(zip(inner.inputs, inputs)), store, source)
+        return [values[ref] for ref in inner.outputs]
+    call = LayerCall(builder, scope, source, store)
+    converter = CONVERTERS.get(layer.class_name)
+    if converter is None:
+        raise call.unsupported(f"layer type not supported; supported types: {', '.join(SUPPORTED_LAYERS)}")
+    try:
+        return [converter(call, inputs)]
+    except (KeyError, TypeError, ValueError) as exc:  # a config missing a key or with a bad value
+        raise call.malformed(f"malformed layer config ({type(exc).__name__}: {exc})") from exc
