@@ -65,23 +65,27 @@ def _graph_input(builder: GraphBuilder, layer: LayerSpec, data_format: str | Non
 
 
 def _convert_calls(builder, model: ModelSpec, scope, feeds: dict, store, source) -> dict[TensorRef, Tensor]:
-    """Convert every call of every layer of ``model`` once its inputs exist (configs list
-    layers in call order except for shared layers); returns all tensors by reference."""
+    """Convert every call of every layer of ``model``, in config order as far as inputs
+    allow (configs list layers in call order, except that a shared layer's later calls may
+    need layers listed after it); returns all tensors by reference."""
     values: dict[TensorRef, Tensor] = dict(feeds)
     pending = [(layer, i) for layer in model.layers for i in range(len(layer.calls))]
     while pending:
-        ready = [(layer, i) for layer, i in pending if all(ref in values for ref in layer.calls[i])]
-        if not ready:
-            layer, i = pending[0]
+        waiting = []
+        for layer, i in pending:
+            if all(ref in values for ref in layer.calls[i]):
+                outputs = _convert_call(builder, layer, [values[ref] for ref in layer.calls[i]], scope, store, source)
+                values.update({TensorRef(layer.name, i, k): out for k, out in enumerate(outputs)})
+            else:
+                waiting.append((layer, i))
+        if len(waiting) == len(pending):
+            layer, i = waiting[0]
             missing = next(ref for ref in layer.calls[i] if ref not in values)
             raise ModelFormatError(
                 f"{source.path}: layer {layer.name!r} reads output {missing.tensor} of call "
                 f"{missing.call} of layer {missing.layer!r}, which the model never computes"
             )
-        for layer, i in ready:
-            outputs = _convert_call(builder, layer, [values[ref] for ref in layer.calls[i]], scope, store, source)
-            values.update({TensorRef(layer.name, i, k): out for k, out in enumerate(outputs)})
-        pending = [item for item in pending if item not in ready]
+        pending = waiting
     for ref in model.outputs:
         if ref not in values:
             raise ModelFormatError(f"{source.path}: model output {ref.layer!r} is never computed")

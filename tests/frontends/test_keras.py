@@ -198,6 +198,14 @@ def shared_layers_two_outputs():
     return tf.keras.Model([a, b], [L.Add()([ya, yb]), L.Dense(2, activation="softmax")(yb)])
 
 
+def shared_layer_fed_by_a_later_layer():
+    """The config lists ``shared`` before ``middle``, but its second call reads ``middle``."""
+    shared = L.Dense(4, activation="relu", name="shared")
+    x = L.Input((4,))
+    y = shared(L.Dense(4, name="middle")(shared(x)))
+    return tf.keras.Model(x, y)
+
+
 def channels_first_lenet():
     return tf.keras.Sequential([
         L.Input((1, 12, 12)),
@@ -217,6 +225,7 @@ MODEL_CASES = {
     "concat_flat_and_image": concat_flat_and_image,
     "nested_sequential": nested_sequential,
     "shared_layers_two_outputs": shared_layers_two_outputs,
+    "shared_layer_fed_by_a_later_layer": shared_layer_fed_by_a_later_layer,
     "channels_first_lenet": channels_first_lenet,
 }
 
