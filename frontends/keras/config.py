@@ -72,7 +72,7 @@ class ModelSpec:
 def parse_model(data: dict, where: str) -> ModelSpec:
     """Normalize a model config ``{"class_name": ..., "config": ...}``; ``where`` names the
     file in error messages."""
-    class_name = data.get("class_name")
+    class_name = data["class_name"]
     if class_name not in MODEL_CLASSES:
         raise UnsupportedError(
             f"{where}: the model is a {class_name}, not a Sequential or functional Keras model "

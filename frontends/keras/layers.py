@@ -92,7 +92,7 @@ def keras_order(call: LayerCall, x: Tensor) -> str:
     return call.add(ops.Transpose(x.perm), [x.value], suffix="transpose")
 
 
-def channels_first(call: LayerCall, x: Tensor, axis: int) -> Tensor:
+def channel_axis_first(call: LayerCall, x: Tensor, axis: int) -> Tensor:
     """``x`` arranged so that Keras ``axis`` (a config axis argument) is IR axis 0, where
     per-channel ops (batch norm, affine) work."""
     k = keras_axis(axis, x.rank)
@@ -187,7 +187,7 @@ def _affine(call: LayerCall, x: Tensor, scale: np.ndarray, shift: np.ndarray, ax
         return Tensor(y, x.perm)
     if axis is None:
         raise call.unsupported(f"per-element parameters ({scale.size}) over the whole tensor; snnc supports per-channel ones")
-    x = channels_first(call, x, axis)
+    x = channel_axis_first(call, x, axis)
     channels = call.shape(x.value)[0]
     if {scale.size, shift.size} - {1, channels}:
         raise call.malformed(f"parameters of sizes {scale.size} and {shift.size} for {channels} channels")
@@ -413,7 +413,7 @@ def global_average_pooling2d(call, inputs):
 
 @converts("BatchNormalization")
 def batch_normalization(call, inputs):
-    x = channels_first(call, _single(call, inputs), _one_axis(call, call.config.get("axis", -1)))
+    x = channel_axis_first(call, _single(call, inputs), _one_axis(call, call.config.get("axis", -1)))
     c = (call.shape(x.value)[0],)
     scale, center = call.config.get("scale", True), call.config.get("center", True)
     expected = [("gamma", c)] * scale + [("beta", c)] * center + [("moving_mean", c), ("moving_variance", c)]

@@ -252,21 +252,36 @@ def test_savedmodel_layer(case, tmp_path, rng):
     assert_matches_keras(model, save(model, tmp_path, "savedmodel"), rng)
 
 
-def test_normalization_invert(tmp_path, rng):
-    """tf 2.12 leaves ``invert`` out of the config (Keras 3 saves it): add it to the file."""
+def edit_h5_config(path, edit):
+    """Change the model config stored in an .h5 file: for what tf 2.12 cannot write."""
     import json
 
     import h5py
 
-    mean, variance = np.array([0.5, -1.0, 2.0]), np.array([4.0, 0.25, 1.0])
-    path = save(functional((3,), L.Normalization(mean=mean, variance=variance)), tmp_path, "h5")
     with h5py.File(path, "r+") as f:
         config = json.loads(f.attrs["model_config"])
-        config["config"]["layers"][1]["config"]["invert"] = True
+        edit(config["config"]["layers"])
         f.attrs["model_config"] = json.dumps(config)
+
+
+def test_normalization_invert(tmp_path, rng):
+    """tf 2.12 leaves ``invert`` out of the config (Keras 3 saves it)."""
+    mean, variance = np.array([0.5, -1.0, 2.0]), np.array([4.0, 0.25, 1.0])
+    path = save(functional((3,), L.Normalization(mean=mean, variance=variance)), tmp_path, "h5")
+    edit_h5_config(path, lambda layers: layers[1]["config"].update(invert=True))
     x = rng.normal(size=(4, 3))
-    got = run_model(load_model(path), x)["output"]
-    np.testing.assert_allclose(got, mean + x * np.sqrt(variance), **TOL)
+    np.testing.assert_allclose(run_model(load_model(path), x)["output"], mean + x * np.sqrt(variance), **TOL)
+
+
+def test_relu6_activation(tmp_path, rng):
+    """Keras 3's ``activation="relu6"`` (tf 2.12 has no such activation name)."""
+    model = randomize(functional((6,), L.Dense(8)), rng)
+    path = save(model, tmp_path, "h5")
+    edit_h5_config(path, lambda layers: layers[1]["config"].update(activation="relu6"))
+    x = 10 * rng.normal(size=(4, 6)).astype(np.float32)
+    expected = np.clip(model.predict(x, verbose=0), 0, 6)
+    assert 0 < np.mean(expected == 6) < 1
+    np.testing.assert_allclose(run_model(load_model(path), x)["output"], expected, **TOL)
 
 
 def test_keras_suffix_holding_hdf5(tmp_path, rng):
