@@ -60,7 +60,9 @@ def load_savedmodel(path) -> Graph:
         model = tf.keras.models.load_model(str(path), compile=False)
     except Exception as exc:  # TensorFlow raises many types here; all mean "cannot load"
         message = " ".join(str(exc).split())[:300]
-        raise ModelFormatError(f"{path}: TensorFlow cannot load this SavedModel ({type(exc).__name__}: {message})") from None
+        raise ModelFormatError(
+            f"{path}: TensorFlow cannot load this SavedModel ({type(exc).__name__}: {message})"
+        ) from None
     try:
         config = json.loads(model.to_json())
     except NotImplementedError:

@@ -183,10 +183,12 @@ def _affine(call: LayerCall, x: Tensor, scale: np.ndarray, shift: np.ndarray, ax
     scale, shift = scale.reshape(-1), shift.reshape(-1)
     if scale.size == 1 and shift.size == 1:
         channels = call.shape(x.value)[0]
-        y = call.add(ops.Affine(), [x.value], {"scale": np.full(channels, scale[0]), "shift": np.full(channels, shift[0])})
-        return Tensor(y, x.perm)
+        params = {"scale": np.full(channels, scale[0]), "shift": np.full(channels, shift[0])}
+        return Tensor(call.add(ops.Affine(), [x.value], params), x.perm)
     if axis is None:
-        raise call.unsupported(f"per-element parameters ({scale.size}) over the whole tensor; snnc supports per-channel ones")
+        raise call.unsupported(
+            f"{scale.size} parameters over the whole tensor; snnc supports scalars or one per channel"
+        )
     x = channel_axis_first(call, x, axis)
     channels = call.shape(x.value)[0]
     if {scale.size, shift.size} - {1, channels}:

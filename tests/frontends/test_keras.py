@@ -7,7 +7,6 @@ import tensorflow as tf
 
 from snnc.compiler import load_model, run_model
 from snnc.compiler.cli import main
-from snnc.compiler.errors import ModelFormatError, UnsupportedError
 from snnc.frontends.keras import SUPPORTED_LAYERS
 
 L = tf.keras.layers
@@ -83,7 +82,9 @@ LAYER_CASES = {
     "dense_relu": lambda: functional((6,), L.Dense(5, activation="relu")),
     "dense_no_bias_softmax": lambda: functional((6,), L.Dense(4, use_bias=False, activation="softmax")),
     "conv2d_valid": lambda: functional(IMG, L.Conv2D(4, 3)),
-    "conv2d_same_asymmetric": lambda: functional(IMG, L.Conv2D(4, (3, 4), strides=2, padding="same", activation="relu")),
+    "conv2d_same_asymmetric": lambda: functional(
+        IMG, L.Conv2D(4, (3, 4), strides=2, padding="same", activation="relu")
+    ),
     "conv2d_dilation": lambda: functional(IMG, L.Conv2D(3, 3, dilation_rate=2, padding="same")),
     "conv2d_groups": lambda: functional((6, 6, 4), L.Conv2D(6, 3, groups=2, use_bias=False)),
     "conv2d_channels_first": lambda: functional(IMG_CF, L.Conv2D(4, 3, strides=2, padding="same", **CF)),
@@ -111,7 +112,9 @@ LAYER_CASES = {
     "activation_relu": lambda: functional(IMG, L.Activation("relu")),
     "activation_softmax": lambda: functional((6,), L.Activation("softmax")),
     "softmax_image": lambda: functional(IMG, L.Softmax()),
-    "dropouts_removed": lambda: functional(IMG, L.Dropout(0.5), L.SpatialDropout2D(0.5), L.GaussianNoise(1.0), L.ActivityRegularization()),
+    "dropouts_removed": lambda: functional(
+        IMG, L.Dropout(0.5), L.SpatialDropout2D(0.5), L.GaussianNoise(1.0), L.ActivityRegularization()
+    ),
     "zero_padding": lambda: functional(IMG, L.ZeroPadding2D(((1, 2), (0, 3)))),
     "zero_padding_channels_first": lambda: functional(IMG_CF, L.ZeroPadding2D(1, **CF)),
     "rescaling": lambda: functional(IMG, L.Rescaling(1 / 255.0, offset=-0.5)),
@@ -156,8 +159,7 @@ def sequential_cnn():
 
 
 def sequential_without_input_layer():
-    model = tf.keras.Sequential([L.Conv2D(4, 3, input_shape=(8, 8, 1)), L.Flatten(), L.Dense(3)])
-    return model
+    return tf.keras.Sequential([L.Conv2D(4, 3, input_shape=(8, 8, 1)), L.Flatten(), L.Dense(3)])
 
 
 def residual_concat():
@@ -181,7 +183,9 @@ def concat_flat_and_image():
 
 
 def nested_sequential():
-    inner = tf.keras.Sequential([L.Input((6, 6, 4)), L.Conv2D(4, 3, padding="same"), L.BatchNormalization(), L.ReLU()], name="block")
+    inner = tf.keras.Sequential(
+        [L.Input((6, 6, 4)), L.Conv2D(4, 3, padding="same"), L.BatchNormalization(), L.ReLU()], name="block"
+    )
     x = L.Input((6, 6, 3))
     y = L.Conv2D(4, 1)(x)
     y = inner(y)
