@@ -70,7 +70,7 @@ def load_savedmodel(path) -> Graph:
             f"{path}: a subclassed Keras model ({type(model).__name__}) has no config; snnc reads "
             "Sequential and functional models"
         ) from None
-    source = Source(path, "savedmodel", backend="tensorflow")  # the writer's Keras version is not recorded here
+    source = Source(path, "savedmodel", backend="tensorflow")  # (writer's Keras version: not read)
     return _convert(config, LiveModelWeights(model), source)
 
 
