@@ -45,3 +45,14 @@ def mnist_test(shared_data):
     x = load_idx_images(folder / "t10k-images-idx3-ubyte.gz").astype(np.float32) / 255.0
     y = load_idx_labels(folder / "t10k-labels-idx1-ubyte.gz")
     return x, y
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--update-golden", action="store_true", help="rewrite the golden IR dumps under tests/golden"
+    )
+
+
+@pytest.fixture
+def update_golden(request) -> bool:
+    return request.config.getoption("--update-golden")

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from snnc.compiler import load_model, run_model
-from snnc.compiler.errors import UnsupportedError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "keras3"
-MODELS = ["seq_cnn", "func_residual", "func_norm_dense", "channels_first_cnn", "nested"]
+MODELS = ["seq_cnn", "func_residual", "func_norm_dense", "channels_first_cnn", "nested", "func_multi_io"]
 
 
 def inputs_and_outputs(name):
@@ -31,12 +30,3 @@ def test_matches_keras3(name, suffix):
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
 
-
-@pytest.mark.parametrize("suffix", [".keras", ".h5"])
-def test_tanh_is_unsupported(suffix):
-    """func_multi_io has a Dense(5, activation='tanh'), outside the op set."""
-    path = FIXTURES / f"func_multi_io{suffix}"
-    with pytest.raises(UnsupportedError) as info:
-        load_model(path)
-    message = str(info.value)
-    assert str(path) in message and "'tanh'" in message and "(Dense)" in message and "relu" in message
