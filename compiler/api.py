@@ -45,18 +45,9 @@ def source_shape(graph: Graph, input_name: str) -> tuple[int, ...]:
 
 def to_ir_layout(graph: Graph, inputs) -> dict[str, np.ndarray]:
     """Batched inputs in the source model's layout -> the IR's, checking shapes."""
-    names = [n.name for n in graph.inputs]
-    if isinstance(inputs, Mapping):
-        arrays = dict(inputs)
-    else:
-        seq = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
-        arrays = dict(zip(names, seq)) if len(seq) == len(names) else {}
-        if not arrays:
-            raise DataError(f"model takes {len(names)} inputs, got {len(seq)}")
+    arrays = interpreter.name_inputs(graph, inputs)
     out = {}
     for node in graph.inputs:
-        if node.name not in arrays:
-            raise DataError(f"no data for input {node.name} (inputs: {', '.join(names)})")
         x = np.asarray(arrays[node.name])
         want = source_shape(graph, node.name)
         if x.ndim != len(want) + 1 or x.shape[1:] != want:

@@ -69,13 +69,9 @@ def cmd_run(args) -> int:
 
     graph = load_model(args.model)
     inputs = load_inputs(args.input, [n.name for n in graph.inputs])
-    outputs = run_model(graph, inputs, batch_size=args.batch_size, progress=_show_progress(args))
+    outputs = run_model(graph, inputs, batch_size=args.batch_size, progress=None)
     save_outputs(args.output, outputs)
     return EXIT_OK
-
-
-def _show_progress(args) -> bool:
-    return not getattr(args, "json", False) and sys.stderr.isatty()
 
 
 # ----------------------------------------------------------------------------- parser

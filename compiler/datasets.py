@@ -40,14 +40,6 @@ def load_idx(path) -> np.ndarray:
     return np.frombuffer(body, dtype=dtype).reshape(dims)
 
 
-def load_idx_images(path) -> np.ndarray:
-    return load_idx(path)
-
-
-def load_idx_labels(path) -> np.ndarray:
-    return load_idx(path).astype(np.int64)
-
-
 def _load_array_file(path: Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.exists():

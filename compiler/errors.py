@@ -27,11 +27,3 @@ class ParseError(SnncError):
 
 class DataError(SnncError):
     """Input data of the wrong shape, type or content."""
-
-
-class PassError(SnncError):
-    """A compiler pass that failed; names the pass and the node."""
-
-
-class BuildError(SnncError):
-    """A backend that cannot lower a graph (a missing op, a resource limit)."""

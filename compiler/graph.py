@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import VerificationError
-from .ops import FLOAT, Input, Op, Output
+from .ops import FLOAT, Input, Op, OpTypeError, Output
 from .types import DTYPES, TensorType
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -205,8 +205,6 @@ class GraphBuilder:
         meta: Mapping | None = None,
     ) -> str:
         """Append ``op(inputs)``; returns the new value's name."""
-        from .ops import OpTypeError
-
         inputs = tuple(inputs)
         name = self.unique_name(name or op.NAME)
         try:

@@ -49,11 +49,6 @@ def _windows(x: np.ndarray, kernel, stride, dilation=(1, 1)) -> np.ndarray:
     return win[:, :, :: stride[0], :: stride[1], ::dh, ::dw]
 
 
-@evaluates(ops.Input)
-def _input(node, xs):
-    raise AssertionError("inputs are bound, not evaluated")
-
-
 @evaluates(ops.Output)
 def _output(node, xs):
     return xs[0]
@@ -171,20 +166,24 @@ def _softmax(node, xs):
 # ----------------------------------------------------------------------------- running
 
 
-def bind_inputs(graph: Graph, inputs) -> dict[str, np.ndarray]:
-    """Map ``inputs`` (one array, a list in input order, or a dict by name) to input names,
-    checking each array's per-example shape against the graph's input type."""
+def name_inputs(graph: Graph, inputs) -> dict[str, np.ndarray]:
+    """``inputs`` (one array, a list in input order, or a dict by name) by input name."""
     names = [n.name for n in graph.inputs]
     if isinstance(inputs, Mapping):
         missing = [n for n in names if n not in inputs]
         if missing:
-            raise DataError(f"no data for input %{missing[0]} (inputs: {', '.join(names)})")
-        arrays = {n: inputs[n] for n in names}
-    else:
-        seq = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
-        if len(seq) != len(names):
-            raise DataError(f"graph {graph.name} takes {len(names)} inputs, got {len(seq)}")
-        arrays = dict(zip(names, seq))
+            raise DataError(f"no data for input {missing[0]} (inputs: {', '.join(names)})")
+        return {n: inputs[n] for n in names}
+    seq = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
+    if len(seq) != len(names):
+        raise DataError(f"graph {graph.name} takes {len(names)} inputs, got {len(seq)}")
+    return dict(zip(names, seq))
+
+
+def bind_inputs(graph: Graph, inputs) -> dict[str, np.ndarray]:
+    """:func:`name_inputs`, checking each array's per-example shape against the graph's
+    input type and that all inputs have one batch size."""
+    arrays = name_inputs(graph, inputs)
     batch = None
     for name, array in arrays.items():
         want = graph.node(name).type.shape

@@ -37,13 +37,13 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def mnist_test(shared_data):
     """The 10,000 MNIST test images as float32 (N, 28, 28) in [0, 1], and their labels."""
-    from snnc.compiler.datasets import load_idx_images, load_idx_labels
+    from snnc.compiler.datasets import load_idx
 
     folder = shared_data / "mnist"
     if not folder.is_dir():
         pytest.skip("MNIST is absent from the shared data")
-    x = load_idx_images(folder / "t10k-images-idx3-ubyte.gz").astype(np.float32) / 255.0
-    y = load_idx_labels(folder / "t10k-labels-idx1-ubyte.gz")
+    x = load_idx(folder / "t10k-images-idx3-ubyte.gz").astype(np.float32) / 255.0
+    y = load_idx(folder / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
     return x, y
 
 

@@ -114,6 +114,7 @@ def test_corrupt_ir_text_and_object_arrays(ir_model, tmp_path, capsys):
     bad.with_suffix(".npz").write_bytes(ir_model.with_suffix(".npz").read_bytes())
     assert main(["dump", str(bad)]) == 2
     assert "bad.ir: %relu = relu: input %nowhere is not defined" in one_error_line(capsys)
+    # a file that only pickle can read: snnc must refuse it, so the test has to write one
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     assert main(["run", str(ir_model), "--input", str(tmp_path / "objects.npy"), "-o", str(tmp_path / "y.npy")]) == 2
     assert "objects.npy" in one_error_line(capsys)  # refused: loading it would need pickle

@@ -140,18 +140,25 @@ def test_weight_shape_mismatch(h5_model):
     raises(ModelFormatError, h5_model, "layer 'fc' (Dense)", "weight kernel has shape [48, 4], expected [48, 5]")
 
 
-def test_missing_archive_weights(keras_model, tmp_path):
-    path = tmp_path / "emptied.keras"
-    with zipfile.ZipFile(keras_model) as src, zipfile.ZipFile(path, "w") as dst:
+def rewrite_archive(src_path, dst_path, member: str, edit) -> None:
+    """Copy a zip archive, passing the bytes of ``member`` through ``edit``."""
+    with zipfile.ZipFile(src_path) as src, zipfile.ZipFile(dst_path, "w") as dst:
         for name in src.namelist():
             data = src.read(name)
-            if name == "model.weights.h5":
-                weights = tmp_path / "w.h5"
-                weights.write_bytes(data)
-                with h5py.File(weights, "r+") as f:
-                    del f["_layer_checkpoint_dependencies/dense/vars/1"]
-                data = weights.read_bytes()
-            dst.writestr(name, data)
+            dst.writestr(name, edit(data) if name == member else data)
+
+
+def test_missing_archive_weights(keras_model, tmp_path):
+    path = tmp_path / "emptied.keras"
+
+    def drop_bias(data: bytes) -> bytes:
+        weights = tmp_path / "w.h5"
+        weights.write_bytes(data)
+        with h5py.File(weights, "r+") as f:
+            del f["_layer_checkpoint_dependencies/dense/vars/1"]
+        return weights.read_bytes()
+
+    rewrite_archive(keras_model, path, "model.weights.h5", drop_bias)
     raises(ModelFormatError, path, "layer 'fc' (Dense)", "expected 2 weight arrays (kernel, bias), the file has 1")
 
 
@@ -199,14 +206,13 @@ def test_registered_custom_layer(tmp_path):
 def test_custom_class_with_a_builtin_name(keras_model, tmp_path):
     """Keras 3 records each layer's module: a user's class called Dense is not Keras's."""
     path = tmp_path / "custom.keras"
-    with zipfile.ZipFile(keras_model) as src, zipfile.ZipFile(path, "w") as dst:
-        for name in src.namelist():
-            data = src.read(name)
-            if name == "config.json":
-                config = json.loads(data)
-                config["config"]["layers"][1]["module"] = "my_project.layers"
-                data = json.dumps(config)
-            dst.writestr(name, data)
+
+    def mark_custom(data: bytes) -> str:
+        config = json.loads(data)
+        config["config"]["layers"][1]["module"] = "my_project.layers"
+        return json.dumps(config)
+
+    rewrite_archive(keras_model, path, "config.json", mark_custom)
     raises(UnsupportedError, path, "layer 'fc' is a custom class", "my_project.layers")
 
 
