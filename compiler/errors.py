@@ -27,3 +27,11 @@ class ParseError(SnncError):
 
 class DataError(SnncError):
     """Input data of the wrong shape, type or content."""
+
+
+class PassError(SnncError):
+    """A compiler pass that cannot do its work; names the pass and the node."""
+
+
+class BuildError(SnncError):
+    """A backend that cannot build a graph (an op it does not lower, a limit it cannot meet)."""

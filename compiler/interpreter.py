@@ -29,8 +29,10 @@ def evaluates(op_type):
     return register
 
 
-def _p(node: Node, key: str) -> np.ndarray:
-    return node.params[key].astype(np.float64)
+def _p(node: Node, key: str, like: np.ndarray | None = None) -> np.ndarray:
+    """A parameter in the precision of the values it meets (float64 unless ``like`` says)."""
+    dtype = like.dtype if like is not None and like.dtype == np.float32 else np.float64
+    return node.params[key].astype(dtype)
 
 
 def _pad(x: np.ndarray, pads, value: float) -> np.ndarray:
@@ -56,14 +58,14 @@ def _output(node, xs):
 
 @evaluates(ops.Dense)
 def _dense(node, xs):
-    return xs[0] @ _p(node, "weight").T + _p(node, "bias")
+    return xs[0] @ _p(node, "weight", xs[0]).T + _p(node, "bias", xs[0])
 
 
 @evaluates(ops.Conv2d)
 def _conv2d(node, xs):
     op = node.op
     x = _pad(xs[0], op.pads, 0.0)
-    w = _p(node, "weight")
+    w = _p(node, "weight", x)
     win = _windows(x, op.kernel, op.stride, op.dilation)  # N, C, Ho, Wo, kh, kw
     g = op.groups
     cg, fg = x.shape[1] // g, op.filters // g
@@ -73,25 +75,38 @@ def _conv2d(node, xs):
         xk = win[:, k * cg : (k + 1) * cg]
         outs.append(np.tensordot(xk, wk, axes=([1, 4, 5], [1, 2, 3])))  # N, Ho, Wo, fg
     y = np.concatenate(outs, axis=-1) if g > 1 else outs[0]
-    return y.transpose(0, 3, 1, 2) + _p(node, "bias")[None, :, None, None]
+    return y.transpose(0, 3, 1, 2) + _p(node, "bias", x)[None, :, None, None]
+
+
+def _window_reduce(x: np.ndarray, kernel, stride, out_hw, reduce) -> np.ndarray:
+    """Reduce each pooling window by looping over the kh*kw offsets: each offset is one
+    strided slice, so the work stays vectorized (a reduction over a window view is slow)."""
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
+    result = None
+    for u in range(kh):
+        for v in range(kw):
+            part = x[:, :, u : u + sh * (ho - 1) + 1 : sh, v : v + sw * (wo - 1) + 1 : sw]
+            result = part.copy() if result is None else reduce(result, part, out=result)
+    return result
 
 
 @evaluates(ops.AvgPool2d)
 def _avg_pool(node, xs):
     op = node.op
     x = xs[0]
-    sums = _windows(_pad(x, op.pads, 0.0), op.kernel, op.stride).sum(axis=(4, 5))
+    out_hw = node.type.shape[1:]
+    sums = _window_reduce(_pad(x, op.pads, 0.0), op.kernel, op.stride, out_hw, np.add)
     if op.count_include_pad or not any(op.pads):
         return sums / (op.kernel[0] * op.kernel[1])
-    ones = _pad(np.ones((1, 1, *x.shape[2:])), op.pads, 0.0)
-    counts = _windows(ones, op.kernel, op.stride).sum(axis=(4, 5))
+    ones = _pad(np.ones((1, 1, *x.shape[2:]), dtype=x.dtype), op.pads, 0.0)
+    counts = _window_reduce(ones, op.kernel, op.stride, out_hw, np.add)
     return sums / counts
 
 
 @evaluates(ops.MaxPool2d)
 def _max_pool(node, xs):
     op = node.op
-    return _windows(_pad(xs[0], op.pads, -np.inf), op.kernel, op.stride).max(axis=(4, 5))
+    return _window_reduce(_pad(xs[0], op.pads, -np.inf), op.kernel, op.stride, node.type.shape[1:], np.maximum)
 
 
 @evaluates(ops.GlobalAvgPool)
@@ -132,7 +147,7 @@ def _batch_norm(node, xs):
 @evaluates(ops.Affine)
 def _affine(node, xs):
     r = xs[0].ndim - 1
-    return xs[0] * _per_channel(_p(node, "scale"), r) + _per_channel(_p(node, "shift"), r)
+    return xs[0] * _per_channel(_p(node, "scale", xs[0]), r) + _per_channel(_p(node, "shift", xs[0]), r)
 
 
 @evaluates(ops.ReLU)
@@ -214,6 +229,11 @@ def run(
     """
     from .progress import progress as progress_bar
 
+    if graph.stage != ops.FLOAT:
+        raise SnncError(
+            f"graph {graph.name} is a {graph.stage} graph; the float interpreter runs float graphs "
+            "(spiking graphs run with snnc.compiler.simulate)"
+        )
     arrays = bind_inputs(graph, inputs)
     n = next(iter(arrays.values())).shape[0]
     wanted = [node.name for node in graph.nodes] if keep else [node.name for node in graph.outputs]

@@ -13,8 +13,12 @@ Conventions (batch dimension excluded everywhere):
 - ``conv2d`` weights are ``(filters, in_channels / groups, kh, kw)`` and the op is a
   cross-correlation (as in Keras, ONNX and PyTorch).
 
-Spiking and integer ops (neurons, quantized synapses) join this module in later stages;
-the text format, the verifier and the interpreter find ops through :data:`OPS`.
+Spiking graphs: every value is a sequence over time steps ``t = 1..T``. Inputs are presented
+unchanged at every step; linear ops (``LINEAR_STAGES``) apply to each step's values, turning
+spikes into float currents; stateful ops (neurons, the max-pool gate, the readout) keep state
+from step to step, starting from the state their attributes give. Integer ops (quantized
+synapses) join this module in a later stage; the text format, the verifier and the
+interpreters find ops through :data:`OPS`.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from .types import TensorType
 
 FLOAT, SPIKING, INTEGER = "float", "spiking", "integer"
 STAGES = (FLOAT, SPIKING, INTEGER)
+#: linear ops: in a spiking graph they act on each time step's values (spikes or currents)
+LINEAR_STAGES = (FLOAT, SPIKING)
 
 OPS: dict[str, type["Op"]] = {}
 
@@ -71,6 +77,11 @@ def _plain(value):
     if hasattr(value, "item") and callable(value.item):  # NumPy scalar
         return value.item()
     return value
+
+
+def current(t: TensorType) -> TensorType:
+    """The type of a weighted sum of ``t``: spikes summed with weights are a float current."""
+    return TensorType(t.shape, "f32", t.layout) if t.dtype == "spike" else t
 
 
 def _expect_rank(t: TensorType, rank: int, op: str) -> None:
@@ -140,6 +151,7 @@ class Dense(Op):
     """Fully connected layer: ``y = W x + b``, ``W: (units, in)``, ``b: (units,)``."""
 
     NAME: ClassVar[str] = "dense"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = LINEAR_STAGES
 
     units: int
 
@@ -148,7 +160,7 @@ class Dense(Op):
 
     def infer_type(self, inputs):
         _expect_rank(inputs[0], 1, self.NAME)
-        return TensorType((self.units,), inputs[0].dtype)
+        return TensorType((self.units,), current(inputs[0]).dtype)
 
 
 @register
@@ -159,6 +171,7 @@ class Conv2d(Op):
     over the input channels of the filter's group ``g(f)``; ``W: (F, C/G, kh, kw)``."""
 
     NAME: ClassVar[str] = "conv2d"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = LINEAR_STAGES
 
     filters: int
     kernel: tuple[int, int]
@@ -182,7 +195,7 @@ class Conv2d(Op):
         pt, pl, pb, pr = self.pads
         ho = _window_out(h, self.kernel[0], self.stride[0], pt + pb, self.dilation[0])
         wo = _window_out(w, self.kernel[1], self.stride[1], pl + pr, self.dilation[1])
-        return TensorType((self.filters, ho, wo), x.dtype, "CHW")
+        return TensorType((self.filters, ho, wo), current(x).dtype, "CHW")
 
 
 @register
@@ -192,6 +205,7 @@ class AvgPool2d(Op):
     ``count_include_pad`` (Keras ``same`` pooling and ONNX's default exclude them)."""
 
     NAME: ClassVar[str] = "avg_pool2d"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = LINEAR_STAGES
 
     kernel: tuple[int, int]
     stride: tuple[int, int]
@@ -199,7 +213,7 @@ class AvgPool2d(Op):
     count_include_pad: bool = False
 
     def infer_type(self, inputs):
-        return _pool_type(self, inputs[0])
+        return current(_pool_type(self, inputs[0]))
 
 
 @register
@@ -223,6 +237,7 @@ class GlobalAvgPool(Op):
     """Mean over H and W: ``(C,H,W) -> (C,)``, or ``(C,1,1)`` with ``keepdims``."""
 
     NAME: ClassVar[str] = "global_avg_pool"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = LINEAR_STAGES
 
     keepdims: bool = False
 
@@ -230,7 +245,7 @@ class GlobalAvgPool(Op):
         x = inputs[0]
         _expect_image(x, self.NAME)
         shape = (x.shape[0], 1, 1) if self.keepdims else (x.shape[0],)
-        return TensorType(shape, x.dtype)
+        return TensorType(shape, current(x).dtype)
 
 
 @register
@@ -239,6 +254,7 @@ class Reshape(Op):
     """Same elements in row-major order, new shape (``flatten`` is ``shape=[n]``)."""
 
     NAME: ClassVar[str] = "reshape"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = LINEAR_STAGES
 
     shape: tuple[int, ...]
 
@@ -255,6 +271,7 @@ class Transpose(Op):
     """Permute the axes: output axis ``i`` is input axis ``perm[i]``."""
 
     NAME: ClassVar[str] = "transpose"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = LINEAR_STAGES
 
     perm: tuple[int, ...]
 
@@ -273,6 +290,7 @@ class Pad2d(Op):
     """Constant padding of H and W: ``pads = (top, left, bottom, right)``."""
 
     NAME: ClassVar[str] = "pad2d"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = LINEAR_STAGES
 
     pads: tuple[int, int, int, int]
     value: float = 0.0
@@ -311,13 +329,14 @@ class Affine(Op):
     Rescaling/Normalization and ONNX Mul/Div/Add/Sub by constants."""
 
     NAME: ClassVar[str] = "affine"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = LINEAR_STAGES
 
     def param_shapes(self, inputs):
         c = (inputs[0].shape[0],)
         return {"scale": c, "shift": c}
 
     def infer_type(self, inputs):
-        return inputs[0]
+        return current(inputs[0])
 
 
 @register
@@ -343,6 +362,7 @@ class Add(Op):
     """Elementwise sum of two or more inputs of the same type (residual connections)."""
 
     NAME: ClassVar[str] = "add"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = LINEAR_STAGES
     ARITY: ClassVar[int | None] = None
 
     def infer_type(self, inputs):
@@ -350,7 +370,7 @@ class Add(Op):
         for t in inputs[1:]:
             if t.shape != first.shape:
                 raise OpTypeError(f"add of different shapes: {', '.join(str(t) for t in inputs)}")
-        return first
+        return current(first)
 
 
 @register
@@ -359,6 +379,7 @@ class Concat(Op):
     """Join inputs along ``axis`` (0 = channels for images)."""
 
     NAME: ClassVar[str] = "concat"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = LINEAR_STAGES
     ARITY: ClassVar[int | None] = None
 
     axis: int = 0
@@ -376,7 +397,8 @@ class Concat(Op):
                 )
         shape = list(first.shape)
         shape[self.axis] = sum(t.shape[self.axis] for t in inputs)
-        return TensorType(tuple(shape), first.dtype, first.layout)
+        dtype = first.dtype if all(t.dtype == first.dtype for t in inputs) else current(first).dtype
+        return TensorType(tuple(shape), dtype, first.layout)
 
 
 @register
@@ -394,3 +416,120 @@ class Softmax(Op):
             raise OpTypeError(f"softmax axis {self.axis} out of range for {x}")
         return x
 
+
+
+# ----------------------------------------------------------------------------- spiking ops
+
+RESETS = ("subtract", "zero")
+
+
+def _spikes_like(x: TensorType) -> TensorType:
+    return TensorType(x.shape, "spike", x.layout)
+
+
+def _expect_positive(op: Op, *names: str) -> None:
+    for name in names:
+        if not getattr(op, name) > 0:
+            raise OpTypeError(f"{op.NAME} {name} must be positive, got {getattr(op, name)}")
+
+
+@register
+@dataclass(frozen=True)
+class IfNeuron(Op):
+    """Integrate-and-fire neurons, one per element, at each time step ``t``::
+
+        v_t = v_{t-1} + gain * x_t                   (v_0 = v_init)
+        s_t = 1 if v_t >= threshold else 0           (at most one spike per step)
+        v_t = v_t - s_t * threshold                  (reset="subtract", Rueckauer et al. 2017)
+            | 0 where s_t                            (reset="zero")
+        y_t = amplitude * s_t
+
+    The membrane is not bounded below, so negative input cancels earlier positive input.
+    Over T steps the mean output approaches ``amplitude * gain * relu(x) / threshold``,
+    capped at ``amplitude`` (one spike per step)."""
+
+    NAME: ClassVar[str] = "if_neuron"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (SPIKING,)
+
+    threshold: float = 1.0
+    gain: float = 1.0
+    reset: str = "subtract"
+    v_init: float = 0.0
+    amplitude: float = 1.0
+
+    def infer_type(self, inputs):
+        _expect_positive(self, "threshold", "gain", "amplitude")
+        if self.reset not in RESETS:
+            raise OpTypeError(f"if_neuron reset must be one of {', '.join(RESETS)}, got {self.reset!r}")
+        return _spikes_like(inputs[0])
+
+
+@register
+@dataclass(frozen=True)
+class LifNeuron(Op):
+    """Leaky integrate-and-fire neurons, exactly as ``nengo.LIF`` steps them (dt in seconds),
+    with input current ``J = gain * x_t + bias``::
+
+        r  = r - dt ;  dt_eff = clip(dt - r, 0, dt)               (r: refractory time left)
+        v  = v - (J - v) * expm1(-dt_eff / tau_rc)
+        s  = v > 1 ;  t_s = dt + tau_rc * log1p(-(v - 1) / (J - 1))   where s
+        v  = max(v, 0) ;  v = 0 where s ;  r = tau_ref + t_s where s
+        y_t = amplitude * s
+
+    The firing rate for constant J > 1 is ``1 / (tau_ref + tau_rc * log1p(1 / (J - 1)))`` Hz
+    (Hunsberger & Eliasmith 2015); ``bias = 1`` puts the firing threshold at ``x = 0``."""
+
+    NAME: ClassVar[str] = "lif_neuron"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (SPIKING,)
+
+    tau_rc: float = 0.02
+    tau_ref: float = 0.002
+    dt: float = 0.001
+    gain: float = 1.0
+    bias: float = 1.0
+    amplitude: float = 1.0
+
+    def infer_type(self, inputs):
+        _expect_positive(self, "tau_rc", "dt", "gain", "amplitude")
+        if self.tau_ref < 0:
+            raise OpTypeError(f"lif_neuron tau_ref must not be negative, got {self.tau_ref}")
+        return _spikes_like(inputs[0])
+
+
+@register
+@dataclass(frozen=True)
+class SpikeMaxPool2d(Op):
+    """Spiking max-pool gate (SNN Toolbox's online max): in each window the input element
+    with the largest accumulated input ``sum_{s<=t} x_s`` passes its value ``x_t``; ties go to
+    the first element in row-major window order. On spikes this passes the spike train of
+    the input neuron that has fired most so far."""
+
+    NAME: ClassVar[str] = "spike_max_pool2d"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (SPIKING,)
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def infer_type(self, inputs):
+        return _pool_type(self, inputs[0])
+
+
+@register
+@dataclass(frozen=True)
+class Readout(Op):
+    """Time-averaged output: ``y_T = (1/T) sum_{t=1..T} x_t``. On a layer's current this is
+    the accumulated membrane of a non-leaky integrator without threshold, divided by T; on
+    spikes it is the spike count times the amplitude, divided by T."""
+
+    NAME: ClassVar[str] = "readout"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (SPIKING,)
+
+    def infer_type(self, inputs):
+        return current(inputs[0])
+
+
+#: ops that carry state from one time step to the next
+STATEFUL_OPS = (IfNeuron, LifNeuron, SpikeMaxPool2d, Readout)
+#: neuron populations (what firing-rate statistics and backends count as neurons)
+NEURON_OPS = (IfNeuron, LifNeuron)

@@ -44,7 +44,7 @@ def _check_node(graph: Graph, node: Node, types: dict) -> None:
     if not NAME_RE.fullmatch(node.name):
         raise _fail(node, "value names are letters, digits and underscores")
     if graph.stage not in op.ALLOWED_STAGES:
-        raise _fail(node, f"not allowed in a {graph.stage} graph (allowed in: {', '.join(op.ALLOWED_STAGES)})")
+        raise _fail(node, f"not allowed in {graph.stage} graphs (allowed in: {', '.join(op.ALLOWED_STAGES)})")
     arity_ok = len(node.inputs) >= 2 if op.ARITY is None else len(node.inputs) == op.ARITY
     if not arity_ok:
         want = "two or more" if op.ARITY is None else str(op.ARITY)

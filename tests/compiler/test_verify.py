@@ -70,8 +70,17 @@ def test_arity_duplicate_names_and_missing_output():
 
 def test_stage_legality():
     g = dense_graph()
-    with pytest.raises(VerificationError, match="%fc = dense: not allowed in a spiking graph"):
-        verify(g.replace(stage="spiking"))
+    verify(g.replace(stage="spiking"))  # linear ops act on each time step's values
+    with pytest.raises(VerificationError, match="%fc = dense: not allowed in integer graphs"):
+        verify(g.replace(stage="integer"))
+    relu = GraphBuilder("g")
+    relu.output(relu.add(ops.ReLU(), [relu.input("input", (4,))], name="act"))
+    with pytest.raises(VerificationError, match="%act = relu: not allowed in spiking graphs"):
+        verify(relu.build().replace(stage="spiking"))
+    neuron = GraphBuilder("g", stage="spiking")
+    neuron.output(neuron.add(ops.IfNeuron(), [neuron.input("input", (4,))], name="act"))
+    with pytest.raises(VerificationError, match="%act = if_neuron: not allowed in float graphs"):
+        verify(neuron.build().replace(stage="float"))
     with pytest.raises(VerificationError, match="unknown stage"):
         verify(g.replace(stage="analog"))
 

@@ -1,0 +1,14 @@
+"""The pass pipeline: each pass a pure ``Graph -> Graph`` function in its own module,
+registered by name with typed options (see :mod:`.registry`), run by the :class:`PassManager`
+which verifies the IR after each pass.
+
+Default pipeline (``PIPELINES["default"]``)::
+
+    canonicalize -> fold_batchnorm -> threshold_balance -> convert_to_spiking
+"""
+
+from . import canonicalize, convert_to_spiking, fold_batchnorm, maxpool, threshold_balance  # noqa: F401  (register)
+from .manager import PassManager, PassRecord, format_timings
+from .registry import PASSES, PIPELINES, PassSpec, PipelineError, parse_pipeline
+
+__all__ = ["PASSES", "PIPELINES", "PassManager", "PassRecord", "PassSpec", "PipelineError", "format_timings", "parse_pipeline"]

@@ -1,0 +1,137 @@
+"""convert_to_spiking: a (balanced) float graph becomes a spiking graph."""
+
+from __future__ import annotations
+
+import math
+
+from .. import ops
+from ..errors import PassError
+from ..graph import Graph, Node
+from .registry import check_choice, register_pass
+from .rewrite import Rewriter
+
+NEURONS = ("if", "lif")
+READOUTS = ("membrane", "spikes")
+MAXPOOLS = ("gate", "avg")
+
+
+@register_pass("convert_to_spiking")
+def convert_to_spiking(
+    graph: Graph,
+    *,
+    neuron: str = "if",
+    reset: str = "subtract",
+    threshold: float = 1.0,
+    v_init: float = 0.5,
+    max_rate: float = 1.0,
+    readout: str = "membrane",
+    maxpool: str = "gate",
+    tau_rc: float = 0.02,
+    tau_ref: float = 0.002,
+    dt: float = 0.001,
+) -> Graph:
+    """Replace each ReLU by a neuron population and read the outputs out over time.
+
+    - ``neuron=if``: integrate-and-fire with ``reset`` by ``subtract`` (Rueckauer et al. 2017)
+      or to ``zero``, firing threshold ``threshold``, membrane starting at ``v_init`` times
+      the threshold (0.5 centres the rounding error of the rate code; Bu et al. 2022). A
+      balanced activation ``a`` fires at ``max_rate * a`` spikes per step (gain
+      ``threshold * max_rate``), each spike worth ``1 / max_rate``, so the mean output
+      approaches ``min(a, 1 / max_rate)``.
+    - ``neuron=lif``: ``nengo.LIF`` dynamics (``tau_rc``, ``tau_ref``, step ``dt`` seconds),
+      gain set so ``a = 1`` fires at ``max_rate`` spikes per step; its rate curve is not
+      linear, so expect lower accuracy than ``if`` on ReLU-trained networks.
+    - The first layer takes the analog input as a constant current at every step.
+    - ``max_pool2d`` becomes a ``spike_max_pool2d`` gate (``maxpool=gate``) or average
+      pooling (``maxpool=avg``, reported).
+    - ``readout=membrane``: each output is the time-averaged current into the output layer
+      (its accumulated membrane over T); ``readout=spikes``: the output layer gets neurons
+      too and the output is their spike count over T (for rectified outputs).
+    """
+    check_choice("neuron", neuron, NEURONS)
+    check_choice("reset", reset, ops.RESETS)
+    check_choice("readout", readout, READOUTS)
+    check_choice("maxpool", maxpool, MAXPOOLS)
+    for key, value in (("threshold", threshold), ("max_rate", max_rate), ("dt", dt), ("tau_rc", tau_rc)):
+        if not value > 0:
+            raise PassError(f"option {key}={value} must be positive")
+    if neuron == "if" and max_rate > 1:
+        raise PassError(f"option max_rate={max_rate}: an integrate-and-fire neuron fires at most once per step")
+    if graph.stage != ops.FLOAT:
+        raise PassError(f"runs on float graphs; this one is {graph.stage}")
+    make_neuron = _if_factory(reset, threshold, v_init, max_rate) if neuron == "if" else _lif_factory(
+        tau_rc, tau_ref, dt, max_rate
+    )
+    rw = Rewriter(graph, "convert_to_spiking")
+    balanced = "threshold_balance" in graph.meta
+    if not balanced:
+        rw.note(graph.nodes[0], "the graph is not threshold-balanced: neurons fire at the raw activation values")
+    for node in graph.nodes:
+        op = node.op
+        if isinstance(op, ops.ReLU):
+            _check_relu(rw, node, max_rate)
+            rw.keep(node, op=make_neuron())
+        elif isinstance(op, ops.MaxPool2d):
+            if maxpool == "gate":
+                rw.keep(node, op=ops.SpikeMaxPool2d(op.kernel, op.stride, op.pads))
+            else:
+                rw.keep(node, op=ops.AvgPool2d(op.kernel, op.stride, op.pads))
+                rw.note(node, "max pooling replaced by average pooling (maxpool=avg); accuracy may drop")
+        elif isinstance(op, ops.Output):
+            x = rw.value(node.inputs[0])
+            if readout == "spikes":
+                x = rw.insert(make_neuron(), [x], name=f"{node.inputs[0]}_neurons")
+            rw.keep(node, inputs=[rw.insert(ops.Readout(), [x], name=f"{node.inputs[0]}_readout")])
+        elif isinstance(op, (ops.Softmax, ops.BatchNorm)):
+            earlier = "canonicalize" if isinstance(op, ops.Softmax) else "fold_batchnorm"
+            raise rw.fail(node, f"has no spiking form; run {earlier} before convert_to_spiking")
+        else:
+            rw.keep(node)
+    meta = {**graph.meta, "spiking": {"neuron": neuron, "max_rate": max_rate, "readout": readout}}
+    return rw.finish(stage=ops.SPIKING, meta=meta)
+
+
+def _check_relu(rw: Rewriter, node: Node, max_rate: float) -> None:
+    op = node.op
+    if op.negative_slope != 0 or op.threshold != 0:
+        raise rw.fail(
+            node,
+            "only a plain or clipped relu converts to spiking neurons "
+            f"(negative_slope={op.negative_slope}, threshold={op.threshold})",
+        )
+    if op.max_value is not None and not math.isclose(op.max_value, 1 / max_rate, rel_tol=1e-6):
+        rw.note(node, f"clipped relu (max {op.max_value:g} after balancing) becomes a neuron that saturates at {1 / max_rate:g}")
+
+
+def _if_factory(reset: str, threshold: float, v_init: float, max_rate: float):
+    def make() -> ops.IfNeuron:
+        return ops.IfNeuron(
+            threshold=threshold,
+            gain=threshold * max_rate,
+            reset=reset,
+            v_init=v_init * threshold,
+            amplitude=1.0 / max_rate,
+        )
+
+    return make
+
+
+def lif_gain(rate_hz: float, tau_rc: float, tau_ref: float) -> float:
+    """The input gain at which a LIF neuron with bias 1 fires at ``rate_hz`` for input 1:
+    solves ``1 / (tau_ref + tau_rc * log1p(1 / (J - 1))) = rate_hz`` for ``J - 1``."""
+    return 1.0 / math.expm1((1.0 / rate_hz - tau_ref) / tau_rc)
+
+
+def _lif_factory(tau_rc: float, tau_ref: float, dt: float, max_rate: float):
+    rate_hz = max_rate / dt
+    if tau_ref > 0 and rate_hz >= 1.0 / tau_ref:
+        raise PassError(
+            f"max_rate={max_rate} spikes per step is {rate_hz:g} Hz at dt={dt}, at or above a LIF "
+            f"neuron's limit 1/tau_ref = {1 / tau_ref:g} Hz; use max_rate < {dt / tau_ref:g}"
+        )
+    gain = lif_gain(rate_hz, tau_rc, tau_ref)
+
+    def make() -> ops.LifNeuron:
+        return ops.LifNeuron(tau_rc=tau_rc, tau_ref=tau_ref, dt=dt, gain=gain, bias=1.0, amplitude=1.0 / max_rate)
+
+    return make

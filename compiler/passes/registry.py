@@ -1,0 +1,151 @@
+"""The pass registry and pipeline strings.
+
+A pass is a function ``fn(graph, *, option=default, ...) -> Graph`` registered by name. Its
+keyword-only parameters are its options; their annotations (``str``, ``int``, ``float``,
+``bool``) type the values parsed from a pipeline string::
+
+    canonicalize,fold_batchnorm,threshold_balance{method=percentile,p=99.9},convert_to_spiking
+
+A pipeline item that names a pipeline in :data:`PIPELINES` expands to that pipeline's passes.
+Passes that need calibration data take a keyword ``calibration`` (inputs in the IR layout,
+by input name) that the pass manager supplies; it is not a pipeline option.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import PassError, SnncError
+from ..graph import Graph
+
+
+class PipelineError(SnncError):
+    """A pipeline string that names an unknown pass or option, or a bad option value."""
+
+
+@dataclass(frozen=True)
+class PassInfo:
+    name: str
+    fn: Callable[..., Graph]
+    options: dict[str, tuple[type, object]]  # name -> (type, default)
+    needs_calibration: bool
+
+    @property
+    def summary(self) -> str:
+        return (inspect.getdoc(self.fn) or "").split("\n\n")[0].replace("\n", " ")
+
+
+PASSES: dict[str, PassInfo] = {}
+
+#: named pipelines; ``snnc compile --target T`` picks ``PIPELINES[T]`` unless one is given
+PIPELINES: dict[str, str] = {
+    "default": "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking",
+    # Loihi cannot gate max pooling: replace it (reported) before conversion
+    "loihi": "canonicalize,fold_batchnorm,maxpool_to_avgpool,threshold_balance,convert_to_spiking",
+    "float": "canonicalize,fold_batchnorm",
+}
+
+_OPTION_TYPES = (str, int, float, bool)
+
+
+def register_pass(name: str):
+    """Decorator: register ``fn`` as the pass ``name``; options come from its signature."""
+
+    def register(fn):
+        hints = typing.get_type_hints(fn)
+        options, needs_calibration = {}, False
+        for param in inspect.signature(fn).parameters.values():
+            if param.kind is not inspect.Parameter.KEYWORD_ONLY:
+                continue
+            if param.name == "calibration":
+                needs_calibration = True
+                continue
+            kind = hints.get(param.name)
+            if kind not in _OPTION_TYPES or param.default is inspect.Parameter.empty:
+                raise TypeError(f"pass {name}: option {param.name} needs a default and a str/int/float/bool type")
+            options[param.name] = (kind, param.default)
+        PASSES[name] = PassInfo(name, fn, options, needs_calibration)
+        return fn
+
+    return register
+
+
+@dataclass(frozen=True)
+class PassSpec:
+    """One pipeline item: a pass and the options given for it."""
+
+    name: str
+    options: dict = field(default_factory=dict)
+
+    @property
+    def info(self) -> PassInfo:
+        return PASSES[self.name]
+
+    def __str__(self) -> str:
+        if not self.options:
+            return self.name
+        return self.name + "{" + ",".join(f"{k}={_format_option(v)}" for k, v in self.options.items()) + "}"
+
+
+def _format_option(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+_ITEM = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\{([^{}]*)\})?\s*(?:,|$)")
+
+
+def parse_pipeline(text: str) -> list[PassSpec]:
+    """Parse ``"pass{opt=value,...},pass,..."``; named pipelines expand in place."""
+    specs, pos, text = [], 0, text.strip()
+    if not text:
+        raise PipelineError("empty pipeline; passes: " + ", ".join(PASSES))
+    while pos < len(text):
+        m = _ITEM.match(text, pos)
+        if not m:
+            raise PipelineError(f"cannot parse the pipeline at {text[pos:]!r}; write pass{{option=value,...}},pass,...")
+        name, body = m.group(1), m.group(2)
+        pos = m.end()
+        if name in PIPELINES and name not in PASSES:
+            if body:
+                raise PipelineError(f"pipeline {name} takes no options; give them to its passes")
+            specs += parse_pipeline(PIPELINES[name])
+            continue
+        specs.append(_spec(name, body or ""))
+    return specs
+
+
+def _spec(name: str, body: str) -> PassSpec:
+    info = PASSES.get(name)
+    if info is None:
+        known = ", ".join(PASSES) + "; pipelines: " + ", ".join(PIPELINES)
+        raise PipelineError(f"unknown pass {name!r}; passes: {known}")
+    options = {}
+    for item in filter(None, (s.strip() for s in body.split(","))):
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq or key not in info.options:
+            choices = ", ".join(f"{k} ({t.__name__}, default {_format_option(d)})" for k, (t, d) in info.options.items())
+            raise PipelineError(f"pass {name}: unknown option {item!r}; options: {choices or 'none'}")
+        options[key] = _convert(name, key, info.options[key][0], raw.strip())
+    return PassSpec(name, options)
+
+
+def _convert(pass_name: str, key: str, kind: type, raw: str):
+    try:
+        if kind is bool:
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return raw.lower() in ("true", "1")
+        return kind(raw)
+    except ValueError:
+        raise PipelineError(f"pass {pass_name}: option {key}={raw!r} is not a {kind.__name__}") from None
+
+
+def check_choice(key: str, value, choices) -> None:
+    """Raise a :class:`PassError` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise PassError(f"option {key}={value!r} is not one of {', '.join(map(str, choices))}")

@@ -1,0 +1,103 @@
+"""Building a pass's output graph: keep, replace, insert or drop nodes; types are re-inferred.
+
+Passes read the input graph and describe the output with a :class:`Rewriter`; the input
+graph is never changed. Dropped values are forwarded to a replacement, so users of a removed
+node read the replacement instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from ..errors import PassError, VerificationError
+from ..graph import Graph, Meta, Node, Params, sanitize_name
+from ..ops import Op, OpTypeError
+
+
+class Rewriter:
+    """Collects the nodes of the rewritten graph in order."""
+
+    def __init__(self, graph: Graph, pass_name: str):
+        self.graph, self.pass_name = graph, pass_name
+        self.nodes: list[Node] = []
+        self.types = {}
+        self._alias: dict[str, str] = {}
+        self._taken = {n.name for n in graph.nodes}
+        self.notes: list[dict] = []
+
+    def value(self, name: str) -> str:
+        """The new graph's value for the old graph's value ``name``."""
+        while name in self._alias:
+            name = self._alias[name]
+        return name
+
+    def keep(self, node: Node, op: Op | None = None, params=None, meta=None, inputs=None) -> str:
+        """Copy ``node`` (optionally with a new op, parameters, metadata or input values)."""
+        ins = [self.value(i) for i in node.inputs] if inputs is None else list(inputs)
+        return self._append(
+            node.name,
+            op or node.op,
+            ins,
+            node.params if params is None else params,
+            node.meta if meta is None else meta,
+        )
+
+    def insert(self, op: Op, inputs: Iterable[str], params=None, name: str = "", meta=None) -> str:
+        """Add a new node (inputs are new-graph values); returns its unique name."""
+        base = sanitize_name(name or op.NAME)
+        unique, i = base, 1
+        while unique in self._taken:
+            unique, i = f"{base}_{i}", i + 1
+        self._taken.add(unique)
+        return self._append(unique, op, list(inputs), params or {}, meta or {})
+
+    def forward(self, node: Node, to_value: str) -> None:
+        """Drop ``node``: its users read ``to_value`` (a new-graph value) instead."""
+        self._alias[node.name] = to_value
+
+    def note(self, node: Node | str, message: str) -> None:
+        """Record what the pass did (or why a rule did not fire) at ``node``."""
+        name = node if isinstance(node, str) else node.name
+        self.notes.append({"pass": self.pass_name, "node": name, "message": message})
+
+    def fail(self, node: Node, message: str) -> PassError:
+        return PassError(f"%{node.name} = {node.op.NAME}: {message}")
+
+    def type_of(self, value: str):
+        return self.types[value]
+
+    def _append(self, name, op, inputs, params, meta) -> str:
+        try:
+            out_type = op.infer_type([self.types[i] for i in inputs])
+        except OpTypeError as exc:
+            raise PassError(f"%{name} = {op.NAME}: {exc}") from None
+        params = params if isinstance(params, Params) else Params(params)
+        meta = meta if isinstance(meta, Meta) else Meta(meta)
+        self.nodes.append(Node(name, op, tuple(inputs), out_type, params, meta))
+        self.types[name] = out_type
+        return name
+
+    def finish(self, stage: str | None = None, meta: Mapping | None = None) -> Graph:
+        """The new graph (verified), with this pass's notes appended to the graph's."""
+        from ..verify import verify
+
+        graph_meta = dict(self.graph.meta if meta is None else meta)
+        if self.notes:
+            graph_meta["notes"] = list(graph_meta.get("notes", [])) + self.notes
+        graph = Graph(self.graph.name, tuple(self.nodes), stage or self.graph.stage, Meta(graph_meta))
+        try:
+            return verify(graph)
+        except VerificationError as exc:
+            raise PassError(f"produced an invalid graph: {exc}") from None
+
+
+def single_user(graph: Graph, node: Node) -> Node | None:
+    """The only node reading ``node``'s value, or None if there are zero or several."""
+    users = graph.users(node.name)
+    return users[0] if len(users) == 1 else None
+
+
+def f64(node: Node, key: str) -> np.ndarray:
+    return node.params[key].astype(np.float64)

@@ -1,0 +1,274 @@
+"""threshold_balance: data-based normalization of every ReLU layer (Diehl et al. 2015,
+Rueckauer et al. 2017), generalized to any graph of the IR (residual adds, concats, pooling).
+
+Each value ``v`` gets a scale ``s_v`` (one number per channel, or per feature for vectors):
+the balanced graph computes ``v / s_v`` where the original computed ``v``. A ReLU's scale is
+``lambda``, a statistic of its activations on calibration data, so after balancing its
+activations mostly lie in ``[0, 1]`` and an integrate-and-fire neuron with threshold 1 can
+represent them as a firing rate. Dense and conv layers absorb the scales into their weights,
+``W'[f, c] = W[f, c] * s_in[c] / s_out[f]`` and ``b' = b / s_out[f]``; pooling, padding,
+reshapes and concatenation carry scales through; where two scales must agree but differ (a
+residual add whose shortcut comes from another ReLU, an output), an ``affine`` rescale is
+inserted. Outputs keep scale 1, so the balanced graph computes the same outputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from ..errors import DataError, PassError
+from ..graph import Graph, Node
+from ..interpreter import bind_inputs, run_batch
+from .registry import check_choice, register_pass
+from .rewrite import Rewriter, f64
+
+METHODS = ("max", "percentile")
+_CARRY = (ops.AvgPool2d, ops.MaxPool2d, ops.GlobalAvgPool, ops.Pad2d, ops.Affine)
+
+
+@register_pass("threshold_balance")
+def threshold_balance(
+    graph: Graph,
+    *,
+    calibration,
+    method: str = "percentile",
+    p: float = 99.9,
+    per_channel: bool = False,
+    batch_size: int = 256,
+) -> Graph:
+    """Scale each ReLU layer so its ``method`` statistic of calibration activations is 1.
+
+    ``method=max``: the largest activation (Diehl et al. 2015); ``method=percentile``: the
+    ``p``-th percentile of the non-zero activations (Rueckauer et al. 2017, SNN Toolbox's
+    default p = 99.9), robust to outliers. ``per_channel`` takes one scale per channel.
+    Each ReLU's metadata records its scale and statistics; the graph's records the method
+    and the number of calibration examples. Outputs equal the input graph's (to float32
+    rounding).
+    """
+    check_choice("method", method, METHODS)
+    if not 0 < p <= 100:
+        raise PassError(f"option p={p} must be in (0, 100]")
+    if graph.stage != ops.FLOAT:
+        raise PassError(f"runs on float graphs; this one is {graph.stage}")
+    for node in graph.nodes:
+        if isinstance(node.op, ops.BatchNorm):
+            raise PassError(f"%{node.name} = batch_norm: run fold_batchnorm before threshold_balance")
+    stats, examples = _relu_statistics(graph, calibration, method, p, per_channel, batch_size)
+    wanted = _wanted_scales(graph, {k: v["lambda"] for k, v in stats.items()})
+    rw = Rewriter(graph, "threshold_balance")
+    _rescale(graph, rw, stats, wanted)
+    for name, s in stats.items():
+        if s["silent"]:
+            rw.note(name, f"{s['silent']} channel(s) never active on the calibration data; scale 1 kept for them")
+    record = {"method": method, "per_channel": per_channel, "examples": examples}
+    if method == "percentile":
+        record["p"] = p
+    return rw.finish(meta={**graph.meta, "threshold_balance": record})
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def _relu_statistics(graph, calibration, method, p, per_channel, batch_size):
+    """Per ReLU: ``lambda`` (a vector over axis 0) and the statistics shown in dumps."""
+    arrays = bind_inputs(graph, calibration)
+    n = next(iter(arrays.values())).shape[0]
+    if n == 0:
+        raise DataError("the calibration data is empty")
+    relus = [node for node in graph.nodes if isinstance(node.op, ops.ReLU)]
+    collected = {node.name: [] for node in relus}
+    for start in range(0, n, batch_size):
+        values = run_batch(graph, {k: v[start : start + batch_size] for k, v in arrays.items()})
+        for name in collected:
+            collected[name].append(values[name].astype(np.float32))
+    return {node.name: _layer_statistics(np.concatenate(collected[node.name]), method, p, per_channel) for node in relus}, n
+
+
+def _layer_statistics(acts: np.ndarray, method: str, p: float, per_channel: bool) -> dict:
+    channels = acts.shape[1]
+    groups = [acts[:, c] for c in range(channels)] if per_channel else [acts]
+    lambdas, silent = [], 0
+    for values in groups:
+        positive = values[values > 0]
+        if positive.size == 0:
+            lambdas.append(1.0)
+            silent += channels if not per_channel else 1
+            continue
+        lam = float(positive.max()) if method == "max" else float(np.percentile(positive, p))
+        lambdas.append(lam)
+    lam = np.array(lambdas) if per_channel else np.full(channels, lambdas[0])
+    positive = acts[acts > 0]
+    clipped = float((acts > _per_channel(lam, acts.ndim - 1)).mean()) if acts.size else 0.0
+    return {
+        "lambda": lam,
+        "silent": silent,
+        "meta": {
+            "scale": lam.tolist() if per_channel else float(lam[0]),
+            "calibration": {
+                "max": float(positive.max()) if positive.size else 0.0,
+                "above_scale": clipped,
+            },
+        },
+    }
+
+
+def _per_channel(vector: np.ndarray, rank: int) -> np.ndarray:
+    return vector.reshape((1, -1) + (1,) * (rank - 1))
+
+
+# ----------------------------------------------------------------------------- scale mapping
+
+
+def _uniform(s: np.ndarray) -> bool:
+    return bool(np.all(s == s[0]))
+
+
+def _forward_scale(node: Node, scales: list[np.ndarray], in_types) -> np.ndarray | None:
+    """The output scale of a scale-carrying op given its inputs' scales; None if the op
+    cannot carry them (a non-uniform scale through a general reshape or transpose)."""
+    op, s, out = node.op, scales[0], node.type
+    if isinstance(op, ops.Concat):
+        if op.axis == 0:
+            return np.concatenate(scales)
+        return s if all(np.array_equal(s, t) for t in scales) else None
+    if isinstance(op, _CARRY):
+        return s
+    if _uniform(s):
+        return np.full(out.shape[0], s[0])
+    if isinstance(op, ops.Reshape):
+        if in_types[0].shape[0] == out.shape[0]:
+            return s
+        if out.rank == 1:  # a flatten: each channel's block of elements
+            return np.repeat(s, in_types[0].size // in_types[0].shape[0])
+    return None
+
+
+def _backward_scale(node: Node, want: np.ndarray, in_types) -> list[np.ndarray | None]:
+    """The scales a scale-carrying op's inputs should have for its output to have ``want``."""
+    op = node.op
+    if isinstance(op, ops.Concat):
+        if op.axis == 0:
+            bounds = np.cumsum([t.shape[0] for t in in_types])[:-1]
+            return list(np.split(want, bounds))
+        return [want for _ in in_types]
+    if isinstance(op, (*_CARRY, ops.Add, ops.ReLU)):
+        return [want for _ in in_types]
+    src = in_types[0]
+    if _uniform(want):
+        return [np.full(src.shape[0], want[0])]
+    if isinstance(op, ops.Reshape):
+        if src.shape[0] == node.type.shape[0]:
+            return [want]
+        if node.type.rank == 1:
+            blocks = want.reshape(src.shape[0], -1)
+            if all(_uniform(b) for b in blocks):
+                return [blocks[:, 0]]
+    return [None]
+
+
+def _wanted_scales(graph: Graph, lambdas: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """For each value, the scale its users would like it to have (so no rescale is needed):
+    a ReLU's input wants the ReLU's lambda, an output's input wants 1; carried back through
+    scale-carrying ops. Dense/conv layers take any input scale, so they start no demand."""
+    wanted: dict[str, np.ndarray] = {}
+    for node in reversed(graph.nodes):
+        if isinstance(node.op, ops.ReLU):
+            wanted[node.name] = lambdas[node.name]
+        if isinstance(node.op, (ops.Output, ops.Softmax)):
+            demands = [np.ones(graph.node(node.inputs[0]).type.shape[0])]
+        elif isinstance(node.op, (*_CARRY, ops.Add, ops.ReLU, ops.Concat, ops.Reshape, ops.Transpose)):
+            if node.name not in wanted:
+                continue
+            demands = _backward_scale(node, wanted[node.name], [graph.node(i).type for i in node.inputs])
+        else:
+            continue
+        for src, demand in zip(node.inputs, demands):
+            if demand is not None:
+                wanted.setdefault(src, demand)
+    return wanted
+
+
+# ----------------------------------------------------------------------------- rewriting
+
+
+def _rescale(graph: Graph, rw: Rewriter, stats: dict, wanted: dict) -> None:
+    scales: dict[str, np.ndarray] = {}
+
+    def matched(src: str, target: np.ndarray) -> str:
+        """``src``'s new value at scale ``target``, through an inserted affine if needed."""
+        value, have = rw.value(src), scales[src]
+        if np.allclose(have, target, rtol=1e-12, atol=0):
+            return value
+        ratio = (have / target).astype(np.float32)
+        rw.note(src, "rescaled where scales meet (an add, concat or output)")
+        return rw.insert(ops.Affine(), [value], {"scale": ratio, "shift": np.zeros_like(ratio)}, name=f"{src}_rescale")
+
+    for node in graph.nodes:
+        op = node.op
+        ones = np.ones(node.type.shape[0]) if node.type.rank else np.ones(1)
+        if isinstance(op, ops.Input):
+            rw.keep(node)
+            scales[node.name] = ones
+        elif isinstance(op, (ops.Dense, ops.Conv2d)):
+            s_out = wanted.get(node.name, ones)
+            rw.keep(node, params=_scaled_layer(node, scales[node.inputs[0]], s_out))
+            scales[node.name] = s_out
+        elif isinstance(op, ops.ReLU):
+            lam = stats[node.name]["lambda"]
+            x = matched(node.inputs[0], lam)
+            rw.keep(node, op=_scaled_relu(rw, node, lam), inputs=[x], meta={**node.meta, **stats[node.name]["meta"]})
+            scales[node.name] = lam
+        elif isinstance(op, (ops.Add, ops.Output, ops.Softmax)) or (isinstance(op, ops.Concat) and op.axis != 0):
+            target = ones if not isinstance(op, (ops.Add, ops.Concat)) else wanted.get(node.name, scales[node.inputs[0]])
+            per_input = target if not isinstance(op, ops.Concat) else scales[node.inputs[0]]
+            rw.keep(node, inputs=[matched(i, per_input) for i in node.inputs])
+            scales[node.name] = per_input
+        else:
+            in_scales = [scales[i] for i in node.inputs]
+            s = _forward_scale(node, in_scales, [graph.node(i).type for i in node.inputs])
+            if s is None:
+                raise rw.fail(node, "cannot carry per-channel scales through this op; use per_channel=false")
+            rw.keep(node, params=_scaled_params(rw, node, in_scales[0]), op=_scaled_pad(rw, node, in_scales[0]))
+            scales[node.name] = s
+
+
+def _scaled_layer(node: Node, s_in: np.ndarray, s_out: np.ndarray) -> dict:
+    weight = f64(node, "weight")
+    if isinstance(node.op, ops.Conv2d):
+        groups = node.op.groups
+        per_group = weight.shape[1]
+        # the input channel that weight[f, c] reads is group(f) * C/G + c
+        group_of = np.arange(weight.shape[0]) // (weight.shape[0] // groups)
+        s_read = s_in[group_of[:, None] * per_group + np.arange(per_group)[None, :]]
+        weight = weight * s_read[:, :, None, None]
+    else:
+        weight = weight * s_in[None, :]
+    per_out = s_out.reshape((-1,) + (1,) * (weight.ndim - 1))
+    return {"weight": (weight / per_out).astype(np.float32), "bias": (f64(node, "bias") / s_out).astype(np.float32)}
+
+
+def _scaled_relu(rw: Rewriter, node: Node, lam: np.ndarray) -> ops.ReLU:
+    op = node.op
+    if op.max_value is None and op.threshold == 0:
+        return op
+    if not _uniform(lam):
+        raise rw.fail(node, "a clipped or thresholded relu needs one scale per layer; use per_channel=false")
+    max_value = None if op.max_value is None else op.max_value / float(lam[0])
+    return ops.ReLU(max_value, op.negative_slope, op.threshold / float(lam[0]))
+
+
+def _scaled_params(rw: Rewriter, node: Node, s_in: np.ndarray):
+    """An affine's shift in the scaled units (``y/s = scale * x/s + shift/s``)."""
+    if not isinstance(node.op, ops.Affine):
+        return None
+    return {"scale": node.params["scale"], "shift": (f64(node, "shift") / s_in).astype(np.float32)}
+
+
+def _scaled_pad(rw: Rewriter, node: Node, s_in: np.ndarray):
+    op = node.op
+    if not isinstance(op, ops.Pad2d) or op.value == 0:
+        return None
+    if not _uniform(s_in):
+        raise rw.fail(node, "padding with a non-zero value needs one scale per layer; use per_channel=false")
+    return ops.Pad2d(op.pads, op.value / float(s_in[0]))
