@@ -7,8 +7,8 @@ conv-BN -> Add with x -> ReLU), downsampling is AveragePooling2D, and the output
 Dense layer giving logits (no softmax). Input: (28, 28, 1) channels_last, pixels / 255.
 
 Reads the MNIST IDX files from ``../shared/data/mnist`` (or ``$SNNC_SHARED_DATA/mnist``, or
-``--data DIR``) and writes ``benchmarks/models/mnist_resnet_bn.h5``. Seeded; about two
-minutes on 2 CPU cores. Run from the repository root::
+``--data DIR``) and writes ``benchmarks/models/mnist_resnet_bn.h5``. Seeded and
+reproducible; about 30 s of training on 2 CPU cores. Run from the repository root::
 
     /tmp/venv/bin/python benchmarks/train_mnist_resnet_bn.py
 """
