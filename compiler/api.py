@@ -12,12 +12,16 @@ from .graph import Graph
 
 def load_model(path) -> Graph:
     """Import a model file (Keras ``.keras``/``.h5``/SavedModel, ONNX ``.onnx``) or IR text
-    (``.ir``, with its ``.npz``) into a verified float graph. ``example:NAME`` names a model
-    that ships with snnc (see :mod:`snnc.compiler.examples`)."""
+    (``.ir``, with its ``.npz``) into a verified float graph; a compiled artifact directory
+    (``snnc compile -o``) gives its compiled graph. ``example:NAME`` names a model that ships
+    with snnc (see :mod:`snnc.compiler.examples`)."""
     from snnc.frontends import load
 
+    from .artifact import is_artifact, load_artifact
     from .examples import resolve
 
+    if is_artifact(path):
+        return load_artifact(path).model
     return load(resolve(path))
 
 
@@ -75,3 +79,12 @@ def run_model(graph: Graph, inputs, batch_size: int = 256, progress: bool = Fals
     returns ``{output name: batch}`` in the source model's output layout."""
     outputs = interpreter.run(graph, to_ir_layout(graph, inputs), batch_size=batch_size, progress=progress)
     return from_ir_layout(graph, outputs)
+
+
+def run_spiking(graph: Graph, inputs, timesteps: int, batch_size: int = 256, progress: bool | None = False) -> dict[str, np.ndarray]:
+    """Run a compiled spiking graph for ``timesteps`` steps on data in the source model's
+    layout; returns each output after the last step, in the source model's output layout."""
+    from .simulate import simulate
+
+    result = simulate(graph, to_ir_layout(graph, inputs), [timesteps], batch_size=batch_size, progress=progress)
+    return from_ir_layout(graph, result.outputs[timesteps])

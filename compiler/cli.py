@@ -63,14 +63,137 @@ def cmd_dump(args) -> int:
 
 
 def cmd_run(args) -> int:
-    """Run a model through the interpreter on inputs in the model's own layout."""
+    """Run a model on inputs in the model's own layout: a float model through the
+    interpreter, a compiled spiking network (snnc compile -o OUT) for --timesteps steps."""
     from .api import load_model, run_model
     from .datasets import load_inputs, save_outputs
 
     graph = load_model(args.model)
     inputs = load_inputs(args.input, [n.name for n in graph.inputs])
-    outputs = run_model(graph, inputs, batch_size=args.batch_size, progress=None)
+    if graph.stage == "float":
+        if args.timesteps is not None:
+            raise UsageError(f"--timesteps applies to compiled spiking networks; {args.model} is a float model")
+        outputs = run_model(graph, inputs, batch_size=args.batch_size, progress=None)
+    else:
+        from .api import run_spiking
+
+        outputs = run_spiking(graph, inputs, args.timesteps or 64, batch_size=args.batch_size, progress=None)
     save_outputs(args.output, outputs)
+    return EXIT_OK
+
+
+def _print_notes(notes, stream) -> None:
+    for note in notes:
+        print(f"  note: {note['pass']}: %{note['node']}: {note['message']}", file=stream)
+
+
+def _compile_from_args(args, model_path, calib, stream):
+    """Import ``model_path`` and compile it with the options shared by compile/evaluate."""
+    from .api import load_model
+    from .driver import compile_model
+
+    ann = load_model(model_path)
+    return compile_model(
+        ann,
+        calib,
+        pipeline=args.pipeline,
+        target=args.target,
+        calibration_examples=args.calib_examples,
+        input_scale=args.input_scale,
+        source=model_path if not str(model_path).startswith("example:") else None,
+        dump_after=tuple(args.dump_after or ()),
+        dump_dir=args.dump_dir,
+        time_passes=args.time_passes,
+        stream=stream,
+    )
+
+
+def cmd_compile(args) -> int:
+    """Compile a model into a spiking network: an artifact directory with the IR, parameters
+    and a manifest of how it was made."""
+    import json
+
+    from .driver import write_artifact
+
+    compiled = _compile_from_args(args, args.model, _calibration_data(args.calib), sys.stderr)
+    out = write_artifact(compiled, args.output)
+    if args.json:
+        print(json.dumps({"artifact": str(out), **compiled.manifest}, indent=2))
+        return EXIT_OK
+    seconds = sum(r.seconds for r in compiled.records)
+    print(f"compiled {args.model} -> {out}/ (target {compiled.manifest['target']}, {len(compiled.records)} passes, {seconds:.2f} s)")
+    for r in compiled.records:
+        print(f"  {r.spec.name:<20} {r.seconds:8.3f} s   {r.nodes_before:3d} -> {r.nodes_after:3d} nodes")
+    _print_notes(compiled.manifest["notes"], sys.stdout)
+    return EXIT_OK
+
+
+def _calibration_data(path):
+    """Calibration inputs (labels not needed): an IDX folder's train split, or the file."""
+    from .datasets import has_idx_split, load_dataset
+
+    split = "train" if has_idx_split(path, "train") else "test"
+    return load_dataset(path, split=split, need_labels=False)
+
+
+def cmd_evaluate(args) -> int:
+    """ANN vs SNN accuracy per number of time steps T, and per-layer firing rates."""
+    import json
+
+    from .artifact import is_artifact
+    from .datasets import load_dataset
+    from .driver import evaluate, format_evaluation, load_compiled, parse_timesteps
+
+    timesteps = parse_timesteps(args.timesteps)
+    data = load_dataset(args.data, split="test").head(args.n)
+    if is_artifact(args.model):
+        compiled = load_compiled(args.model)
+        for flag in ("pipeline", "calib", "dump_dir", "dump_after"):
+            if getattr(args, flag):
+                raise UsageError(f"--{flag.replace('_', '-')} applies when compiling; {args.model} is already compiled")
+    else:
+        calib = _evaluation_calibration(args)
+        compiled = _compile_from_args(args, args.model, calib, sys.stderr)
+    progress = False if args.json else None
+    ev = evaluate(compiled, data, timesteps, backend=args.backend, input_scale=args.input_scale,
+                  batch_size=args.batch_size, progress=progress)
+    if args.json:
+        print(json.dumps(ev.to_json(), indent=2))
+    else:
+        print(f"{args.model} on {data.source}")
+        sys.stdout.write(format_evaluation(ev))
+        _print_notes(compiled.manifest.get("notes", []), sys.stdout)
+    return EXIT_OK
+
+
+def _evaluation_calibration(args):
+    """Calibration data for evaluating an uncompiled model: --calib, else the training
+    split of an IDX folder, else the evaluation data itself (said on stderr)."""
+    from .datasets import has_idx_split
+
+    if args.calib:
+        return _calibration_data(args.calib)
+    if not has_idx_split(args.data, "train"):
+        print(f"snnc: note: calibrating on the evaluation data {args.data} (give --calib to choose)", file=sys.stderr)
+    return _calibration_data(args.data)
+
+
+def cmd_demo(args) -> int:
+    """Train a small CNN on scikit-learn's digits, compile it, and print accuracy vs T."""
+    import json
+
+    from .demo import run_demo
+    from .driver import format_evaluation, parse_timesteps
+
+    progress = False if args.json else None
+    result = run_demo(
+        timesteps=parse_timesteps(args.timesteps), out=args.output, epochs=args.epochs,
+        seed=args.seed, log=None if args.json else print, progress=progress,
+    )
+    if args.json:
+        print(json.dumps({"train_seconds": result.train_seconds, **result.evaluation.to_json()}, indent=2))
+    else:
+        sys.stdout.write(format_evaluation(result.evaluation))
     return EXIT_OK
 
 
@@ -78,6 +201,8 @@ def cmd_run(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .datasets import DATA_HELP
+
     parser = _Parser(
         prog="snnc",
         description="Compile trained deep networks (Keras, ONNX) into spiking neural networks "
@@ -94,14 +219,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_dump)
 
-    p = sub.add_parser("run", help="run a model on inputs through the interpreter", description=cmd_run.__doc__)
-    p.add_argument("model", help=MODEL_HELP)
+    p = sub.add_parser("run", help="run a model or a compiled network on inputs", description=cmd_run.__doc__)
+    p.add_argument("model", help=MODEL_HELP + ", or a compiled artifact directory")
     p.add_argument("--input", required=True, metavar="X", help="inputs: .npy (one input) or .npz (one key per input name, or 'x')")
     p.add_argument("-o", "--output", required=True, metavar="Y", help="outputs: .npy (one output) or .npz (one key per output)")
-    p.add_argument("--batch-size", type=int, default=256, help="examples evaluated at once (default: 256)")
-    p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--timesteps", type=_positive_int, metavar="T", help="time steps for a compiled network (default: 64)")
+    _batch_size(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compile", help="compile a model into a spiking network", description=cmd_compile.__doc__)
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--calib", required=True, metavar="DATA", help=f"calibration data: {DATA_HELP} (its train split)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="artifact directory to write")
+    _compile_options(p)
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("evaluate", help="ANN vs SNN accuracy per number of time steps", description=cmd_evaluate.__doc__)
+    p.add_argument("model", help="a compiled artifact directory, or a model to compile first (" + MODEL_HELP + ")")
+    p.add_argument("--data", required=True, metavar="DATA", help=f"labelled data: {DATA_HELP} (its test split)")
+    p.add_argument("--calib", metavar="DATA", help="calibration data when MODEL is not compiled (default: an IDX folder's train split, else DATA)")
+    p.add_argument("--timesteps", default="8,16,32,64", metavar="T,T,...", help="numbers of time steps (default: 8,16,32,64)")
+    p.add_argument("--backend", choices=("interp", "nengo", "nengo-dl"), default="interp", help="simulator (default: interp, the batched NumPy interpreter)")
+    p.add_argument("-n", type=_positive_int, metavar="N", help="evaluate the first N examples only")
+    _compile_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object (accuracies as fractions)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="train a small CNN on scikit-learn digits, compile it, show accuracy vs T", description=cmd_demo.__doc__)
+    p.add_argument("--timesteps", default="8,16,32,64", metavar="T,T,...", help="numbers of time steps (default: 8,16,32,64)")
+    p.add_argument("--epochs", type=_positive_int, default=30, help="training epochs (default: 30)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("-o", "--output", metavar="OUT", help="also write the compiled artifact to OUT")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_demo)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _batch_size(p) -> None:
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="examples simulated at once (default: 256)")
+    p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
+
+
+def _compile_options(p) -> None:
+    p.add_argument("--pipeline", metavar="P", help="passes, e.g. 'canonicalize,fold_batchnorm,threshold_balance{method=max},convert_to_spiking' (default: the target's)")
+    p.add_argument("--target", choices=("nengo",), default="nengo", help="what the network is compiled for (default: nengo)")
+    p.add_argument("--calib-examples", type=_positive_int, default=1000, metavar="N", help="calibration examples used (default: 1000)")
+    p.add_argument("--input-scale", type=float, metavar="S", help="multiply inputs by S (default: 1/255 for integer data, else 1)")
+    p.add_argument("--dump-after", action="append", metavar="PASS", help="print the IR after PASS to stderr (repeatable, or 'all')")
+    p.add_argument("--dump-dir", metavar="DIR", help="write the IR after each pass to DIR/NN_pass.ir")
+    p.add_argument("--time-passes", action="store_true", help="print each pass's time to stderr")
+    _batch_size(p)
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,5 @@
-"""Reading datasets users hand to the CLI: ``.npz`` (keys ``x``, ``y``), ``.npy``, IDX (MNIST).
+"""Reading datasets users hand to the CLI: ``.npz`` (keys ``x``, ``y``), ``.npy``, IDX (MNIST)
+files and folders.
 
 Loaded without pickle; bad files raise :class:`DataError` naming the file.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +90,109 @@ def save_outputs(path, outputs: dict[str, np.ndarray]) -> None:
         save_npy(path, next(iter(outputs.values())))
     else:
         raise DataError(f"{path}: unsupported output file type {path.suffix or '(none)'}; use .npy or .npz")
+
+
+# ----------------------------------------------------------------------------- labelled datasets
+
+IDX_SPLITS = {
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+}
+DATA_HELP = ".npz with keys x (inputs, in the model's layout) and y (integer labels or one-hot), or an IDX folder (MNIST layout)"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs ``x`` (batch first) and integer labels ``y`` (or None), with where they came from."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def head(self, n: int | None) -> "Dataset":
+        if n is None or n >= len(self):
+            return self
+        return Dataset(self.x[:n], None if self.y is None else self.y[:n], f"{self.source}[:{n}]")
+
+
+def load_dataset(path, split: str = "test", need_labels: bool = True) -> Dataset:
+    """A labelled dataset from an ``.npz`` (keys ``x``, ``y``) or an IDX folder's ``split``."""
+    path = Path(path)
+    if path.is_dir():
+        return _load_idx_folder(path, split)
+    arrays = _load_array_file(path)
+    if "x" not in arrays:
+        raise DataError(f"{path}: no array 'x' (holds {sorted(arrays)}); give {DATA_HELP}")
+    x, y = arrays["x"], arrays.get("y")
+    if y is None and need_labels:
+        raise DataError(f"{path}: no labels 'y' (holds {sorted(arrays)}); give {DATA_HELP}")
+    return _checked(Dataset(x, None if y is None else as_labels(y, path), str(path)))
+
+
+def _idx_file(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def has_idx_split(folder: Path, split: str) -> bool:
+    return Path(folder).is_dir() and all(_idx_file(Path(folder), s) for s in IDX_SPLITS[split])
+
+
+def _load_idx_folder(folder: Path, split: str) -> Dataset:
+    images, labels = (_idx_file(folder, stem) for stem in IDX_SPLITS[split])
+    if images is None or labels is None:
+        want = " and ".join(f"{s}[.gz]" for s in IDX_SPLITS[split])
+        raise DataError(f"{folder}: not an IDX dataset folder (no {want}); give {DATA_HELP}")
+    return _checked(Dataset(load_idx(images), as_labels(load_idx(labels), labels), f"{folder} ({split})"))
+
+
+def as_labels(y: np.ndarray, path) -> np.ndarray:
+    """Integer class labels from integer labels or one-hot rows."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        return y.argmax(axis=1).astype(np.int64)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.all(np.mod(y, 1) == 0)):
+        raise DataError(f"{path}: labels must be integers (N,) or one-hot (N, classes), got {y.dtype} {list(y.shape)}")
+    return y.astype(np.int64)
+
+
+def _checked(data: Dataset) -> Dataset:
+    if len(data.x) == 0:
+        raise DataError(f"{data.source}: the dataset is empty")
+    if data.y is not None and len(data.y) != len(data.x):
+        raise DataError(f"{data.source}: {len(data.x)} inputs but {len(data.y)} labels")
+    if not np.issubdtype(data.x.dtype, np.number):
+        raise DataError(f"{data.source}: inputs of type {data.x.dtype} are not numeric")
+    return data
+
+
+def fit_inputs(x: np.ndarray, shape: tuple[int, ...], scale: float | None, source: str) -> np.ndarray:
+    """Inputs as float32 of per-example ``shape`` (the model's own layout).
+
+    Integer data (e.g. 8-bit pixels) is multiplied by ``scale``, default ``1/255``; float
+    data by ``scale``, default 1. Only axes of size 1 may be added or dropped (MNIST's
+    ``(N, 28, 28)`` fits a model taking ``(28, 28, 1)``); anything else is an error.
+    """
+    if scale is None:
+        scale = 1 / 255 if np.issubdtype(x.dtype, np.integer) else 1.0
+    out = x.astype(np.float32) * np.float32(scale)
+    if out.shape[1:] != tuple(shape):
+        if _non_unit(out.shape[1:]) != _non_unit(shape):
+            raise DataError(
+                f"{source}: examples of shape {list(out.shape[1:])} do not fit the model's input {list(shape)}"
+            )
+        out = out.reshape((len(out), *shape))
+    if not np.all(np.isfinite(out)):
+        raise DataError(f"{source}: the inputs contain NaN or infinite values")
+    return out
+
+
+def _non_unit(shape) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)

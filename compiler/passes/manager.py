@@ -24,6 +24,7 @@ class PassRecord:
     nodes_before: int
     nodes_after: int
     notes: list[dict]
+    graph: Graph | None = None  # the pass's output, with PassManager(keep_graphs=True)
 
     def to_dict(self) -> dict:
         return {
@@ -43,7 +44,8 @@ class PassManager:
     ``dump_after``: pass names (or ``"all"``) whose output IR is written to ``stream``;
     ``dump_dir``: one numbered ``.ir`` file (and ``.npz``) per pass, ``00_input.ir`` first;
     ``time_passes``: a timing table on ``stream`` at the end; ``on_note``: called with each
-    note a pass adds (the CLI prints them).
+    note a pass adds (the CLI prints them); ``keep_graphs``: each record keeps its pass's
+    output graph.
     """
 
     pipeline: str | list[PassSpec]
@@ -52,6 +54,7 @@ class PassManager:
     time_passes: bool = False
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     on_note: Callable[[dict], None] | None = None
+    keep_graphs: bool = False
 
     def __post_init__(self):
         if isinstance(self.pipeline, str):
@@ -77,7 +80,9 @@ class PassManager:
             start = time.perf_counter()
             graph = self._run_one(spec, graph, calibration, records)
             notes = list(graph.meta.get("notes", []))[notes_before:]
-            records.append(PassRecord(spec, time.perf_counter() - start, nodes_before, len(graph.nodes), notes))
+            seconds = time.perf_counter() - start
+            kept = graph if self.keep_graphs else None
+            records.append(PassRecord(spec, seconds, nodes_before, len(graph.nodes), notes, kept))
             if self.on_note:
                 for note in notes:
                     self.on_note(note)

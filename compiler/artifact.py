@@ -1,0 +1,124 @@
+"""The compiled artifact: a self-describing directory that ``snnc compile`` writes.
+
+::
+
+    OUT/
+      manifest.json     what was compiled, how, from what: versions, source hash, target,
+                        pipeline and options, per-pass records and notes, calibration statistics
+      model.ir  (.npz)  the compiled graph (spiking)
+      ann.ir    (.npz)  the imported float graph, for ANN-vs-SNN comparisons
+      float.ir  (.npz)  the float graph that entered convert_to_spiking (after canonicalize,
+                        fold_batchnorm, max-pool replacement and balancing)
+
+The directory is written next to its destination and renamed into place, so a reader never
+sees half an artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelFormatError
+from .graph import Graph
+
+FORMAT = "snnc-artifact"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+GRAPH_FILES = {"model": "model.ir", "ann": "ann.ir", "float": "float.ir"}
+#: packages whose versions the manifest records (read from metadata, not imported)
+RECORDED_PACKAGES = ("numpy", "tensorflow", "keras", "onnx", "nengo", "nengo-dl", "nengo-loihi")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    manifest: dict
+    model: Graph
+    ann: Graph
+    float: Graph
+
+
+def is_artifact(path) -> bool:
+    return Path(path).is_dir() and (Path(path) / MANIFEST).is_file()
+
+
+def file_sha256(path) -> str:
+    """SHA-256 of a file, or of a directory's files in sorted order (SavedModel)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(str(f.relative_to(path)).encode() if path.is_dir() else b"")
+        with open(f, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for name in ("snnc", *RECORDED_PACKAGES):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return versions
+
+
+def save_artifact(out, manifest: dict, graphs: dict[str, Graph]) -> Path:
+    """Write the artifact directory ``out`` (replacing an earlier artifact there)."""
+    from .fileio import write_text
+    from .text import save
+
+    out = Path(out)
+    if out.exists() and not is_artifact(out) and (not out.is_dir() or any(out.iterdir())):
+        raise ModelFormatError(f"{out}: exists and is not an snnc artifact; not overwriting it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for key, filename in GRAPH_FILES.items():
+            save(graphs[key], staging / filename)
+        full = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}
+        write_text(staging / MANIFEST, json.dumps(full, indent=2, sort_keys=False) + "\n")
+        _swap_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def _swap_into_place(staging: Path, out: Path) -> None:
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        staging.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(out)
+
+
+def load_artifact(path) -> Artifact:
+    from .text import load
+
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFormatError(f"{path / MANIFEST}: not a readable manifest ({exc})") from None
+    if manifest.get("format") != FORMAT:
+        raise ModelFormatError(f"{path}: {MANIFEST} is not an snnc artifact manifest")
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{path}: artifact format {manifest['format_version']} is newer than this snnc reads ({FORMAT_VERSION})"
+        )
+    graphs = {key: load(path / filename) for key, filename in GRAPH_FILES.items()}
+    return Artifact(path, manifest, **graphs)
