@@ -1,0 +1,198 @@
+"""Build the IR graph of a checked ONNX model: inputs (the first axis is the batch), every
+node that reaches an output (folded if its inputs are constants, else converted), outputs.
+Before converting, every op is checked, so one error lists all the unsupported ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from snnc.compiler.errors import UnsupportedError, VerificationError
+from snnc.compiler.graph import Graph, GraphBuilder, sanitize_name
+from snnc.compiler.types import default_layout
+
+from .context import ModelContext, NodeCall
+from .converters import CONVERTERS
+from .fold import SHAPE_OPS, FoldError, fold_node, is_foldable
+from .structure import node_label
+
+#: ops folded at import whatever their inputs (besides any op whose inputs are constants)
+FOLDED_OPS = ("Constant", *SHAPE_OPS)
+#: every op snnc reads, for messages
+SUPPORTED_OPS = tuple(sorted({*CONVERTERS, *FOLDED_OPS}))
+#: how many node names an unsupported-op message lists per op
+NAMES_SHOWN = 5
+
+
+def convert_model(model, opset: int, path: Path) -> Graph:
+    """The verified float graph of a checked, shape-inferred ONNX ``model``."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    nodes = _live_nodes(graph)
+    initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    plan = _plan(nodes, set(initializers), path)
+    builder = GraphBuilder(graph.name or path.stem)
+    ctx = ModelContext(path, opset, builder, dict(initializers), _readers(nodes), frozenset(o.name for o in graph.output))
+    _add_inputs(ctx, [v for v in graph.input if v.name not in initializers])
+    shapes = _inferred_shapes(model)
+    for index, node, folded in plan:
+        if all(name in ctx.values for name in node.output if name):
+            continue  # computed along with an earlier node (a MatMul's bias Add)
+        call = NodeCall(ctx, node, index)
+        outputs = _fold(call) if folded else _convert(call, shapes)
+        ctx.values.update({name: value for name, value in zip(node.output, outputs) if name})
+    for output in graph.output:
+        value = ctx.values[output.name]
+        if not isinstance(value, str):
+            raise UnsupportedError(f"{path}: graph output {output.name!r} is a constant; snnc needs outputs computed from the inputs")
+        builder.output(value, name=output.name, source_layout=builder.type_of(value).layout)
+    try:
+        return builder.build(meta=_source_meta(model, opset, path))
+    except VerificationError as exc:  # e.g. a softmax that is not the last op
+        raise UnsupportedError(f"{path}: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def _live_nodes(graph) -> list[tuple[int, object]]:
+    """``(index, node)`` of the nodes some graph output depends on, in graph order (dead
+    nodes, such as an unused Dropout mask's consumers, are not converted)."""
+    producer = {name: i for i, node in enumerate(graph.node) for name in node.output if name}
+    wanted = [o.name for o in graph.output]
+    live = set()
+    while wanted:
+        name = wanted.pop()
+        index = producer.get(name)
+        if index is not None and index not in live:
+            live.add(index)
+            wanted.extend(n for n in graph.node[index].input if n)
+    return [(i, graph.node[i]) for i in sorted(live)]
+
+
+def _plan(nodes, constants: set[str], path: Path) -> list[tuple[int, object, bool]]:
+    """``(index, node, folded)`` for each node; raises one UnsupportedError naming every
+    node whose op snnc cannot convert."""
+    plan, unsupported = [], {}
+    constants = set(constants)
+    for index, node in nodes:
+        folded = is_foldable(node, constants)
+        if folded:
+            constants.update(node.output)
+        elif node.domain not in ("", "ai.onnx") or node.op_type not in CONVERTERS:
+            op = f"{node.domain}.{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
+            unsupported.setdefault(op, []).append(node_label(node, index))
+        plan.append((index, node, folded))
+    if unsupported:
+        raise UnsupportedError(f"{path}: {_unsupported_message(unsupported)}")
+    return plan
+
+
+def _unsupported_message(unsupported: dict[str, list[str]]) -> str:
+    count = sum(map(len, unsupported.values()))
+    parts = []
+    for op, labels in unsupported.items():
+        more = f" and {len(labels) - NAMES_SHOWN} more" if len(labels) > NAMES_SHOWN else ""
+        parts.append(f"{op} (nodes {', '.join(labels[:NAMES_SHOWN])}{more})")
+    return (
+        f"{count} node{'s' if count > 1 else ''} use{'' if count > 1 else 's'} ops snnc does not support: "
+        f"{'; '.join(parts)}. Supported ops: {', '.join(SUPPORTED_OPS)} "
+        "(and any op whose inputs are all constants, which is computed at import)"
+    )
+
+
+def _readers(nodes) -> dict[str, list]:
+    readers: dict[str, list] = {}
+    for _, node in nodes:
+        for name in dict.fromkeys(n for n in node.input if n):
+            readers.setdefault(name, []).append(node)
+    return readers
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _add_inputs(ctx: ModelContext, inputs) -> None:
+    """IR inputs for the graph inputs: the first axis is the batch (dynamic, or a fixed 1
+    as many exports have); every other axis needs a fixed size."""
+    dims = {v.name: _dims(ctx.path, v) for v in inputs}
+    ctx.batch_is_one = bool(dims) and all(d[0] == 1 for d in dims.values())
+    for name, shape in dims.items():
+        per_example = shape[1:]
+        layout = default_layout(len(per_example))  # ONNX is channels first, as the IR
+        ctx.values[name] = ctx.builder.input(sanitize_name(name), per_example, source_layout=layout)
+
+
+def _dims(path: Path, value) -> list:
+    """The dimensions of a graph input (int, or None for a dynamic batch), checked."""
+    from onnx import TensorProto
+
+    tensor = value.type.tensor_type
+    if not value.type.HasField("tensor_type") or not tensor.HasField("shape"):
+        raise UnsupportedError(f"{path}: input {value.name!r} declares no tensor shape; snnc needs one")
+    if tensor.elem_type != TensorProto.FLOAT:
+        kind = TensorProto.DataType.Name(tensor.elem_type).lower()
+        raise UnsupportedError(f"{path}: input {value.name!r} holds {kind}; snnc takes float32 inputs")
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+    shown = "[" + ",".join(d.dim_param or "?" if not d.HasField("dim_value") else str(d.dim_value) for d in tensor.shape.dim) + "]"
+    if len(dims) < 2:
+        raise UnsupportedError(f"{path}: input {value.name!r} has shape {shown}; snnc needs a batch axis and at least one more")
+    if dims[0] not in (None, 1):
+        raise UnsupportedError(
+            f"{path}: input {value.name!r} has shape {shown}; the first axis is the batch and must be dynamic or 1"
+        )
+    if any(d is None or d < 1 for d in dims[1:]):
+        raise UnsupportedError(
+            f"{path}: input {value.name!r} has shape {shown}; snnc needs a fixed size for every axis but the first (batch)"
+        )
+    return dims
+
+
+# ----------------------------------------------------------------------------- nodes
+
+
+def _fold(call: NodeCall) -> list:
+    inputs = [call.input(i) for i in range(len(call.node.input))]
+    inputs = [call.type(x) if isinstance(x, str) else x for x in inputs]  # computed: only its shape is read
+    try:
+        return fold_node(call.node, inputs, call.opset)
+    except FoldError as exc:
+        raise call.unsupported(f"cannot compute this constant at import ({exc})") from None
+
+
+def _convert(call: NodeCall, shapes: dict) -> list[str]:
+    value = CONVERTERS[call.op_type](call)
+    for k, name in enumerate(call.node.output[1:], start=1):
+        if name and (call.readers(k) or name in call.model.graph_outputs):
+            raise call.unsupported(f"its output {k} ({name!r}) is used; snnc converts only the first output of {call.op_type}")
+    _check_shape(call, value, shapes.get(call.node.output[0]))
+    return [value]
+
+
+def _inferred_shapes(model) -> dict[str, list]:
+    """Value name -> dims ONNX shape inference found (None where unknown)."""
+    shapes = {}
+    for v in [*model.graph.value_info, *model.graph.output]:
+        if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape"):
+            shapes[v.name] = [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+    return shapes
+
+
+def _check_shape(call: NodeCall, value: str, onnx_dims: list | None) -> None:
+    """The converted value's shape must be what ONNX infers for the node's output (without
+    the batch axis): a cheap guard against a conversion that changed the meaning."""
+    if onnx_dims is None:
+        return
+    ir_shape = call.shape(value)
+    known = all(d is not None for d in onnx_dims[1:])
+    if known and (len(onnx_dims) != len(ir_shape) + 1 or tuple(onnx_dims[1:]) != ir_shape):
+        shown = ["N" if d is None else d for d in onnx_dims]
+        raise call.unsupported(f"ONNX infers an output of shape {shown}, snnc converts it to [N,{','.join(map(str, ir_shape))}]")
+
+
+def _source_meta(model, opset: int, path: Path) -> dict:
+    info = {"frontend": "onnx", "file": path.name, "opset": opset}
+    if model.producer_name:
+        info["producer"] = f"{model.producer_name} {model.producer_version}".strip()
+    return {"source": info}
+
