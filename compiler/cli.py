@@ -91,6 +91,7 @@ def _compile_from_args(args, model_path, calib, stream):
     """Import ``model_path`` and compile it with the options shared by compile/evaluate."""
     from .api import load_model
     from .driver import compile_model
+    from .examples import resolve
 
     ann = load_model(model_path)
     return compile_model(
@@ -100,7 +101,7 @@ def _compile_from_args(args, model_path, calib, stream):
         target=args.target,
         calibration_examples=args.calib_examples,
         input_scale=args.input_scale,
-        source=model_path if not str(model_path).startswith("example:") else None,
+        source=resolve(model_path),
         dump_after=tuple(args.dump_after or ()),
         dump_dir=args.dump_dir,
         time_passes=args.time_passes,

@@ -43,7 +43,7 @@ def test_help_does_not_import_tensorflow():
     assert out.strip().splitlines()[-1] == "[]"
 
 
-@pytest.mark.parametrize("command", ["dump", "run"])
+@pytest.mark.parametrize("command", ["dump", "run", "compile", "evaluate", "demo"])
 def test_every_command_has_help(command, capsys):
     assert main([command, "--help"]) == 0
     assert f"usage: snnc {command}" in capsys.readouterr().out

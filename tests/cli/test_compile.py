@@ -1,0 +1,181 @@
+"""snnc compile / evaluate / run on compiled networks / demo, on the packaged example model and
+scikit-learn's digits (real data that ships with the install); bad inputs give one line and
+exit status 2."""
+
+import json
+
+import numpy as np
+import pytest
+
+from snnc.compiler import load_model
+from snnc.compiler.api import to_ir_layout
+from snnc.compiler.cli import main
+from snnc.compiler.examples.digits import load_digits_split
+from snnc.compiler.simulate import simulate
+
+EXAMPLE = "example:digits_cnn"
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """The digits split as .npz files: train (calibration) and the held-out test images."""
+    folder = tmp_path_factory.mktemp("digits")
+    (x_train, y_train), (x_test, y_test) = load_digits_split()
+    np.savez(folder / "train.npz", x=x_train, y=y_train)
+    np.savez(folder / "test.npz", x=x_test, y=np.eye(10)[y_test])  # one-hot labels are accepted
+    return folder
+
+
+@pytest.fixture(scope="module")
+def compiled(digits, tmp_path_factory):
+    out = tmp_path_factory.mktemp("artifact") / "digits_snn"
+    assert main(["compile", EXAMPLE, "--calib", str(digits / "train.npz"), "-o", str(out)]) == 0
+    return out
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("snnc: error: ")
+    return err[0]
+
+
+def test_compile_writes_a_self_describing_artifact(compiled):
+    manifest = json.loads((compiled / "manifest.json").read_text())
+    assert manifest["format"] == "snnc-artifact"
+    assert manifest["pipeline"] == "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking"
+    assert manifest["target"] == "nengo" and manifest["stage"] == "spiking"
+    assert len(manifest["source"]["sha256"]) == 64
+    assert {"snnc", "numpy", "nengo", "tensorflow"} <= set(manifest["versions"])
+    assert [p["pass"] for p in manifest["passes"]] == manifest["pipeline"].split(",")
+    calibration = manifest["calibration"]
+    assert calibration["examples"] == 1000 and calibration["method"]["method"] == "percentile"
+    assert set(calibration["layers"]) == {"conv1_relu", "conv2_relu"}
+    model = load_model(compiled)  # the artifact directory loads as its compiled graph
+    assert model.stage == "spiking"
+    assert [n.op.NAME for n in model.nodes if "relu" in n.name] == ["if_neuron", "if_neuron"]
+    assert model.node("conv1_relu").meta["scale"] == calibration["layers"]["conv1_relu"]["scale"]
+    assert load_model(compiled / "ann.ir").stage == "float"
+
+
+def test_evaluate_json_reports_ann_and_snn_accuracy(compiled, digits, capsys):
+    assert main(["evaluate", str(compiled), "--data", str(digits / "test.npz"), "--timesteps", "4,32", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["examples"] == 397
+    assert 0.9 < report["ann_accuracy"] <= 1
+    assert set(report["snn_accuracy"]) == {"4", "32"}
+    # the rate code converges: more steps, closer to the ANN
+    assert report["agreement_with_ann"]["32"] >= report["agreement_with_ann"]["4"]
+    assert report["snn_accuracy"]["32"] >= report["ann_accuracy"] - 0.02
+    assert set(report["layers"]) == {"conv1_relu", "conv2_relu"}
+    assert 0 < report["layers"]["conv1_relu"]["mean_rate"] < 1
+
+
+def test_evaluate_table_compiles_a_model_first(digits, capsys):
+    args = ["evaluate", EXAMPLE, "--data", str(digits / "test.npz"), "--calib", str(digits / "train.npz"), "--timesteps", "16", "-n", "50"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "50 examples, backend interp" in out
+    assert "ANN accuracy (imported model)" in out
+    assert "conv1_relu" in out and "firing" in out
+
+
+def test_run_a_compiled_network(compiled, digits, tmp_path):
+    x = np.load(digits / "test.npz")["x"][:20]
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(compiled), "--input", str(tmp_path / "x.npy"), "--timesteps", "12", "-o", str(tmp_path / "y.npy")]) == 0
+    model = load_model(compiled)
+    want = simulate(model, to_ir_layout(model, x), [12]).outputs[12]["output"]
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
+
+
+def test_pass_instruments_from_the_command_line(digits, tmp_path, capsys):
+    args = ["compile", EXAMPLE, "--calib", str(digits / "train.npz"), "-o", str(tmp_path / "out"),
+            "--dump-after", "fold_batchnorm", "--dump-dir", str(tmp_path / "dumps"), "--time-passes",
+            "--pipeline", "canonicalize,fold_batchnorm,threshold_balance{method=max},convert_to_spiking{v_init=0.0}"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "# IR after fold_batchnorm\ngraph @digits_cnn : float" in err
+    assert "# pass timings" in err and "threshold_balance{method=max}" in err
+    assert sorted(p.name for p in (tmp_path / "dumps").glob("*.ir")) == [
+        "00_input.ir", "01_canonicalize.ir", "02_fold_batchnorm.ir", "03_threshold_balance.ir", "04_convert_to_spiking.ir"]
+    model = load_model(tmp_path / "out")
+    assert model.node("conv1_relu").op.v_init == 0.0
+    assert model.meta["threshold_balance"]["method"] == "max"
+
+
+def test_demo_trains_compiles_and_reports(tmp_path, capsys):
+    assert main(["demo", "--epochs", "3", "--timesteps", "8,16", "--json", "-o", str(tmp_path / "demo")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["snn_accuracy"]) == {"8", "16"}
+    assert report["ann_accuracy"] > 0.5  # 3 epochs: a working but untrained-looking model
+    assert (tmp_path / "demo" / "manifest.json").is_file()
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_calibration_data_of_the_wrong_shape(tmp_path, capsys):
+    np.savez(tmp_path / "calib.npz", x=np.zeros((10, 5, 5), np.float32))
+    assert main(["compile", EXAMPLE, "--calib", str(tmp_path / "calib.npz"), "-o", str(tmp_path / "out")]) == 2
+    line = one_error_line(capsys)
+    assert "calib.npz" in line and "[5, 5]" in line and "[8, 8, 1]" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_data(tmp_path, digits, capsys):
+    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 8, 8, 1), np.float32), y=np.zeros(0, np.int64))
+    assert main(["compile", EXAMPLE, "--calib", str(tmp_path / "empty.npz"), "-o", str(tmp_path / "out")]) == 2
+    assert "empty.npz: the dataset is empty" in one_error_line(capsys)
+    assert main(["evaluate", EXAMPLE, "--data", str(tmp_path / "empty.npz"), "--calib", str(digits / "train.npz")]) == 2
+    assert "the dataset is empty" in one_error_line(capsys)
+
+
+def test_nan_weights(tmp_path, digits, capsys):
+    import tensorflow as tf
+
+    model = tf.keras.Sequential([tf.keras.layers.Input((8, 8, 1)), tf.keras.layers.Flatten(), tf.keras.layers.Dense(10, name="fc")])
+    weights = model.get_weights()
+    weights[0][3, 4] = np.nan
+    model.set_weights(weights)
+    model.save(tmp_path / "nan.h5")
+    assert main(["compile", str(tmp_path / "nan.h5"), "--calib", str(digits / "train.npz"), "-o", str(tmp_path / "out")]) == 2
+    line = one_error_line(capsys)
+    assert "%fc = dense" in line and "NaN" in line
+
+
+@pytest.mark.parametrize(
+    "pipeline, message",
+    [
+        ("canonicalize,fold_bn", "unknown pass 'fold_bn'"),
+        ("threshold_balance{method=median}", "option method='median' is not one of max, percentile"),
+        ("threshold_balance{p=high}", "option p='high' is not a float"),
+        ("convert_to_spiking{colour=red}", "unknown option 'colour=red'"),
+    ],
+)
+def test_bad_pipelines(pipeline, message, digits, tmp_path, capsys):
+    args = ["compile", EXAMPLE, "--calib", str(digits / "train.npz"), "-o", str(tmp_path / "out"), "--pipeline", pipeline]
+    assert main(args) == 2
+    assert message in one_error_line(capsys)
+
+
+def test_evaluate_needs_labels_and_good_timesteps(compiled, tmp_path, capsys):
+    np.savez(tmp_path / "unlabelled.npz", x=np.zeros((4, 8, 8, 1), np.float32))
+    assert main(["evaluate", str(compiled), "--data", str(tmp_path / "unlabelled.npz")]) == 2
+    assert "no labels 'y'" in one_error_line(capsys)
+    assert main(["evaluate", str(compiled), "--data", str(tmp_path / "unlabelled.npz"), "--timesteps", "8,x"]) == 2
+    assert "--timesteps '8,x'" in one_error_line(capsys)
+
+
+def test_compile_does_not_overwrite_other_directories(digits, tmp_path, capsys):
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep me")
+    assert main(["compile", EXAMPLE, "--calib", str(digits / "train.npz"), "-o", str(tmp_path / "precious")]) == 2
+    assert "not an snnc artifact; not overwriting it" in one_error_line(capsys)
+    assert (tmp_path / "precious" / "notes.txt").read_text() == "keep me"
+
+
+def test_timesteps_only_for_compiled_networks(digits, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((2, 8, 8, 1), np.float32))
+    assert main(["run", EXAMPLE, "--input", str(tmp_path / "x.npy"), "--timesteps", "8", "-o", str(tmp_path / "y.npy")]) == 2
+    assert "--timesteps applies to compiled spiking networks" in one_error_line(capsys)
