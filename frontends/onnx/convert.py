@@ -21,6 +21,9 @@ FOLDED_OPS = ("Constant", *SHAPE_OPS)
 SUPPORTED_OPS = tuple(sorted({*CONVERTERS, *FOLDED_OPS}))
 #: how many node names an unsupported-op message lists per op
 NAMES_SHOWN = 5
+#: how a node is imported: computed from constants (done first, so converters see every
+#: constant, e.g. a bias a later Constant node holds), computed from shapes, or converted
+CONSTANT, SHAPE, CONVERTED = "constant", "shape", "converted"
 
 
 def convert_model(model, opset: int, path: Path) -> Graph:
@@ -35,11 +38,11 @@ def convert_model(model, opset: int, path: Path) -> Graph:
     ctx = ModelContext(path, opset, builder, dict(initializers), _readers(nodes), frozenset(o.name for o in graph.output))
     _add_inputs(ctx, [v for v in graph.input if v.name not in initializers])
     shapes = _inferred_shapes(model)
-    for index, node, folded in plan:
+    for index, node, how in sorted(plan, key=lambda step: step[2] != CONSTANT):
         if all(name in ctx.values for name in node.output if name):
             continue  # computed along with an earlier node (a MatMul's bias Add)
         call = NodeCall(ctx, node, index)
-        outputs = _fold(call) if folded else _convert(call, shapes)
+        outputs = _convert(call, shapes) if how == CONVERTED else _fold(call)
         ctx.values.update({name: value for name, value in zip(node.output, outputs) if name})
     for output in graph.output:
         value = ctx.values[output.name]
@@ -70,19 +73,25 @@ def _live_nodes(graph) -> list[tuple[int, object]]:
     return [(i, graph.node[i]) for i in sorted(live)]
 
 
-def _plan(nodes, constants: set[str], path: Path) -> list[tuple[int, object, bool]]:
-    """``(index, node, folded)`` for each node; raises one UnsupportedError naming every
-    node whose op snnc cannot convert."""
+def _plan(nodes, initializers: set[str], path: Path) -> list[tuple[int, object, str]]:
+    """``(index, node, how)`` for each node, ``how`` being :data:`CONSTANT` (folded from
+    constants alone), :data:`SHAPE` (folded from shapes of computed tensors) or
+    :data:`CONVERTED`; raises one UnsupportedError naming every node whose op snnc cannot
+    convert."""
     plan, unsupported = [], {}
-    constants = set(constants)
+    constants, folded = set(initializers), set(initializers)
     for index, node in nodes:
-        folded = is_foldable(node, constants)
-        if folded:
-            constants.update(node.output)
-        elif node.domain not in ("", "ai.onnx") or node.op_type not in CONVERTERS:
-            op = f"{node.domain}.{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
-            unsupported.setdefault(op, []).append(node_label(node, index))
-        plan.append((index, node, folded))
+        if is_foldable(node, folded):
+            pure = node.op_type not in SHAPE_OPS and all(name in constants for name in node.input if name)
+            how = CONSTANT if pure else SHAPE
+            folded.update(node.output)
+            constants.update(node.output if pure else ())
+        else:
+            how = CONVERTED
+            if node.domain not in ("", "ai.onnx") or node.op_type not in CONVERTERS:
+                op = f"{node.domain}.{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
+                unsupported.setdefault(op, []).append(node_label(node, index))
+        plan.append((index, node, how))
     if unsupported:
         raise UnsupportedError(f"{path}: {_unsupported_message(unsupported)}")
     return plan

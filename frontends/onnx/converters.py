@@ -468,10 +468,8 @@ def squeeze(call):
     x = call.tensor(0)
     rank, shape = onnx_rank(call, x), call.shape(x)
     axes = _axes_argument(call)
-    if axes is None:
-        if call.model.batch_is_one:
-            raise call.unsupported("squeezes every axis of length 1, the batch of 1 included; give axes")
-        axes = [a + 1 for a, d in enumerate(shape) if d == 1]
+    if axes is None:  # whether the batch goes too depends on the batch size
+        raise call.unsupported("squeezes every axis of length 1 (the batch too, when it is 1); snnc needs axes")
     ir_axes = {_non_batch_axis(call, a, rank) for a in axes}
     if any(shape[a] != 1 for a in ir_axes):
         raise call.malformed(f"squeezes axes {sorted(a + 1 for a in ir_axes)} of {onnx_shape(call, x)}, not all of length 1")
