@@ -33,10 +33,10 @@ def convert_model(model, opset: int, path: Path) -> Graph:
     graph = model.graph
     nodes = _live_nodes(graph)
     initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    plan = _plan(nodes, set(initializers), path)
     builder = GraphBuilder(graph.name or path.stem)
     ctx = ModelContext(path, opset, builder, dict(initializers), _readers(nodes), frozenset(o.name for o in graph.output))
     _add_inputs(ctx, [v for v in graph.input if v.name not in initializers])
+    plan = _plan(nodes, set(initializers), path)
     shapes = _inferred_shapes(model)
     for index, node, how in sorted(plan, key=lambda step: step[2] != CONSTANT):
         if all(name in ctx.values for name in node.output if name):
