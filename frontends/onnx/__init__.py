@@ -8,11 +8,11 @@ files inside the model's folder. A model must pass ``onnx.checker`` and strict
 
 Supported ops (:data:`SUPPORTED_OPS`): Conv (groups, pads, strides, dilations, auto_pad),
 Gemm, MatMul (an Add of a constant after it becomes the bias), Relu, LeakyRelu, Clip,
-BatchNormalization, AveragePool, MaxPool, GlobalAveragePool, GlobalMaxPool, Flatten,
-Reshape, Transpose, Squeeze, Unsqueeze, Add, Sub, Mul, Div (by constants: scalars or one
-value per channel; Add and Sub also of two tensors), Sum, Concat, Softmax (as the last op),
-Pad (constant), Dropout, Identity, and Constant, Shape and Size. Any node whose inputs
-are all constants is computed at import by onnx's reference implementation (weights
+BatchNormalization, AveragePool, MaxPool, GlobalAveragePool, GlobalMaxPool, ReduceMean
+(over H and W), Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Add, Sub, Mul, Div (by
+constants: scalars or one value per channel; Add and Sub also of two tensors), Sum,
+Concat, Softmax (as the last op), Pad (constant), Dropout, Identity, and Constant, Shape
+and Size. Any node whose inputs are all constants is computed at import by onnx's reference implementation (weights
 reshaped inside the graph, shape arithmetic such as ``x.view(x.size(0), -1)``).
 
 Modules: :mod:`.files` reads and checks the file, :mod:`.structure` checks the graph's

@@ -288,6 +288,20 @@ def global_max_pool(call):
     return call.add(ops.MaxPool2d(call.shape(x)[1:], (1, 1)), [x])
 
 
+@converts("ReduceMean")
+def reduce_mean(call):
+    """A mean over H and W (how the dynamo exporter writes ``AdaptiveAvgPool2d(1)``)."""
+    x = _image(call, "means over H and W")
+    if call.opset < 18:
+        axes = call.attr("axes")
+    else:
+        axes = call.optional_constant(1, "axes")
+    axes = None if axes is None else {_axis(call, int(a), 4) for a in np.asarray(axes).reshape(-1)}
+    if axes != {2, 3}:
+        raise call.unsupported(f"averages over axes {sorted(axes or range(4))}; snnc supports a mean over H and W (2, 3)")
+    return call.add(ops.GlobalAvgPool(keepdims=bool(call.attr("keepdims", 1))), [x])
+
+
 # ----------------------------------------------------------------------------- activations
 
 

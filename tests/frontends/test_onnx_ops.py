@@ -175,6 +175,16 @@ def test_global_pooling(op_type, ir_op, tmp_path, rng):
     assert ops_of(check(model, tmp_path, rng)) == [ir_op]
 
 
+@pytest.mark.parametrize("opset, keepdims", [(13, 1), (18, 0)])
+def test_reduce_mean_over_h_and_w(opset, keepdims, tmp_path, rng):
+    if opset < 18:
+        mean, inits = node("ReduceMean", ["x"], axes=[-1, 2], keepdims=keepdims), {}
+    else:
+        mean, inits = node("ReduceMean", ["x", "axes"], keepdims=keepdims), {"axes": np.array([2, 3])}
+    model = make_model([mean], {"x": [N, 3, 4, 5]}, ["y"], inits, opset=opset)
+    assert ops_of(check(model, tmp_path, rng)) == ["global_avg_pool"]
+
+
 # ----------------------------------------------------------------------------- shapes
 
 
