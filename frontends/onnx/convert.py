@@ -31,6 +31,8 @@ def convert_model(model, opset: int, path: Path) -> Graph:
     from onnx import numpy_helper
 
     graph = model.graph
+    if graph.sparse_initializer:
+        raise UnsupportedError(f"{path}: sparse initializers ({graph.sparse_initializer[0].values.name!r}) are not supported")
     nodes = _live_nodes(graph)
     initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     builder = GraphBuilder(graph.name or path.stem)

@@ -134,7 +134,11 @@ def _data_file(folder: Path, location: str, path: Path, tensor: str) -> Path:
 def _read_range(file: Path, info: dict, path: Path, tensor) -> bytes:
     from onnx.helper import tensor_dtype_to_np_dtype
 
-    expected = int(np.prod(tensor.dims, dtype=np.int64)) * tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    try:
+        itemsize = tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except KeyError:
+        raise ModelFormatError(f"{path}: tensor {tensor.name!r} has unknown element type {tensor.data_type}") from None
+    expected = int(np.prod(tensor.dims, dtype=np.int64)) * itemsize
     try:
         offset, length = int(info.get("offset", 0)), int(info.get("length", expected))
     except ValueError:

@@ -5,6 +5,7 @@ put in order, as onnx.checker requires."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from snnc.compiler.errors import ModelFormatError
@@ -31,7 +32,7 @@ def check_structure(graph, path: Path) -> None:
             raise ModelFormatError(f"{path}: graph output {output.name!r} is never computed")
     order = _topological_order(graph, producer, path)
     if order != list(range(len(graph.node))):
-        nodes = [graph.node[i] for i in order]
+        nodes = [copy.deepcopy(graph.node[i]) for i in order]  # copies: the field is cleared next
         del graph.node[:]
         graph.node.extend(nodes)
 
@@ -39,7 +40,8 @@ def check_structure(graph, path: Path) -> None:
 def _producers(graph, path: Path) -> dict[str, int | None]:
     """Value name -> index of the node computing it (None: graph input or initializer;
     older files list initializers among the inputs too)."""
-    producer: dict[str, int | None] = dict.fromkeys([v.name for v in graph.input] + [t.name for t in graph.initializer])
+    sources = [v.name for v in graph.input] + [t.name for t in graph.initializer]
+    producer: dict[str, int | None] = dict.fromkeys(sources + [t.values.name for t in graph.sparse_initializer])
     for index, node in enumerate(graph.node):
         for name in node.output:
             if not name:

@@ -370,3 +370,29 @@ def test_several_inputs_and_outputs_keep_their_names_and_order(tmp_path, rng):
     graph = check(model, tmp_path, rng)
     assert [n.name for n in graph.inputs] == ["input_1", "other"]
     assert [n.name for n in graph.outputs] == ["sum", "relu_out"]
+
+
+def test_opset_7_model_with_initializers_listed_as_inputs(tmp_path, rng):
+    """As exporters of the opset-7 era wrote: IR version 3, every initializer also a graph
+    input, BatchNormalization with its ``spatial`` attribute, Reshape to a stored shape."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "g", "beta", "m", "v"], ["bn"], name="bn", spatial=1, epsilon=1e-3),
+        helper.make_node("Relu", ["bn"], ["r"], name="relu"),
+        helper.make_node("MaxPool", ["r"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Reshape", ["p", "shape"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["y"], name="fc", transB=1),
+    ]
+    inits = {
+        "w": weights(rng, 3, 2, 3, 3), "b": weights(rng, 3), "g": weights(rng, 3), "beta": weights(rng, 3),
+        "m": weights(rng, 3), "v": rng.uniform(0.5, 2, 3).astype(np.float32),
+        "shape": np.array([1, 27]), "fc_w": weights(rng, 4, 27), "fc_b": weights(rng, 4),
+    }
+    model = make_model(nodes, {"x": [1, 2, 6, 6]}, ["y"], inits, opset=7)
+    model.ir_version = 3
+    model.graph.input.extend(
+        helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in model.graph.initializer
+    )
+    graph = check(model, tmp_path, rng)
+    assert [n.name for n in graph.inputs] == ["x"]
+    assert ops_of(graph) == ["conv2d", "batch_norm", "relu", "max_pool2d", "reshape", "dense"]
