@@ -155,9 +155,8 @@ def cmd_evaluate(args) -> int:
     else:
         calib = _evaluation_calibration(args)
         compiled = _compile_from_args(args, args.model, calib, sys.stderr)
-    progress = False if args.json else None
     ev = evaluate(compiled, data, timesteps, backend=args.backend, input_scale=args.input_scale,
-                  batch_size=args.batch_size, progress=progress)
+                  batch_size=args.batch_size, progress=None)
     if args.json:
         print(json.dumps(ev.to_json(), indent=2))
     else:
@@ -186,10 +185,9 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
     from .driver import format_evaluation, parse_timesteps
 
-    progress = False if args.json else None
     result = run_demo(
         timesteps=parse_timesteps(args.timesteps), out=args.output, epochs=args.epochs,
-        seed=args.seed, log=None if args.json else print, progress=progress,
+        seed=args.seed, log=None if args.json else print,
     )
     if args.json:
         print(json.dumps({"train_seconds": result.train_seconds, **result.evaluation.to_json()}, indent=2))
@@ -296,6 +294,10 @@ def main(argv=None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_BAD_INPUT
+        from .progress import set_default
+
+        # under --json: one JSON object on stdout, nothing on stderr but errors
+        set_default(False if getattr(args, "json", False) else None)
         return args.func(args)
     except SystemExit as exc:  # --help and --version exit through argparse
         return int(exc.code or 0)

@@ -20,6 +20,7 @@ from .. import ops
 from ..errors import DataError, PassError
 from ..graph import Graph, Node
 from ..interpreter import bind_inputs, run_batch
+from ..progress import progress
 from .registry import check_choice, register_pass
 from .rewrite import Rewriter, f64
 
@@ -78,7 +79,8 @@ def _relu_statistics(graph, calibration, method, p, per_channel, batch_size):
         raise DataError("the calibration data is empty")
     relus = [node for node in graph.nodes if isinstance(node.op, ops.ReLU)]
     collected = {node.name: [] for node in relus}
-    for start in range(0, n, batch_size):
+    starts = range(0, n, batch_size)
+    for start in progress(starts, len(starts), f"calibrating on {n} examples"):
         values = run_batch(graph, {k: v[start : start + batch_size] for k, v in arrays.items()})
         for name in collected:
             collected[name].append(values[name].astype(np.float32))
