@@ -199,7 +199,12 @@ def describe(path: Path, options: dict) -> dict:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     manifest = {
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__},
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "onnxruntime": ort.__version__,
+        },
         "exports": {},
     }
     for seed, (name, (cls, shape, options)) in enumerate(EXPORTS.items()):

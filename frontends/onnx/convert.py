@@ -32,11 +32,15 @@ def convert_model(model, opset: int, path: Path) -> Graph:
 
     graph = model.graph
     if graph.sparse_initializer:
-        raise UnsupportedError(f"{path}: sparse initializers ({graph.sparse_initializer[0].values.name!r}) are not supported")
+        raise UnsupportedError(
+            f"{path}: sparse initializers ({graph.sparse_initializer[0].values.name!r}) are not supported"
+        )
     nodes = _live_nodes(graph)
     initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     builder = GraphBuilder(graph.name or path.stem)
-    ctx = ModelContext(path, opset, builder, dict(initializers), _readers(nodes), frozenset(o.name for o in graph.output))
+    ctx = ModelContext(
+        path, opset, builder, dict(initializers), _readers(nodes), frozenset(o.name for o in graph.output)
+    )
     _add_inputs(ctx, [v for v in graph.input if v.name not in initializers])
     plan = _plan(nodes, set(initializers), path)
     shapes = _inferred_shapes(model)
@@ -49,7 +53,9 @@ def convert_model(model, opset: int, path: Path) -> Graph:
     for output in graph.output:
         value = ctx.values[output.name]
         if not isinstance(value, str):
-            raise UnsupportedError(f"{path}: graph output {output.name!r} is a constant; snnc needs outputs computed from the inputs")
+            raise UnsupportedError(
+                f"{path}: graph output {output.name!r} is a constant; snnc needs outputs computed from the inputs"
+            )
         builder.output(value, name=output.name, source_layout=builder.type_of(value).layout)
     try:
         return builder.build(meta=_source_meta(model, opset, path))
@@ -145,9 +151,15 @@ def _dims(path: Path, value) -> list:
         kind = TensorProto.DataType.Name(tensor.elem_type).lower()
         raise UnsupportedError(f"{path}: input {value.name!r} holds {kind}; snnc takes float32 inputs")
     dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-    shown = "[" + ",".join(d.dim_param or "?" if not d.HasField("dim_value") else str(d.dim_value) for d in tensor.shape.dim) + "]"
+    shown = (
+        "["
+        + ",".join(str(d.dim_value) if d.HasField("dim_value") else d.dim_param or "?" for d in tensor.shape.dim)
+        + "]"
+    )
     if len(dims) < 2:
-        raise UnsupportedError(f"{path}: input {value.name!r} has shape {shown}; snnc needs a batch axis and at least one more")
+        raise UnsupportedError(
+            f"{path}: input {value.name!r} has shape {shown}; snnc needs a batch axis and at least one more"
+        )
     if dims[0] not in (None, 1):
         raise UnsupportedError(
             f"{path}: input {value.name!r} has shape {shown}; the first axis is the batch and must be dynamic or 1"
@@ -175,7 +187,9 @@ def _convert(call: NodeCall, shapes: dict) -> list[str]:
     value = CONVERTERS[call.op_type](call)
     for k, name in enumerate(call.node.output[1:], start=1):
         if name and (call.readers(k) or name in call.model.graph_outputs):
-            raise call.unsupported(f"its output {k} ({name!r}) is used; snnc converts only the first output of {call.op_type}")
+            raise call.unsupported(
+                f"its output {k} ({name!r}) is used; snnc converts only the first output of {call.op_type}"
+            )
     _check_shape(call, value, shapes.get(call.node.output[0]))
     return [value]
 
@@ -198,7 +212,9 @@ def _check_shape(call: NodeCall, value: str, onnx_dims: list | None) -> None:
     known = all(d is not None for d in onnx_dims[1:])
     if known and (len(onnx_dims) != len(ir_shape) + 1 or tuple(onnx_dims[1:]) != ir_shape):
         shown = ["N" if d is None else d for d in onnx_dims]
-        raise call.unsupported(f"ONNX infers an output of shape {shown}, snnc converts it to [N,{','.join(map(str, ir_shape))}]")
+        raise call.unsupported(
+            f"ONNX infers an output of shape {shown}, snnc converts it to [N,{','.join(map(str, ir_shape))}]"
+        )
 
 
 def _source_meta(model, opset: int, path: Path) -> dict:
@@ -206,4 +222,3 @@ def _source_meta(model, opset: int, path: Path) -> dict:
     if model.producer_name:
         info["producer"] = f"{model.producer_name} {model.producer_version}".strip()
     return {"source": info}
-

@@ -61,7 +61,9 @@ def _non_batch_axis(call: NodeCall, axis: int, rank: int) -> int:
 def _image(call: NodeCall, what: str) -> str:
     x = call.tensor(0)
     if onnx_rank(call, x) != 4:
-        raise call.unsupported(f"takes a tensor of shape {onnx_shape(call, x)}; snnc supports {what} of (N, C, H, W) images")
+        raise call.unsupported(
+            f"takes a tensor of shape {onnx_shape(call, x)}; snnc supports {what} of (N, C, H, W) images"
+        )
     return x
 
 
@@ -152,7 +154,10 @@ def conv(call):
     stride, dilation = _pair(call, "strides", (1, 1)), _pair(call, "dilations", (1, 1))
     pads = _window_pads(call, call.shape(x)[1:], kernel, stride, dilation)
     op = ops.Conv2d(filters, kernel, stride, pads, dilation, int(call.attr("group", 1)))
-    params = {"weight": weight.astype(np.float32), "bias": np.zeros(filters) if bias is None else bias.astype(np.float32)}
+    params = {
+        "weight": weight.astype(np.float32),
+        "bias": np.zeros(filters) if bias is None else bias.astype(np.float32),
+    }
     return call.add(op, [x], params)
 
 
@@ -173,9 +178,15 @@ def gemm(call):
     return call.add(ops.Dense(units), [x], {"weight": weight, "bias": bias})
 
 
+def _is_bias(c: np.ndarray, units: int) -> bool:
+    """Whether ``c`` adds to an (N, units) batch without changing its shape: a scalar,
+    ``(units,)`` or ``(1, units)``."""
+    return c.ndim <= 2 and (c.ndim < 2 or c.shape[0] == 1) and c.shape[-1:] in ((), (1,), (units,))
+
+
 def _vector(call: NodeCall, c: np.ndarray, units: int, what: str) -> np.ndarray:
-    """A bias broadcast to ``(units,)``: a scalar, ``(units,)`` or ``(1, units)``."""
-    if c.ndim > 2 or (c.ndim == 2 and c.shape[0] != 1) or c.shape[-1:] not in ((), (1,), (units,)):
+    """A bias (see :func:`_is_bias`) as ``(units,)``."""
+    if not _is_bias(c, units):
         raise call.unsupported(f"{what} of shape {list(c.shape)}; snnc supports a scalar or one value per unit")
     return np.broadcast_to(c.reshape(-1).astype(np.float64), (units,))
 
@@ -192,26 +203,23 @@ def matmul(call):
         )
     units = matrix.shape[1]
     add, bias = _bias_add(call, units)
-    y = call.add(ops.Dense(units), [x], {"weight": matrix.T, "bias": np.zeros(units) if bias is None else bias})
+    y = call.add(ops.Dense(units), [x], {"weight": matrix.T, "bias": np.zeros(units) if add is None else bias})
     if add is not None:
         call.model.values[add.output[0]] = y  # the Add is done: the conversion loop skips it
     return y
 
 
 def _bias_add(call: NodeCall, units: int):
-    """The Add node that adds a bias vector to this node's output, and the bias; or
-    ``(None, None)``."""
+    """The Add node that only this node feeds and that adds a bias to it, and the bias as
+    ``(units,)``; or ``(None, None)``."""
     readers = call.readers()
     if len(readers) != 1 or readers[0].op_type != "Add" or call.node.output[0] in call.model.graph_outputs:
         return None, None
     add = readers[0]
     other = [call.model.values.get(name) for name in add.input if name != call.node.output[0]]
-    if len(other) != 1 or not isinstance(other[0], np.ndarray):
+    if len(other) != 1 or not isinstance(other[0], np.ndarray) or not _is_bias(other[0], units):
         return None, None
-    c = other[0]
-    if c.ndim > 2 or (c.ndim == 2 and c.shape[0] != 1) or c.shape[-1:] not in ((), (1,), (units,)):
-        return None, None  # a broadcast that changes the shape: converted as its own node
-    return add, np.broadcast_to(c.reshape(-1).astype(np.float64), (units,))
+    return add, _vector(call, other[0], units, "bias")
 
 
 @converts("BatchNormalization")
@@ -298,7 +306,9 @@ def reduce_mean(call):
         axes = call.optional_constant(1, "axes")
     axes = None if axes is None else {_axis(call, int(a), 4) for a in np.asarray(axes).reshape(-1)}
     if axes != {2, 3}:
-        raise call.unsupported(f"averages over axes {sorted(axes or range(4))}; snnc supports a mean over H and W (2, 3)")
+        raise call.unsupported(
+            f"averages over axes {sorted(axes or range(4))}; snnc supports a mean over H and W (2, 3)"
+        )
     return call.add(ops.GlobalAvgPool(keepdims=bool(call.attr("keepdims", 1))), [x])
 
 
@@ -448,9 +458,11 @@ def reshape(call):
 def _batch_head(call: NodeCall, target: BatchDependent):
     """A shape computed from the batch size: its first entry must be the batch size and
     the others constants (``x.view(x.size(0), -1)``)."""
-    first, *others = target.values
-    if first.ndim != 1 or any(
-        v[0] != batch or not np.array_equal(v[1:], first[1:]) for v, batch in zip(target.values, PROBE_BATCHES)
+    first = target.values[0]
+    if (
+        first.ndim != 1
+        or first.size == 0
+        or any(v[0] != batch or not np.array_equal(v[1:], first[1:]) for v, batch in zip(target.values, PROBE_BATCHES))
     ):
         raise call.unsupported("reshapes to a shape computed from the batch size other than (N, ...)")
     return BATCH, [int(d) for d in first[1:]]
@@ -486,7 +498,9 @@ def squeeze(call):
         raise call.unsupported("squeezes every axis of length 1 (the batch too, when it is 1); snnc needs axes")
     ir_axes = {_non_batch_axis(call, a, rank) for a in axes}
     if any(shape[a] != 1 for a in ir_axes):
-        raise call.malformed(f"squeezes axes {sorted(a + 1 for a in ir_axes)} of {onnx_shape(call, x)}, not all of length 1")
+        raise call.malformed(
+            f"squeezes axes {sorted(a + 1 for a in ir_axes)} of {onnx_shape(call, x)}, not all of length 1"
+        )
     return _reshape(call, x, [d for a, d in enumerate(shape) if a not in ir_axes])
 
 

@@ -142,7 +142,9 @@ def _read_range(file: Path, info: dict, path: Path, tensor) -> bytes:
     try:
         offset, length = int(info.get("offset", 0)), int(info.get("length", expected))
     except ValueError:
-        raise ModelFormatError(f"{path}: tensor {tensor.name!r} has a non-numeric external data offset or length") from None
+        raise ModelFormatError(
+            f"{path}: tensor {tensor.name!r} has a non-numeric external data offset or length"
+        ) from None
     if length != expected:
         raise ModelFormatError(
             f"{path}: tensor {tensor.name!r} needs {expected} bytes, its external data entry says {length}"

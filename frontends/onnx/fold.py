@@ -24,7 +24,14 @@ PROBE_BATCHES = (2, 3)
 #: ops that read only the shape of their input, so they fold even on computed tensors
 SHAPE_OPS = ("Shape", "Size")
 #: ops whose result differs from run to run: never folded
-NONDETERMINISTIC_OPS = ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli")
+NONDETERMINISTIC_OPS = (
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+)
 
 
 @dataclass(frozen=True, eq=False)

@@ -47,7 +47,9 @@ def _producers(graph, path: Path) -> dict[str, int | None]:
             if not name:
                 continue  # an optional output left out
             if name in producer:
-                raise ModelFormatError(f"{path}: value {name!r} is defined twice (again by node {node_label(node, index)})")
+                raise ModelFormatError(
+                    f"{path}: value {name!r} is defined twice (again by node {node_label(node, index)})"
+                )
             producer[name] = index
     return producer
 
@@ -90,4 +92,4 @@ def _a_cycle(graph, producer: dict, stuck: set[int]) -> list[int]:
         seen[index] = len(path)
         path.append(index)
         index = next(producer[n] for n in graph.node[index].input if n and producer[n] in stuck)
-    return list(reversed(path[seen[index]:]))
+    return list(reversed(path[seen[index] :]))

@@ -37,7 +37,10 @@ def raises(error_type, path, *fragments):
 def assert_cli_error(path, tmp_path, capsys, *fragments):
     """``snnc dump`` and ``snnc run`` exit with status 2 and one line naming the file."""
     np.save(tmp_path / "x.npy", np.zeros((1, 4), np.float32))
-    for argv in (["dump", str(path)], ["run", str(path), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]):
+    for argv in (
+        ["dump", str(path)],
+        ["run", str(path), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")],
+    ):
         assert main(argv) == 2
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("snnc: error: ") and str(path) in lines[0], lines
@@ -62,7 +65,9 @@ def test_not_a_model(tmp_path):
     raises(ModelFormatError, path, "not an ONNX model")
 
 
-@pytest.mark.parametrize("opset, error_type, fragment", [(6, UnsupportedError, "opset 6"), (99, ModelFormatError, "opset 99 is newer")])
+@pytest.mark.parametrize(
+    "opset, error_type, fragment", [(6, UnsupportedError, "opset 6"), (99, ModelFormatError, "opset 99 is newer")]
+)
 def test_opset_outside_the_supported_range(opset, error_type, fragment, tmp_path, capsys):
     path = save(relu_model(opset=opset), tmp_path)
     raises(error_type, path, fragment, "opsets 7 to")
@@ -79,7 +84,10 @@ def test_checker_failure(tmp_path, capsys):
 
 def test_shape_inference_failure(tmp_path):
     model = make_model(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], {"x": [N, 4]}, {"y": [N, 3]}, {"w": np.ones((5, 3), np.float32)}
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        {"x": [N, 4]},
+        {"y": [N, 3]},
+        {"w": np.ones((5, 3), np.float32)},
     )
     raises(ModelFormatError, save(model, tmp_path), "fails ONNX shape inference")
 
@@ -97,7 +105,9 @@ def test_cycle(tmp_path, capsys):
 
 
 def test_dangling_input(tmp_path, capsys):
-    path = save(make_model([helper.make_node("Add", ["x", "ghost"], ["y"], name="add")], {"x": [N, 4]}, {"y": [N, 4]}), tmp_path)
+    path = save(
+        make_model([helper.make_node("Add", ["x", "ghost"], ["y"], name="add")], {"x": [N, 4]}, {"y": [N, 4]}), tmp_path
+    )
     raises(ModelFormatError, path, "'add'", "'ghost'", "no node, initializer or graph input defines")
     assert_cli_error(path, tmp_path, capsys, "ghost")
 
@@ -109,11 +119,16 @@ def test_output_never_computed(tmp_path):
 
 def test_value_defined_twice(tmp_path):
     nodes = [helper.make_node("Relu", ["x"], ["y"], name="a"), helper.make_node("Relu", ["x"], ["y"], name="b")]
-    raises(ModelFormatError, save(make_model(nodes, {"x": [N, 4]}, {"y": [N, 4]}), tmp_path), "'y' is defined twice", "'b'")
+    raises(
+        ModelFormatError, save(make_model(nodes, {"x": [N, 4]}, {"y": [N, 4]}), tmp_path), "'y' is defined twice", "'b'"
+    )
 
 
 def test_nodes_out_of_order_are_sorted(tmp_path):
-    nodes = [helper.make_node("Relu", ["r"], ["y"], name="second"), helper.make_node("Relu", ["x"], ["r"], name="first")]
+    nodes = [
+        helper.make_node("Relu", ["r"], ["y"], name="second"),
+        helper.make_node("Relu", ["x"], ["r"], name="first"),
+    ]
     graph = load_model(save(make_model(nodes, {"x": [N, 4]}, {"y": [N, 4]}), tmp_path))
     assert [n.name for n in graph.nodes] == ["x", "first", "second", "y"]
 
@@ -186,7 +201,14 @@ def test_every_unsupported_op_is_listed_in_one_error(tmp_path, capsys):
         helper.make_node("Sigmoid", ["r"], ["y"]),  # no name: named by position
     ]
     path = save(make_model(nodes, {"x": [N, 4]}, ["y"]), tmp_path)
-    message = raises(UnsupportedError, path, "4 nodes", "Sin (nodes 'sine')", "Tanh (nodes 'tanh_1', 'tanh_2')", "Sigmoid (nodes #4 (Sigmoid))")
+    message = raises(
+        UnsupportedError,
+        path,
+        "4 nodes",
+        "Sin (nodes 'sine')",
+        "Tanh (nodes 'tanh_1', 'tanh_2')",
+        "Sigmoid (nodes #4 (Sigmoid))",
+    )
     assert ", ".join(SUPPORTED_OPS) in message and "'fine'" not in message
     assert_cli_error(path, tmp_path, capsys, "Sin", "Tanh", "Sigmoid")
 
@@ -200,26 +222,43 @@ def test_ops_on_constants_only_are_folded_whatever_they_are(tmp_path):
 UNSUPPORTED_NODES = {
     "mul_of_tensors": ([helper.make_node("Mul", ["x", "x"], ["y"], name="n")], {}, "Mul of two computed tensors"),
     "matmul_of_tensors": (
-        [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 1, 3, 2]), helper.make_node("MatMul", ["x", "t"], ["y"], name="n")],
+        [
+            helper.make_node("Transpose", ["x"], ["t"], perm=[0, 1, 3, 2]),
+            helper.make_node("MatMul", ["x", "t"], ["y"], name="n"),
+        ],
         {},
         "matrix B ('t') is computed from the model's inputs",
     ),
     "broadcast_add": (
-        [helper.make_node("Add", ["x", "k"], ["y"], name="n")], {"k": np.ones((2, 3, 4), np.float32)}, "one value per channel"
+        [helper.make_node("Add", ["x", "k"], ["y"], name="n")],
+        {"k": np.ones((2, 3, 4), np.float32)},
+        "one value per channel",
     ),
     "reshape_merging_batch": (
-        [helper.make_node("Reshape", ["x", "s"], ["y"], name="n")], {"s": np.array([-1, 4])}, "keep axis 0 as the batch"
+        [helper.make_node("Reshape", ["x", "s"], ["y"], name="n")],
+        {"s": np.array([-1, 4])},
+        "keep axis 0 as the batch",
     ),
-    "transpose_of_batch": ([helper.make_node("Transpose", ["x"], ["y"], name="n", perm=[1, 0, 2, 3])], {}, "moves the batch axis"),
+    "transpose_of_batch": (
+        [helper.make_node("Transpose", ["x"], ["y"], name="n", perm=[1, 0, 2, 3])],
+        {},
+        "moves the batch axis",
+    ),
     "concat_on_batch": ([helper.make_node("Concat", ["x", "x"], ["y"], name="n", axis=0)], {}, "batch axis"),
     "reflect_pad": (
-        [helper.make_node("Pad", ["x", "p"], ["y"], name="n", mode="reflect")], {"p": np.array([0, 0, 1, 1, 0, 0, 1, 1])}, "mode='reflect'"
+        [helper.make_node("Pad", ["x", "p"], ["y"], name="n", mode="reflect")],
+        {"p": np.array([0, 0, 1, 1, 0, 0, 1, 1])},
+        "mode='reflect'",
     ),
     "softmax_not_last": (
-        [helper.make_node("Softmax", ["x"], ["s"], name="n"), helper.make_node("Relu", ["s"], ["y"], name="after")], {}, "last op"
+        [helper.make_node("Softmax", ["x"], ["s"], name="n"), helper.make_node("Relu", ["s"], ["y"], name="after")],
+        {},
+        "last op",
     ),
     "pool_dilations": (
-        [helper.make_node("MaxPool", ["x"], ["y"], name="n", kernel_shape=[2, 2], dilations=[2, 2])], {}, "dilations"
+        [helper.make_node("MaxPool", ["x"], ["y"], name="n", kernel_shape=[2, 2], dilations=[2, 2])],
+        {},
+        "dilations",
     ),
 }
 
@@ -237,7 +276,11 @@ def test_squeeze_without_axes(tmp_path):
 
 @pytest.mark.parametrize(
     "shape, fragment",
-    [([4, 3], "must be dynamic or 1"), ([N, "H", 3], "fixed size for every axis but the first"), ([N], "needs a batch axis")],
+    [
+        ([4, 3], "must be dynamic or 1"),
+        ([N, "H", 3], "fixed size for every axis but the first"),
+        ([N], "needs a batch axis"),
+    ],
 )
 def test_input_shapes(shape, fragment, tmp_path, capsys):
     path = save(relu_model(shape=shape), tmp_path)
@@ -271,7 +314,10 @@ def test_used_second_output(tmp_path):
         [helper.make_node("Dropout", ["x"], ["d", "mask"], name="drop", ratio=0.5)],
         "g",
         [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [N, 3])],
-        [helper.make_tensor_value_info(name, t, [N, 3]) for name, t in (("d", onnx.TensorProto.FLOAT), ("mask", onnx.TensorProto.BOOL))],
+        [
+            helper.make_tensor_value_info(name, t, [N, 3])
+            for name, t in (("d", onnx.TensorProto.FLOAT), ("mask", onnx.TensorProto.BOOL))
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 10)])
     raises(UnsupportedError, save(model, tmp_path), "node 'drop'", "output 1 ('mask') is used")

@@ -70,7 +70,9 @@ def test_conv_groups_without_bias(groups, tmp_path, rng):
 def test_gemm(attrs, c_shape, tmp_path, rng):
     b = weights(rng, 5, 6) if attrs.get("transB") else weights(rng, 6, 5)
     inits = {"b": b} | ({} if c_shape is None else {"c": weights(rng, *c_shape)})
-    model = make_model([node("Gemm", ["x", "b"] + (["c"] if c_shape is not None else []), **attrs)], {"x": [N, 6]}, ["y"], inits)
+    model = make_model(
+        [node("Gemm", ["x", "b"] + (["c"] if c_shape is not None else []), **attrs)], {"x": [N, 6]}, ["y"], inits
+    )
     assert ops_of(check(model, tmp_path, rng)) == ["dense"]
 
 
@@ -101,7 +103,9 @@ def test_matmul_without_bias_and_add_read_twice(tmp_path, rng):
 
 
 def test_relu_and_leaky_relu(tmp_path, rng):
-    model = make_model([node("Relu", ["x"], "r"), node("LeakyRelu", ["x"], "l", alpha=0.2)], {"x": [N, 3, 4]}, ["r", "l"])
+    model = make_model(
+        [node("Relu", ["x"], "r"), node("LeakyRelu", ["x"], "l", alpha=0.2)], {"x": [N, 3, 4]}, ["r", "l"]
+    )
     graph = check(model, tmp_path, rng)
     assert graph.node("leakyrelu_node").op.negative_slope == pytest.approx(0.2)
 
@@ -135,10 +139,19 @@ def test_clip(opset, bounds, op, tmp_path, rng):
 # ----------------------------------------------------------------------------- BatchNormalization
 
 
-@pytest.mark.parametrize("opset, shape, attrs", [(7, [N, 3, 4, 4], {"spatial": 1}), (9, [N, 3], {}), (15, [N, 3, 4, 4], {"epsilon": 1e-3})])
+@pytest.mark.parametrize(
+    "opset, shape, attrs", [(7, [N, 3, 4, 4], {"spatial": 1}), (9, [N, 3], {}), (15, [N, 3, 4, 4], {"epsilon": 1e-3})]
+)
 def test_batch_normalization(opset, shape, attrs, tmp_path, rng):
-    stats = {"g": weights(rng, 3), "b": weights(rng, 3), "m": weights(rng, 3), "v": rng.uniform(0.5, 2, 3).astype(np.float32)}
-    model = make_model([node("BatchNormalization", ["x", "g", "b", "m", "v"], **attrs)], {"x": shape}, ["y"], stats, opset=opset)
+    stats = {
+        "g": weights(rng, 3),
+        "b": weights(rng, 3),
+        "m": weights(rng, 3),
+        "v": rng.uniform(0.5, 2, 3).astype(np.float32),
+    }
+    model = make_model(
+        [node("BatchNormalization", ["x", "g", "b", "m", "v"], **attrs)], {"x": shape}, ["y"], stats, opset=opset
+    )
     assert ops_of(check(model, tmp_path, rng)) == ["batch_norm"]
 
 
@@ -165,7 +178,9 @@ def test_pooling(op_type, attrs, tmp_path, rng):
 
 
 def test_max_pool_at_opset_8(tmp_path, rng):
-    model = make_model([node("MaxPool", ["x"], kernel_shape=[2, 2], strides=[2, 2])], {"x": [N, 2, 6, 6]}, ["y"], opset=8)
+    model = make_model(
+        [node("MaxPool", ["x"], kernel_shape=[2, 2], strides=[2, 2])], {"x": [N, 2, 6, 6]}, ["y"], opset=8
+    )
     check(model, tmp_path, rng)
 
 
@@ -285,7 +300,9 @@ def test_add_and_sum_of_tensors(tmp_path, rng):
 # ----------------------------------------------------------------------------- the rest
 
 
-@pytest.mark.parametrize("opset, shape, axis", [(13, [N, 4], -1), (11, [N, 4], None), (11, [N, 4, 1, 1], 1), (13, [N, 2, 5], 1)])
+@pytest.mark.parametrize(
+    "opset, shape, axis", [(13, [N, 4], -1), (11, [N, 4], None), (11, [N, 4, 1, 1], 1), (13, [N, 2, 5], 1)]
+)
 def test_softmax(opset, shape, axis, tmp_path, rng):
     attrs = {} if axis is None else {"axis": axis}
     check(make_model([node("Softmax", ["x"], **attrs)], {"x": shape}, ["y"], opset=opset), tmp_path, rng)
@@ -334,7 +351,11 @@ def test_weights_reshaped_and_transposed_inside_the_graph_are_folded(tmp_path, r
         helper.make_node("Constant", [], ["bias"], value=helper.make_tensor("b", 1, [3], [0.1, 0.2, 0.3])),
         helper.make_node("Add", ["fc", "bias"], ["y"], name="bias_add"),
     ]
-    inits = {"w_flat": weights(rng, 2 * 2 * 3 * 3), "w_shape": np.array([2, 2, 3, 3]), "m_t": weights(rng, 3, 2 * 2 * 2)}
+    inits = {
+        "w_flat": weights(rng, 2 * 2 * 3 * 3),
+        "w_shape": np.array([2, 2, 3, 3]),
+        "m_t": weights(rng, 3, 2 * 2 * 2),
+    }
     graph = check(make_model(nodes, {"x": [N, 2, 4, 4]}, ["y"], inits), tmp_path, rng)
     assert ops_of(graph) == ["conv2d", "reshape", "dense"]
 
@@ -377,16 +398,24 @@ def test_opset_7_model_with_initializers_listed_as_inputs(tmp_path, rng):
     input, BatchNormalization with its ``spatial`` attribute, Reshape to a stored shape."""
     nodes = [
         helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-        helper.make_node("BatchNormalization", ["c", "g", "beta", "m", "v"], ["bn"], name="bn", spatial=1, epsilon=1e-3),
+        helper.make_node(
+            "BatchNormalization", ["c", "g", "beta", "m", "v"], ["bn"], name="bn", spatial=1, epsilon=1e-3
+        ),
         helper.make_node("Relu", ["bn"], ["r"], name="relu"),
         helper.make_node("MaxPool", ["r"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
         helper.make_node("Reshape", ["p", "shape"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["y"], name="fc", transB=1),
     ]
     inits = {
-        "w": weights(rng, 3, 2, 3, 3), "b": weights(rng, 3), "g": weights(rng, 3), "beta": weights(rng, 3),
-        "m": weights(rng, 3), "v": rng.uniform(0.5, 2, 3).astype(np.float32),
-        "shape": np.array([1, 27]), "fc_w": weights(rng, 4, 27), "fc_b": weights(rng, 4),
+        "w": weights(rng, 3, 2, 3, 3),
+        "b": weights(rng, 3),
+        "g": weights(rng, 3),
+        "beta": weights(rng, 3),
+        "m": weights(rng, 3),
+        "v": rng.uniform(0.5, 2, 3).astype(np.float32),
+        "shape": np.array([1, 27]),
+        "fc_w": weights(rng, 4, 27),
+        "fc_b": weights(rng, 4),
     }
     model = make_model(nodes, {"x": [1, 2, 6, 6]}, ["y"], inits, opset=7)
     model.ir_version = 3
