@@ -198,18 +198,27 @@ class Conv2d(Op):
         return TensorType((self.filters, ho, wo), current(x).dtype, "CHW")
 
 
+@dataclass(frozen=True)
+class _PoolWindow(Op):
+    """Fields and output type shared by the pooling ops: one window per output element."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def infer_type(self, inputs):
+        return _pool_type(self, inputs[0])
+
+
 @register
 @dataclass(frozen=True)
-class AvgPool2d(Op):
+class AvgPool2d(_PoolWindow):
     """Average over each window. Padded positions count in the divisor only if
     ``count_include_pad`` (Keras ``same`` pooling and ONNX's default exclude them)."""
 
     NAME: ClassVar[str] = "avg_pool2d"
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = LINEAR_STAGES
 
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
     count_include_pad: bool = False
 
     def infer_type(self, inputs):
@@ -218,17 +227,10 @@ class AvgPool2d(Op):
 
 @register
 @dataclass(frozen=True)
-class MaxPool2d(Op):
+class MaxPool2d(_PoolWindow):
     """Maximum over each window; padded positions are ``-inf``."""
 
     NAME: ClassVar[str] = "max_pool2d"
-
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
-
-    def infer_type(self, inputs):
-        return _pool_type(self, inputs[0])
 
 
 @register
@@ -498,7 +500,7 @@ class LifNeuron(Op):
 
 @register
 @dataclass(frozen=True)
-class SpikeMaxPool2d(Op):
+class SpikeMaxPool2d(_PoolWindow):
     """Spiking max-pool gate (SNN Toolbox's online max): in each window the input element
     with the largest accumulated input ``sum_{s<=t} x_s`` passes its value ``x_t``; ties go to
     the first element in row-major window order. On spikes this passes the spike train of
@@ -506,13 +508,6 @@ class SpikeMaxPool2d(Op):
 
     NAME: ClassVar[str] = "spike_max_pool2d"
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (SPIKING,)
-
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
-
-    def infer_type(self, inputs):
-        return _pool_type(self, inputs[0])
 
 
 @register
