@@ -96,12 +96,14 @@ def _drop_dead(graph: Graph) -> Graph:
 
 
 def _move_relu_before_maxpool(graph: Graph) -> Graph:
-    """``relu(max_pool(x))`` -> ``max_pool(relu(x))`` where the pool feeds only the relu."""
+    """``relu(max_pool(x))`` -> ``max_pool(relu(x))`` where the pool feeds only the relu and
+    the relu is non-decreasing (``negative_slope >= 0``, ``threshold >= 0``), so it commutes
+    with the maximum."""
     rw = Rewriter(graph, "canonicalize")
     swapped: dict[str, Node] = {}  # pool name -> relu to put before it
     for node in graph.nodes:
         user = single_user(graph, node) if isinstance(node.op, ops.MaxPool2d) else None
-        if user is not None and isinstance(user.op, ops.ReLU):
+        if user is not None and isinstance(user.op, ops.ReLU) and _non_decreasing(user.op):
             swapped[node.name] = user
     for node in graph.nodes:
         if node.name in swapped:
@@ -113,3 +115,9 @@ def _move_relu_before_maxpool(graph: Graph) -> Graph:
         elif not any(node is r for r in swapped.values()):
             rw.keep(node)
     return rw.finish()
+
+
+def _non_decreasing(relu: ops.ReLU) -> bool:
+    """Whether ``relu`` never decreases (a negative slope, or a jump down at a negative
+    threshold, would not commute with max pooling)."""
+    return relu.negative_slope >= 0 and relu.threshold >= 0
