@@ -100,7 +100,7 @@ def test_spike_readout_adds_output_neurons():
     ]))
 
 
-def test_balanced_graph_gets_no_note_and_keeps_its_records(rng):
+def test_balanced_graph_gets_no_note_and_keeps_its_records():
     before = parse(BEFORE)
     before = before.replace(meta={"threshold_balance": {"method": "max"}})
     after = convert_to_spiking(before)
