@@ -127,6 +127,8 @@ def _spec(name: str, body: str) -> PassSpec:
     for item in filter(None, (s.strip() for s in body.split(","))):
         key, eq, raw = item.partition("=")
         key = key.strip()
+        if not eq and key in info.options:
+            raise PipelineError(f"pass {name}: option {key} needs a value ({key}=...)")
         if not eq or key not in info.options:
             choices = ", ".join(f"{k} ({t.__name__}, default {_format_option(d)})" for k, (t, d) in info.options.items())
             raise PipelineError(f"pass {name}: unknown option {item!r}; options: {choices or 'none'}")
@@ -142,7 +144,8 @@ def _convert(pass_name: str, key: str, kind: type, raw: str):
             return raw.lower() in ("true", "1")
         return kind(raw)
     except ValueError:
-        raise PipelineError(f"pass {pass_name}: option {key}={raw!r} is not a {kind.__name__}") from None
+        article = "an" if kind is int else "a"
+        raise PipelineError(f"pass {pass_name}: option {key}={raw!r} is not {article} {kind.__name__}") from None
 
 
 def check_choice(key: str, value, choices) -> None:
