@@ -93,12 +93,13 @@ def conv_bn_net(rng) -> Graph:
 
 
 def dense_bn_net(rng) -> Graph:
-    """dense+BN, a clipped relu, a BN that follows a relu (no layer to fold into)."""
+    """dense+BN, a clipped relu, a BN that follows a relu (no layer to fold into), a relu
+    with a threshold."""
     b = GraphBuilder("dense_bn")
     x = b.input("input", (10,))
     x = b.add(ops.ReLU(max_value=0.8), [batch_norm(b, rng, dense(b, rng, x, 12))], name="relu1")
     x = batch_norm(b, rng, x, name="bn_after_relu")
-    x = b.add(ops.ReLU(), [dense(b, rng, x, 8)], name="relu2")
+    x = b.add(ops.ReLU(threshold=0.1), [dense(b, rng, x, 8)], name="relu2")
     b.output(dense(b, rng, x, 4, name="logits"))
     return b.build()
 
@@ -134,12 +135,30 @@ def residual_net(rng) -> Graph:
     return b.build()
 
 
+def branchy_net(rng) -> Graph:
+    """A relu on the input, one conv read by two relus, a concat of the input with relus,
+    an add of three values, outputs in the middle, a concat along H, keepdims pooling."""
+    b = GraphBuilder("branchy")
+    x = b.input("input", (2, 6, 6))
+    c = conv(b, rng, b.add(ops.ReLU(), [x], name="relu_input"), 3)
+    r1 = b.add(ops.ReLU(), [c], name="relu1")
+    r2 = b.add(ops.ReLU(), [c], name="relu2")
+    r3 = b.add(ops.ReLU(), [conv(b, rng, b.add(ops.Concat(0), [x, r1, r2]), 3)], name="relu3")
+    r4 = b.add(ops.ReLU(), [b.add(ops.Add(), [r3, r1, conv(b, rng, r2, 3)])], name="relu4")
+    x = b.add(ops.GlobalAvgPool(keepdims=True), [b.add(ops.MaxPool2d((2, 2), (2, 2)), [r4])])
+    b.output(dense(b, rng, b.add(ops.Reshape((3,)), [x]), 2))
+    b.output(r4, name="output_relu4")
+    b.output(b.add(ops.Concat(1), [r1, r3]), name="output_rows")
+    return b.build()
+
+
 #: name -> builder; each graph's input is a single array of the graph's input shape
 NETS = {
     "conv_bn": conv_bn_net,
     "dense_bn": dense_bn_net,
     "flatten": flatten_net,
     "residual": residual_net,
+    "branchy": branchy_net,
 }
 
 

@@ -133,6 +133,8 @@ CASES = [
     ("flatten", "percentile", True),
     ("residual", "max", False),
     ("residual", "percentile", False),
+    ("branchy", "max", False),
+    ("branchy", "percentile", True),
 ]
 
 
