@@ -126,7 +126,8 @@ def residual_net(rng) -> Graph:
     s = b.add(ops.Add(), [conv(b, rng, r, 4), a], name="residual")
     c = b.add(ops.ReLU(), [s], name="relu_c")
     x = b.add(ops.Concat(0), [c, r], name="cat")
-    x = b.add(ops.Affine(), [x], {"scale": rng.uniform(0.5, 2, 8).astype(np.float32), "shift": rng.normal(0, 0.3, 8).astype(np.float32)})
+    affine = {"scale": rng.uniform(0.5, 2, 8).astype(np.float32), "shift": rng.normal(0, 0.3, 8).astype(np.float32)}
+    x = b.add(ops.Affine(), [x], affine)
     x = b.add(ops.ReLU(), [conv(b, rng, x, 3, k=2, pad=0, stride=2)], name="relu_d")
     x = b.add(ops.Pad2d((1, 1, 0, 0), 0.25), [x])
     x = b.add(ops.ReLU(), [conv(b, rng, x, 3, pad=0)], name="relu_e")

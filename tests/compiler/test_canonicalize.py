@@ -223,7 +223,13 @@ def test_removing_the_softmax_keeps_the_arg_max(net, rng):
 
 @pytest.mark.parametrize(
     "relu",
-    [ops.ReLU(), ops.ReLU(max_value=0.5), ops.ReLU(negative_slope=0.2), ops.ReLU(threshold=0.3), ops.ReLU(negative_slope=-0.3)],
+    [
+        ops.ReLU(),
+        ops.ReLU(max_value=0.5),
+        ops.ReLU(negative_slope=0.2),
+        ops.ReLU(threshold=0.3),
+        ops.ReLU(negative_slope=-0.3),
+    ],
     ids=["plain", "clipped", "leaky", "thresholded", "negative_slope"],
 )
 def test_relu_variants_after_padded_max_pool(relu, rng):

@@ -28,7 +28,8 @@ def test_max_pool_becomes_average_pool_and_is_reported():
       %output = output(%pool) : f32[1,2,2]
     }
     """)
-    assert notes(after) == [("pool", "max pooling 2x2 replaced by average pooling (the target cannot gate spikes); accuracy may drop")]
+    message = "max pooling 2x2 replaced by average pooling (the target cannot gate spikes); accuracy may drop"
+    assert notes(after) == [("pool", message)]
 
 
 def test_the_replacement_averages_the_real_elements_of_each_window():
@@ -41,6 +42,7 @@ def test_the_replacement_averages_the_real_elements_of_each_window():
 def test_the_loihi_pipeline_replaces_max_pooling_before_conversion(rng):
     x = rng.uniform(0, 1, (4, 1, 3, 3)).astype(np.float32)
     snn, records = PassManager("loihi").run(parse(BEFORE), calibration=x)
-    assert [r.spec.name for r in records].index("maxpool_to_avgpool") < [r.spec.name for r in records].index("convert_to_spiking")
+    passes = [r.spec.name for r in records]
+    assert passes.index("maxpool_to_avgpool") < passes.index("convert_to_spiking")
     assert {n.op.NAME for n in snn.nodes} >= {"avg_pool2d", "if_neuron"}
     assert "spike_max_pool2d" not in {n.op.NAME for n in snn.nodes}

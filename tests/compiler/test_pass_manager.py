@@ -116,7 +116,8 @@ def test_a_failing_pass_names_itself_the_node_and_the_passes_before(net):
         "pass convert_to_spiking failed: %bn = batch_norm: has no spiking form; run fold_batchnorm "
         "before convert_to_spiking (passes run before it: canonicalize)"
     )
-    with pytest.raises(PassError, match=r"pass convert_to_spiking failed: %bn = batch_norm: .* \(passes run before it: none\)"):
+    first = r"pass convert_to_spiking failed: %bn = batch_norm: .* \(passes run before it: none\)"
+    with pytest.raises(PassError, match=first):
         PassManager("convert_to_spiking").run(net)
 
 
@@ -127,8 +128,10 @@ def test_a_failing_pass_names_itself_the_node_and_the_passes_before(net):
          r"pass threshold_balance failed: option method='mean' is not one of max, percentile "
          r"\(passes run before it: canonicalize, fold_batchnorm\)"),
         ("float,threshold_balance{p=0}", r"pass threshold_balance failed: option p=0.0 must be in \(0, 100\]"),
-        ("float,convert_to_spiking{neuron=foo}", r"pass convert_to_spiking failed: option neuron='foo' is not one of if, lif"),
-        ("float,convert_to_spiking{max_rate=2}", r"option max_rate=2.0: an integrate-and-fire neuron fires at most once per step"),
+        ("float,convert_to_spiking{neuron=foo}",
+         r"pass convert_to_spiking failed: option neuron='foo' is not one of if, lif"),
+        ("float,convert_to_spiking{max_rate=2}",
+         r"option max_rate=2.0: an integrate-and-fire neuron fires at most once per step"),
     ],
 )
 def test_bad_option_values_fail_with_the_pass_named(net, calibration, pipeline, message):
@@ -141,10 +144,12 @@ def test_bad_option_values_fail_with_the_pass_named(net, calibration, pipeline, 
 
 def test_dump_after_named_passes(net, calibration):
     stream = io.StringIO()
-    manager = PassManager("float,threshold_balance{method=max}", dump_after=["fold_batchnorm", "threshold_balance"], stream=stream)
+    pipeline = "float,threshold_balance{method=max}"
+    manager = PassManager(pipeline, dump_after=["fold_batchnorm", "threshold_balance"], stream=stream)
     result, records = manager.run(net, calibration=calibration)
     text = stream.getvalue()
-    assert re.findall(r"^# IR after .*$", text, re.M) == ["# IR after fold_batchnorm", "# IR after threshold_balance{method=max}"]
+    headers = re.findall(r"^# IR after .*$", text, re.M)
+    assert headers == ["# IR after fold_batchnorm", "# IR after threshold_balance{method=max}"]
     folded = text.split("# IR after threshold_balance{method=max}\n")[0].split("# IR after fold_batchnorm\n")[1]
     assert "batch_norm" not in folded and folded.startswith("graph @net : float")
     assert text.endswith(print_graph(result))
@@ -195,7 +200,9 @@ def test_notes_reach_the_records_and_the_callback(net, calibration):
 
 
 def test_pipeline_string_with_typed_options():
-    specs = parse_pipeline("canonicalize, threshold_balance{method=percentile,p=99.9} ,convert_to_spiking{max_rate=1,neuron=lif}")
+    specs = parse_pipeline(
+        "canonicalize, threshold_balance{method=percentile,p=99.9} ,convert_to_spiking{max_rate=1,neuron=lif}"
+    )
     assert specs == [
         PassSpec("canonicalize"),
         PassSpec("threshold_balance", {"method": "percentile", "p": 99.9}),
@@ -266,6 +273,11 @@ def test_pass_options_need_a_type_and_a_default():
 def test_registered_passes_state_their_options():
     info = PASSES["threshold_balance"]
     assert info.needs_calibration
-    assert info.options == {"method": (str, "percentile"), "p": (float, 99.9), "per_channel": (bool, False), "batch_size": (int, 256)}
+    assert info.options == {
+        "method": (str, "percentile"),
+        "p": (float, 99.9),
+        "per_channel": (bool, False),
+        "batch_size": (int, 256),
+    }
     assert info.summary.startswith("Scale each ReLU layer")
     assert not PASSES["convert_to_spiking"].needs_calibration

@@ -86,12 +86,15 @@ def test_lif_neuron_steps_as_nengo_lif(tau_rc, tau_ref, gain, bias, amplitude, r
     lif = ops.LifNeuron(tau_rc, tau_ref, dt, gain, bias, amplitude)
     b.output(b.add(lif, [inp]))  # constant current
     first = b.add(ops.IfNeuron(threshold=2.0), [inp])
-    b.output(b.add(lif, [b.add(ops.Affine(), [first], {"scale": np.full(n, 2.5, np.float32), "shift": np.zeros(n, np.float32)})]), name="varying")
+    current = b.add(ops.Affine(), [first], {"scale": np.full(n, 2.5, np.float32), "shift": np.zeros(n, np.float32)})
+    b.output(b.add(lif, [current]), name="varying")
     graph = b.build()
 
     nengo_lif = nengo.LIF(tau_rc=tau_rc, tau_ref=tau_ref, amplitude=amplitude)
     x64 = x.astype(np.float64).ravel()
-    if_spikes = np.stack([if_reference([row] * steps, 2.0, 1.0, "subtract", 0.0, 1.0) for row in x.astype(np.float64)], axis=1)
+    if_spikes = np.stack(
+        [if_reference([row] * steps, 2.0, 1.0, "subtract", 0.0, 1.0) for row in x.astype(np.float64)], axis=1
+    )
     for name, currents in (("output", [x64] * steps), ("varying", [s.ravel() * 2.5 for s in if_spikes])):
         voltage, refractory, out = np.zeros(2 * n), np.zeros(2 * n), np.zeros(2 * n)
         want = []
