@@ -4,6 +4,7 @@ full test set (the numbers in docs/results.md come from benchmarks/conversion_ac
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from snnc.compiler import load_model
@@ -13,6 +14,7 @@ from snnc.compiler.driver import compile_model, evaluate
 REPO = Path(__file__).resolve().parents[2]
 LENET = "models/snn_toolbox/lenet5/keras/99.14.h5"
 RESNET = REPO / "benchmarks" / "models" / "mnist_resnet_bn.h5"
+TORCH_ONNX = REPO / "benchmarks" / "models" / "mnist_torch_cnn.onnx"  # benchmarks/train_mnist_torch.py
 
 pytestmark = pytest.mark.data
 
@@ -59,5 +61,25 @@ def test_lenet_with_max_pooling_replaced_is_reported(shared_data, mnist):
 def test_residual_batchnorm_model_within_0_5_points(mnist):
     calibration, test = mnist
     ev = evaluate(converted(RESNET, calibration), test, [32, 64], progress=False)
+    assert ev.ann_accuracy >= 0.99
+    assert max(ev.snn_accuracy.values()) >= ev.ann_accuracy - 0.005
+
+
+def test_pytorch_onnx_model_imports_like_onnxruntime(mnist):
+    import onnxruntime
+
+    from snnc.compiler import run_model
+
+    x = mnist[1].head(64).x.astype(np.float32)[:, None] / 255
+    session = onnxruntime.InferenceSession(str(TORCH_ONNX), providers=["CPUExecutionProvider"])
+    want = session.run(None, {session.get_inputs()[0].name: x})[0]
+    got = run_model(load_model(TORCH_ONNX), x)["logits"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_pytorch_onnx_model_within_0_5_points(mnist):
+    calibration, test = mnist
+    ev = evaluate(converted(TORCH_ONNX, calibration), test, [32, 64], progress=False)
     assert ev.ann_accuracy >= 0.99
     assert max(ev.snn_accuracy.values()) >= ev.ann_accuracy - 0.005
