@@ -157,6 +157,10 @@ def cmd_evaluate(args) -> int:
         compiled = _compile_from_args(args, args.model, calib, sys.stderr)
     ev = evaluate(compiled, data, timesteps, backend=args.backend, input_scale=args.input_scale,
                   batch_size=args.batch_size, progress=None)
+    if args.plot:
+        from .driver import plot_evaluation
+
+        plot_evaluation(ev, args.plot, title=f"{args.model} on {data.source}")
     if args.json:
         print(json.dumps(ev.to_json(), indent=2))
     else:
@@ -241,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timesteps", default="8,16,32,64", metavar="T,T,...", help="numbers of time steps (default: 8,16,32,64)")
     p.add_argument("--backend", choices=("interp", "nengo", "nengo-dl"), default="interp", help="simulator (default: interp, the batched NumPy interpreter)")
     p.add_argument("-n", type=_positive_int, metavar="N", help="evaluate the first N examples only")
+    p.add_argument("--plot", metavar="PNG", help="also draw accuracy vs T into PNG")
     _compile_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object (accuracies as fractions)")
     p.set_defaults(func=cmd_evaluate)

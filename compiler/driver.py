@@ -248,3 +248,32 @@ def load_compiled(path) -> Compiled:
 
     artifact = load_artifact(path)
     return Compiled(artifact.model, artifact.ann, artifact.float, [], artifact.manifest)
+
+
+def plot_evaluation(ev: Evaluation, path, title: str = "") -> None:
+    """Accuracy vs T (the ANN as a line; the float graph's too where the passes changed it),
+    written as a PNG atomically."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .fileio import write_bytes
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(ev.timesteps, [100 * ev.snn_accuracy[t] for t in ev.timesteps], marker="o", label=f"SNN ({ev.backend})")
+    ax.axhline(100 * ev.ann_accuracy, color="k", linestyle=":", label="ANN")
+    if ev.float_accuracy != ev.ann_accuracy:
+        ax.axhline(100 * ev.float_accuracy, color="tab:red", linestyle="--", label="float graph after passes")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ev.timesteps, [str(t) for t in ev.timesteps])
+    ax.set_xlabel("time steps T")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title or f"{ev.examples} examples")
+    ax.legend()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    write_bytes(path, buffer.getvalue())

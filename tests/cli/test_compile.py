@@ -71,9 +71,11 @@ def test_evaluate_json_reports_ann_and_snn_accuracy(compiled, digits, capsys):
     assert 0 < report["layers"]["conv1_relu"]["mean_rate"] < 1
 
 
-def test_evaluate_table_compiles_a_model_first(digits, capsys):
-    args = ["evaluate", EXAMPLE, "--data", str(digits / "test.npz"), "--calib", str(digits / "train.npz"), "--timesteps", "16", "-n", "50"]
+def test_evaluate_table_compiles_a_model_first(digits, tmp_path, capsys):
+    args = ["evaluate", EXAMPLE, "--data", str(digits / "test.npz"), "--calib", str(digits / "train.npz"),
+            "--timesteps", "4,16", "-n", "50", "--plot", str(tmp_path / "acc.png")]
     assert main(args) == 0
+    assert (tmp_path / "acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out
     assert "50 examples, backend interp" in out
     assert "ANN accuracy (imported model)" in out
