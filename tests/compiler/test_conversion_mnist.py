@@ -58,9 +58,10 @@ def test_lenet_with_max_pooling_replaced_is_reported(shared_data, mnist):
 
 
 @pytest.mark.slow
-def test_residual_batchnorm_model_within_0_5_points(mnist):
+@pytest.mark.parametrize("model", [RESNET, TORCH_ONNX], ids=["residual_batchnorm_keras", "pytorch_onnx"])
+def test_trained_models_within_0_5_points(model, mnist):
     calibration, test = mnist
-    ev = evaluate(converted(RESNET, calibration), test, [32, 64], progress=False)
+    ev = evaluate(converted(model, calibration), test, [32, 64], progress=False)
     assert ev.ann_accuracy >= 0.99
     assert max(ev.snn_accuracy.values()) >= ev.ann_accuracy - 0.005
 
@@ -75,11 +76,3 @@ def test_pytorch_onnx_model_imports_like_onnxruntime(mnist):
     want = session.run(None, {session.get_inputs()[0].name: x})[0]
     got = run_model(load_model(TORCH_ONNX), x)["logits"]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.slow
-def test_pytorch_onnx_model_within_0_5_points(mnist):
-    calibration, test = mnist
-    ev = evaluate(converted(TORCH_ONNX, calibration), test, [32, 64], progress=False)
-    assert ev.ann_accuracy >= 0.99
-    assert max(ev.snn_accuracy.values()) >= ev.ann_accuracy - 0.005

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from snnc.compiler import load_model
+from error_testing import raises
 from snnc.compiler.cli import main
 from snnc.compiler.errors import ModelFormatError, UnsupportedError
 
@@ -30,19 +30,6 @@ def keras_model(tmp_path):
     path = tmp_path / "model.keras"
     model.save(path, save_format="keras_v3")
     return path
-
-
-def raises(error_type, path, *fragments):
-    """Loading ``path`` raises ``error_type`` whose one-line message names the file and
-    contains every fragment."""
-    with pytest.raises(error_type) as info:
-        load_model(path)
-    message = str(info.value)
-    assert "\n" not in message
-    assert str(path) in message
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
 
 
 def assert_cli_error(path, tmp_path, capsys, *fragments):

@@ -8,6 +8,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
+from error_testing import raises
 from onnx_testing import make_model, save
 from snnc.compiler import load_model
 from snnc.compiler.cli import main
@@ -19,19 +20,6 @@ N = "N"
 
 def relu_model(opset=13, shape=(N, 4)):
     return make_model([helper.make_node("Relu", ["x"], ["y"], name="relu")], {"x": list(shape)}, ["y"], opset=opset)
-
-
-def raises(error_type, path, *fragments):
-    """Loading ``path`` raises ``error_type`` with a one-line message naming the file and
-    containing every fragment."""
-    with pytest.raises(error_type) as info:
-        load_model(path)
-    message = str(info.value)
-    assert "\n" not in message
-    assert str(path) in message
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
 
 
 def assert_cli_error(path, tmp_path, capsys, *fragments):

@@ -1,0 +1,18 @@
+"""Shared by the frontends' error tests: a bad file fails with one line naming it."""
+
+import pytest
+
+from snnc.compiler import load_model
+
+
+def raises(error_type, path, *fragments):
+    """Loading ``path`` raises ``error_type`` whose one-line message names the file and
+    contains every fragment; returns the message."""
+    with pytest.raises(error_type) as info:
+        load_model(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
