@@ -1,0 +1,58 @@
+"""Nengo backend: a spiking graph as a ``nengo.Network`` that runs in ``nengo.Simulator``
+and, batched, in ``nengo_dl.Simulator``, reproducing :mod:`snnc.compiler.simulate`.
+
+Lowering is a registry from op type to a small build function (:mod:`.builder`); neuron
+populations are ensembles of :class:`~.neurons.IFSubtract` / :class:`~.neurons.IFZero`
+(snnc's integrate-and-fire neurons, with a TensorFlow builder for nengo-dl in :mod:`.dl`)
+or ``nengo.LIF``; the max-pool gate is a ``nengo.Process`` (:mod:`.gate`). Every connection
+has ``synapse=None``: spikes reach the next layer in the same step, as in the interpreter.
+
+Nengo, nengo-dl and TensorFlow are imported when a network is built or run, not when this
+package is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .model import NengoModel
+
+__all__ = ["NengoModel", "build", "simulate"]
+
+
+def build(graph, dt: float | None = None) -> NengoModel:
+    """Build ``graph`` as a ``nengo.Network``.
+
+    ``dt`` is the simulator step in seconds; it matters only for LIF neurons, which step
+    with it, and defaults to their ``dt`` (0.001 s for graphs without LIF neurons). An op
+    without a lowering raises :class:`~snnc.compiler.errors.BuildError` naming the node.
+    """
+    from .builder import build_model
+
+    return build_model(graph, dt)
+
+
+def simulate(
+    graph,
+    inputs,
+    timesteps: Sequence[int],
+    simulator: str = "nengo",
+    batch_size: int = 50,
+    progress: bool | None = False,
+    dt: float | None = None,
+):
+    """Run ``graph`` in Nengo for ``max(timesteps)`` steps, with the meaning of
+    :func:`snnc.compiler.simulate.simulate`: ``inputs`` in the IR layout (one array or a dict
+    by input name, batched ``(N, *shape)``), presented unchanged at every step; returns a
+    :class:`~snnc.compiler.simulate.SimulationResult` with each output after each requested
+    T (a readout is the mean of its input over steps ``1..T``) and the spike statistics of
+    each neuron population.
+
+    ``simulator="nengo"`` runs ``nengo.Simulator`` one example at a time (built once, reset
+    between examples); ``"nengo-dl"`` runs ``nengo_dl.Simulator`` in float64 on minibatches
+    of ``batch_size`` examples. ``progress`` shows a bar (``None``: when stderr is a
+    terminal).
+    """
+    from .run import simulate as run_simulation
+
+    return run_simulation(graph, inputs, timesteps, simulator, batch_size, progress, dt)

@@ -1,0 +1,124 @@
+"""Running a built network in ``nengo.Simulator`` (one example at a time) or
+``nengo_dl.Simulator`` (a minibatch at a time), with the spiking interpreter's results."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from snnc.compiler.errors import DataError, SnncError
+from snnc.compiler.graph import Graph
+from snnc.compiler.interpreter import bind_inputs
+from snnc.compiler.progress import progress as progress_bar
+from snnc.compiler.simulate import LayerActivity, SimulationResult, _check_timesteps
+
+from .builder import build_model
+from .model import NengoModel
+
+SIMULATORS = ("nengo", "nengo-dl")
+
+#: per batch of examples: probe data of each output ``(B, steps, n)`` and the spike count of
+#: each neuron population ``(B, n)``
+Batch = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
+
+
+def simulate(
+    graph: Graph,
+    inputs,
+    timesteps: Sequence[int],
+    simulator: str = "nengo",
+    batch_size: int = 50,
+    progress: bool | None = False,
+    dt: float | None = None,
+) -> SimulationResult:
+    if simulator not in SIMULATORS:
+        raise SnncError(f"simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
+    ts = _check_timesteps(timesteps)
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in bind_inputs(graph, inputs).items()}
+    n = next(iter(arrays.values())).shape[0]
+    if n == 0:
+        raise DataError("no examples to simulate (the data is empty)")
+    model = build_model(graph, dt)
+    # The spike counters lag one step (Nengo updates a probe's synapse after sampling it),
+    # so the runners step once more than max(T): the count sampled then covers steps 1..T.
+    steps = ts[-1] + 1
+    if simulator == "nengo":
+        batches = _run_nengo(model, arrays, steps, progress)
+    else:
+        batches = _run_nengo_dl(model, arrays, steps, min(batch_size, n), progress)
+    chunks: dict[int, dict[str, list]] = {t: {name: [] for name in model.outputs} for t in ts}
+    activity = {name: LayerActivity(int(np.prod(p.shape))) for name, p in model.neurons.items()}
+    for outputs, counts in batches:
+        for t, values in outputs_at(model, outputs, ts).items():
+            for name, value in values.items():
+                chunks[t][name].append(value)
+        for name, count in counts.items():
+            activity[name].add_batch(count, ts[-1])
+    results = {t: {k: np.concatenate(v) for k, v in by_name.items()} for t, by_name in chunks.items()}
+    return SimulationResult(results, activity)
+
+
+def outputs_at(model: NengoModel, probed: dict[str, np.ndarray], ts: list[int]) -> dict[int, dict[str, np.ndarray]]:
+    """Each output after ``T`` steps from its probe data ``(B, steps, n)``: the value at step
+    ``T``, or for a readout the mean of its input over steps ``1..T`` (a running sum, as the
+    interpreter accumulates it, divided by ``T``)."""
+    series = {}
+    for name, out in model.outputs.items():
+        data = probed[name]
+        series[name] = np.cumsum(data, axis=1) if out.running_mean else data
+    result = {}
+    for t in ts:
+        result[t] = {}
+        for name, out in model.outputs.items():
+            value = series[name][:, t - 1] / t if out.running_mean else series[name][:, t - 1]
+            result[t][name] = value.reshape((-1, *out.shape)).astype(np.float32)
+    return result
+
+
+def _spike_counts(model: NengoModel, accumulated: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Spike counts ``(B, *shape)`` from the counting probes' last values."""
+    return {
+        name: np.rint(accumulated[name] / p.spike_value).astype(np.int64).reshape((-1, *p.shape))
+        for name, p in model.neurons.items()
+    }
+
+
+def _run_nengo(model: NengoModel, arrays: dict[str, np.ndarray], steps: int, progress) -> Iterator[Batch]:
+    """One ``nengo.Simulator``, reset before each example (neuron, gate and probe state)."""
+    import nengo
+
+    n = next(iter(arrays.values())).shape[0]
+    with nengo.Simulator(model.network, dt=model.dt, progress_bar=False) as sim:
+        for i in progress_bar(range(n), n, f"nengo ({steps} steps)", progress):
+            for name, presented in model.presented.items():
+                presented.value = arrays[name][i].ravel()
+            sim.reset()
+            sim.run_steps(steps)
+            outputs = {name: sim.data[out.probe][None] for name, out in model.outputs.items()}
+            counts = {name: sim.data[p.probe][-1:] for name, p in model.neurons.items()}
+            yield outputs, _spike_counts(model, counts)
+
+
+def _run_nengo_dl(model: NengoModel, arrays: dict[str, np.ndarray], steps: int, batch: int, progress) -> Iterator[Batch]:
+    """One ``nengo_dl.Simulator`` with ``minibatch_size=batch``; each minibatch starts from
+    the initial state. The last minibatch is padded with zeros to the full size."""
+    import nengo_dl
+
+    from .dl import configure
+
+    configure(model)
+    n = next(iter(arrays.values())).shape[0]
+    starts = range(0, n, batch)
+    with nengo_dl.Simulator(model.network, dt=model.dt, minibatch_size=batch, progress_bar=False) as sim:
+        for start in progress_bar(starts, len(starts), f"nengo-dl ({steps} steps)", progress):
+            size = min(batch, n - start)
+            data = {}
+            for name, node in model.inputs.items():
+                examples = np.zeros((batch, arrays[name][0].size))
+                examples[:size] = arrays[name][start : start + size].reshape(size, -1)
+                data[node] = np.repeat(examples[:, None, :], steps, axis=1)
+            probed = sim.predict_on_batch(data, n_steps=steps)
+            outputs = {name: probed[out.probe][:size] for name, out in model.outputs.items()}
+            counts = {name: probed[p.probe][:size, -1] for name, p in model.neurons.items()}
+            yield outputs, _spike_counts(model, counts)
