@@ -154,7 +154,7 @@ def _input(lw: Lowering, node: Node):
 def _output(lw: Lowering, node: Node):
     value = node.inputs[0]
     running_mean = value in lw.readouts
-    target = lw.values[lw.readouts[value]] if running_mean else lw.source(value)
+    target = lw.source(lw.readouts[value] if running_mean else value)
     probe = nengo.Probe(target, synapse=None, label=node.name)
     lw.model.outputs[node.name] = OutputProbe(probe, node.type.shape, running_mean)
 

@@ -8,15 +8,24 @@ currents in a different order than NumPy's matrix products (the summed spikes ar
 same), so readouts are compared to 1e-6 relative.
 """
 
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
 from snnc.backends import nengo as nengo_backend
-from snnc.compiler import ops
-from snnc.compiler.errors import BuildError, SnncError
-from snnc.compiler.graph import GraphBuilder
+from snnc.compiler import load_model, ops
+from snnc.compiler.api import to_ir_layout
+from snnc.compiler.errors import BuildError, DataError, SnncError
+from snnc.compiler.graph import GraphBuilder, Node
 from snnc.compiler.passes import PassManager
 from snnc.compiler.simulate import simulate
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:No GPU support detected", "ignore:TensorFlow does not support convolution with channels_last=False"
+)
 
 SIMULATORS = ["nengo", pytest.param("nengo-dl", id="nengo_dl")]
 READOUT_TOL = dict(rtol=1e-6, atol=1e-6)
@@ -200,3 +209,175 @@ GATES = {"2x2": ((2, 2), (2, 2), (0, 0, 0, 0)), "3x3_padded": ((3, 3), (2, 2), (
 def test_max_gate(window, simulator, rng):
     graph = max_gate_net(rng, *window)
     assert_agree(graph, inputs(rng, graph), 20, simulator)
+
+
+# ----------------------------------------------------------------------------- converted models
+
+
+def keras_model(tmp_path, rng):
+    """A tiny channels-last CNN (conv+BN, max pooling, a strided conv, flatten, two dense)
+    with random weights, saved as .h5 and imported."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    x = inputs = L.Input((10, 10, 2))
+    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(4, 3, padding="same")(x)))
+    x = L.MaxPooling2D(2)(x)
+    x = L.Conv2D(6, 3, strides=2, activation="relu")(x)
+    x = L.Dense(12, activation="relu")(L.Flatten()(x))
+    model = tf.keras.Model(inputs, L.Dense(4)(x))
+    for w in model.weights:
+        positive = "variance" in w.name
+        w.assign((rng.uniform(0.5, 2.0, w.shape) if positive else rng.normal(0.0, 0.4, w.shape)).astype(np.float32))
+    path = tmp_path / "tiny.h5"
+    model.save(path)
+    return load_model(path)
+
+
+def with_spike_outputs(graph):
+    """``graph`` with each neuron population's spike train as an extra output."""
+    extra = [Node(f"{n.name}_out", ops.Output(), (n.name,), n.type) for n in graph.nodes if isinstance(n.op, ops.NEURON_OPS)]
+    return graph.replace(nodes=graph.nodes + tuple(extra))
+
+
+PIPELINES = {
+    "default": "default",
+    "avg_pool": "loihi",
+    "zero_reset_spike_readout": "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{reset=zero,readout=spikes}",
+    "lif": "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{neuron=lif,max_rate=0.2}",
+}
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("pipeline", PIPELINES.values(), ids=PIPELINES.keys())
+def test_converted_keras_model(pipeline, simulator, tmp_path, rng):
+    graph = keras_model(tmp_path, rng)
+    images = rng.uniform(0, 1, (40, 10, 10, 2)).astype(np.float32)
+    spiking, _ = PassManager(pipeline).run(graph, calibration=to_ir_layout(graph, images[:32]))
+    assert_agree(with_spike_outputs(spiking), to_ir_layout(graph, images[32:]), 40, simulator, batch_size=5)
+
+
+# ----------------------------------------------------------------------------- the API
+
+
+def test_build_gives_the_network_and_its_probes(rng):
+    import nengo
+
+    graph = max_gate_net(rng)
+    model = nengo_backend.build(graph)
+    assert isinstance(model.network, nengo.Network) and model.dt == 0.001
+    assert list(model.inputs) == ["x"]
+    assert set(model.outputs) == {n.name for n in graph.outputs}
+    assert set(model.neurons) == {n.name for n in graph.nodes if isinstance(n.op, ops.IfNeuron)}
+    x = inputs(rng, graph, 1)
+    model.presented["x"].value = x.ravel()
+    with nengo.Simulator(model.network, dt=model.dt, progress_bar=False) as sim:
+        sim.run_steps(10)
+    want = simulate(graph, x, range(1, 11)).outputs
+    spikes = [n.name for n in graph.outputs if n.name.endswith("_out")]
+    for name in ["gated", *spikes]:
+        got = sim.data[model.outputs[name].probe]
+        np.testing.assert_array_equal(got, np.concatenate([want[t][name].reshape(1, -1) for t in range(1, 11)]))
+
+
+def test_inputs_by_name_and_outputs_at_chosen_steps(rng):
+    graph = dense_net(rng)
+    x = inputs(rng, graph, 3)
+    want = simulate(graph, x, [5, 17]).outputs
+    got = nengo_backend.simulate(graph, {"x": x}, [17, 5]).outputs
+    assert sorted(got) == [5, 17]
+    for t in (5, 17):
+        np.testing.assert_allclose(got[t]["output"], want[t]["output"], **READOUT_TOL)
+
+
+def test_lif_steps_with_its_dt(rng):
+    graph = lif_net(rng, dt=0.002)
+    assert nengo_backend.build(graph).dt == 0.002
+    assert_agree(graph, inputs(rng, graph), 40, "nengo")
+    with pytest.raises(BuildError, match=r"%lif_neuron: LIF neurons step with dt=0.002 but the simulator's dt is 0.001"):
+        nengo_backend.build(graph, dt=0.001)
+
+
+def test_an_op_without_lowering_is_a_build_error(rng):
+    b = GraphBuilder("float_graph")
+    b.output(b.add(ops.ReLU(), [dense(b, rng, b.input("x", (4,)), 3)]))
+    with pytest.raises(BuildError, match=r"%relu: the Nengo backend has no lowering for op relu"):
+        nengo_backend.build(b.build())
+
+
+def test_a_readout_feeding_a_layer_is_a_build_error(rng):
+    b = spiking("g")
+    r = b.add(ops.Readout(), [dense(b, rng, b.input("x", (4,)), 3)])
+    b.output(dense(b, rng, r, 2))
+    with pytest.raises(BuildError, match=r"%readout: a readout can only feed outputs .* \(read by %dense_1\)"):
+        nengo_backend.build(b.build())
+
+
+def test_bad_arguments(rng):
+    graph = dense_net(rng)
+    x = inputs(rng, graph)
+    with pytest.raises(SnncError, match="simulator must be one of nengo, nengo-dl, got 'brian'"):
+        nengo_backend.simulate(graph, x, [4], simulator="brian")
+    with pytest.raises(DataError, match="time steps must be positive"):
+        nengo_backend.simulate(graph, x, [0])
+    with pytest.raises(DataError, match="no examples"):
+        nengo_backend.simulate(graph, x[:0], [4])
+    with pytest.raises(DataError, match=r"expects examples of shape \[6\]"):
+        nengo_backend.simulate(graph, x[:, :4], [4])
+
+
+def test_importing_the_backend_does_not_import_nengo():
+    code = "import sys, snnc.backends.nengo; print(sorted(m for m in ('nengo', 'nengo_dl', 'tensorflow') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# ----------------------------------------------------------------------------- LeNet on MNIST
+
+LENET = "models/snn_toolbox/lenet5/keras/99.14.h5"
+
+
+@pytest.fixture(scope="module")
+def lenet(shared_data, mnist_test):
+    """The SNN Toolbox LeNet (channels first, max pooling), calibrated on 1000 training
+    images, and the first 200 test images in its input layout."""
+    from snnc.compiler.datasets import load_idx
+
+    train = shared_data / "mnist" / "train-images-idx3-ubyte.gz"
+    graph = load_model(shared_data / LENET)
+    calibration = to_ir_layout(graph, load_idx(train)[:1000, None].astype(np.float32) / 255.0)
+    (images,) = to_ir_layout(graph, mnist_test[0][:200, None]).values()
+    return graph, calibration, images
+
+
+def predictions_agree(lenet, pipeline, simulator, n, steps):
+    """Interpreter vs backend on ``n`` images: the fraction of equal predictions at T=steps,
+    and whether the readouts and spike counts are identical."""
+    graph, calibration, images = lenet
+    spiking, _ = PassManager(pipeline).run(graph, calibration=calibration)
+    want = simulate(spiking, images[:n], [steps])
+    start = time.perf_counter()
+    got = nengo_backend.simulate(spiking, images[:n], [steps], simulator=simulator, batch_size=50)
+    seconds = time.perf_counter() - start
+    w, g = want.outputs[steps]["output"], got.outputs[steps]["output"]
+    print(f"{pipeline} {simulator}: {n} images, T={steps}, {seconds:.1f} s; "
+          f"agreement {np.mean(w.argmax(1) == g.argmax(1)):.4f}, max readout difference {np.abs(w - g).max():g}")
+    same_spikes = all(got.activity[k].to_dict() == a.to_dict() for k, a in want.activity.items())
+    return np.mean(w.argmax(1) == g.argmax(1)), np.array_equal(w, g), same_spikes
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_lenet_subset_predictions_agree(lenet, simulator):
+    """Fast tier: 50 images, T=32. The spike trains are identical, so the predictions are."""
+    assert predictions_agree(lenet, "default", simulator, 50, 32) == (1.0, True, True)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("pipeline", ["default", "loihi"])
+def test_lenet_200_images_predictions_agree(lenet, pipeline, simulator):
+    """The issue's check: 200 test images at T=64, max-pool gates (default) and average
+    pooling (loihi). Measured: identical readouts and spike counts, so 100 % agreement."""
+    assert predictions_agree(lenet, pipeline, simulator, 200, 64) == (1.0, True, True)
