@@ -38,7 +38,7 @@ def simulate(
     timesteps: Sequence[int],
     simulator: str = "nengo",
     batch_size: int = 50,
-    progress: bool | None = False,
+    progress: bool | None = None,
     dt: float | None = None,
 ):
     """Run ``graph`` in Nengo for ``max(timesteps)`` steps, with the meaning of

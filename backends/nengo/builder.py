@@ -60,8 +60,10 @@ class Lowering:
 
     def source(self, name: str):
         if name in self.readouts:
-            users = ", ".join(f"%{n.name}" for n in self.graph.users(name) if not isinstance(n.op, ops.Output))
-            raise BuildError(f"%{name}: a readout can only feed outputs in the Nengo backend (read by {users})")
+            users = [f"%{n.name}" for n in self.graph.users(name) if not isinstance(n.op, ops.Output)]
+            raise BuildError(
+                f"%{name}: a readout can only feed outputs in the Nengo backend (read by {', '.join(users)})"
+            )
         return self.values[name]
 
     def shape(self, name: str) -> tuple[int, ...]:
@@ -103,7 +105,8 @@ class Lowering:
         self.connect(x, padded[tr.as_index(tr.padded_positions(shape, pads))])
         if value != 0:
             border = tr.border_positions(shape, pads)
-            fill = nengo.Sparse((size, 1), np.stack([border, np.zeros_like(border)], axis=1), np.full(len(border), value))
+            indices = np.stack([border, np.zeros_like(border)], axis=1)
+            fill = nengo.Sparse((size, 1), indices, np.full(len(border), value))
             self.constant(padded, [1.0], f"{label}_value", fill)
         return padded
 
@@ -131,11 +134,16 @@ def _simulation_dt(graph: Graph, dt: float | None) -> float:
     lif_dts = {n.op.dt for n in graph.nodes if isinstance(n.op, ops.LifNeuron)}
     if dt is None:
         if len(lif_dts) > 1:
-            raise BuildError(f"graph {graph.name} has LIF neurons with different dt ({sorted(lif_dts)}); one simulator step cannot serve them all")
+            raise BuildError(
+                f"graph {graph.name} has LIF neurons with different dt ({sorted(lif_dts)}); "
+                "one simulator step cannot serve them all"
+            )
         return lif_dts.pop() if lif_dts else DEFAULT_DT
     for node in graph.nodes:
         if isinstance(node.op, ops.LifNeuron) and node.op.dt != dt:
-            raise BuildError(f"%{node.name}: LIF neurons step with dt={node.op.dt} but the simulator's dt is {dt}")
+            raise BuildError(
+                f"%{node.name}: LIF neurons step with dt={node.op.dt} but the simulator's dt is {dt}"
+            )
     return dt
 
 
@@ -216,18 +224,22 @@ def _conv2d(lw: Lowering, node: Node):
 def _avg_pool(lw: Lowering, node: Node):
     op = node.op
     in_shape = lw.shape(node.inputs[0])
-    indices, values = tr.avg_pool_weights(in_shape, node.type.shape, op.kernel, op.stride, op.pads, op.count_include_pad)
-    out = lw.passthrough(node)
-    lw.connect(lw.source(node.inputs[0]), out, nengo.Sparse((node.type.size, math.prod(in_shape)), indices, values))
-    return out
+    indices, values = tr.avg_pool_weights(
+        in_shape, node.type.shape, op.kernel, op.stride, op.pads, op.count_include_pad
+    )
+    return _sparse_map(lw, node, indices, values)
 
 
 @lowers(ops.GlobalAvgPool)
 def _global_avg_pool(lw: Lowering, node: Node):
-    in_shape = lw.shape(node.inputs[0])
-    indices, values = tr.global_pool_weights(in_shape)
+    return _sparse_map(lw, node, *tr.global_pool_weights(lw.shape(node.inputs[0])))
+
+
+def _sparse_map(lw: Lowering, node: Node, indices, values) -> nengo.Node:
+    """``node``'s value as a sparse weighting of its input (``indices``: output, input)."""
+    shape = (node.type.size, math.prod(lw.shape(node.inputs[0])))
     out = lw.passthrough(node)
-    lw.connect(lw.source(node.inputs[0]), out, nengo.Sparse((node.type.size, math.prod(in_shape)), indices, values))
+    lw.connect(lw.source(node.inputs[0]), out, nengo.Sparse(shape, indices, values))
     return out
 
 
@@ -284,7 +296,9 @@ def _probed_ensemble(lw: Lowering, node: Node, neuron_type, gain, bias, spike_va
     """An ensemble of ``node``'s neurons fed ``node``'s input as the current ``J``, with a
     probe counting its spikes."""
     n = node.type.size
-    ens = nengo.Ensemble(n, 1, neuron_type=neuron_type, gain=np.full(n, gain), bias=np.full(n, bias), label=node.name)
+    ens = nengo.Ensemble(
+        n, 1, neuron_type=neuron_type, gain=np.full(n, gain), bias=np.full(n, bias), label=node.name
+    )
     lw.connect(lw.source(node.inputs[0]), ens.neurons)
     probe = nengo.Probe(ens.neurons, synapse=SPIKE_COUNTER, label=f"{node.name}_spikes")
     lw.model.neurons[node.name] = NeuronProbe(ens, probe, node.type.shape, spike_value)

@@ -29,7 +29,7 @@ def simulate(
     timesteps: Sequence[int],
     simulator: str = "nengo",
     batch_size: int = 50,
-    progress: bool | None = False,
+    progress: bool | None = None,
     dt: float | None = None,
 ) -> SimulationResult:
     if simulator not in SIMULATORS:
@@ -59,7 +59,7 @@ def simulate(
     return SimulationResult(results, activity)
 
 
-def outputs_at(model: NengoModel, probed: dict[str, np.ndarray], ts: list[int]) -> dict[int, dict[str, np.ndarray]]:
+def outputs_at(model: NengoModel, probed: dict[str, np.ndarray], ts: list[int]) -> dict[int, dict]:
     """Each output after ``T`` steps from its probe data ``(B, steps, n)``: the value at step
     ``T``, or for a readout the mean of its input over steps ``1..T`` (a running sum, as the
     interpreter accumulates it, divided by ``T``)."""
@@ -100,7 +100,9 @@ def _run_nengo(model: NengoModel, arrays: dict[str, np.ndarray], steps: int, pro
             yield outputs, _spike_counts(model, counts)
 
 
-def _run_nengo_dl(model: NengoModel, arrays: dict[str, np.ndarray], steps: int, batch: int, progress) -> Iterator[Batch]:
+def _run_nengo_dl(
+    model: NengoModel, arrays: dict[str, np.ndarray], steps: int, batch: int, progress
+) -> Iterator[Batch]:
     """One ``nengo_dl.Simulator`` with ``minibatch_size=batch``; each minibatch starts from
     the initial state. The last minibatch is padded with zeros to the full size."""
     import nengo_dl
