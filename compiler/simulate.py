@@ -71,7 +71,7 @@ class IfStepper(NeuronStepper):
         else:
             v[spiked] = 0.0
         self.spike_count += spiked
-        return spiked * np.float32(op.amplitude)
+        return spiked * float(op.amplitude)
 
 
 @steps(ops.LifNeuron)
@@ -203,7 +203,8 @@ def _static_nodes(graph: Graph) -> set[str]:
     return static
 
 
-def _check_timesteps(timesteps: Sequence[int]) -> list[int]:
+def check_timesteps(timesteps: Sequence[int]) -> list[int]:
+    """The distinct requested step counts, sorted; every simulator refuses bad ones alike."""
     ts = sorted(set(int(t) for t in timesteps))
     if not ts or ts[0] < 1:
         raise DataError(f"time steps must be positive integers, got {list(timesteps)}")
@@ -213,7 +214,7 @@ def _check_timesteps(timesteps: Sequence[int]) -> list[int]:
 def simulate_batch(graph: Graph, arrays: dict[str, np.ndarray], timesteps: Sequence[int], activity=None, dtype=np.float64):
     """Simulate one batch for ``max(timesteps)`` steps; returns ``{T: {output: array}}``.
     Values between ops are ``dtype``; neuron state is float64."""
-    ts = _check_timesteps(timesteps)
+    ts = check_timesteps(timesteps)
     batch = next(iter(arrays.values())).shape[0]
     static = _static_nodes(graph)
     values = {k: np.asarray(v, dtype=dtype) for k, v in arrays.items()}
@@ -272,7 +273,7 @@ def simulate(
 
     if graph.stage != ops.SPIKING:
         raise SnncError(f"graph {graph.name} is a {graph.stage} graph; simulate runs spiking graphs")
-    ts = _check_timesteps(timesteps)
+    ts = check_timesteps(timesteps)
     if precision not in ("float32", "float64"):
         raise SnncError(f"precision must be float32 or float64, got {precision!r}")
     arrays = bind_inputs(graph, inputs)

@@ -11,7 +11,7 @@ from snnc.compiler.errors import DataError, SnncError
 from snnc.compiler.graph import Graph
 from snnc.compiler.interpreter import bind_inputs
 from snnc.compiler.progress import progress as progress_bar
-from snnc.compiler.simulate import LayerActivity, SimulationResult, _check_timesteps
+from snnc.compiler.simulate import LayerActivity, SimulationResult, check_timesteps
 
 from .builder import build_model
 from .model import NengoModel
@@ -34,7 +34,7 @@ def simulate(
 ) -> SimulationResult:
     if simulator not in SIMULATORS:
         raise SnncError(f"simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
-    ts = _check_timesteps(timesteps)
+    ts = check_timesteps(timesteps)
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in bind_inputs(graph, inputs).items()}
     n = next(iter(arrays.values())).shape[0]
     if n == 0:
