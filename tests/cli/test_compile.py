@@ -181,3 +181,24 @@ def test_timesteps_only_for_compiled_networks(digits, tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.zeros((2, 8, 8, 1), np.float32))
     assert main(["run", EXAMPLE, "--input", str(tmp_path / "x.npy"), "--timesteps", "8", "-o", str(tmp_path / "y.npy")]) == 2
     assert "--timesteps applies to compiled spiking networks" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("fixture", ["lenet_bn_opset11.onnx", "resnet_block_dynamo/resnet_block_dynamo.onnx"])
+def test_compile_and_run_an_onnx_export(fixture, tmp_path, rng):
+    """PyTorch exports (see benchmarks/make_onnx_fixtures.py) compile like Keras models, and
+    the spiking network's readout approaches the ONNX model's output as T grows."""
+    from pathlib import Path
+
+    model = Path(__file__).parents[1] / "frontends" / "fixtures" / "onnx" / fixture
+    reference = np.load(model.parent / (model.stem + ".npz"))
+    x = reference["x"]
+    calib = rng.uniform(x.min(), x.max(), size=(64, *x.shape[1:])).astype(np.float32)
+    np.savez(tmp_path / "calib.npz", x=np.concatenate([x, calib]))
+    np.save(tmp_path / "x.npy", x)
+    assert main(["compile", str(model), "--calib", str(tmp_path / "calib.npz"), "-o", str(tmp_path / "out")]) == 0
+    errors = []
+    for t in (8, 256):
+        assert main(["run", str(tmp_path / "out"), "--input", str(tmp_path / "x.npy"), "--timesteps", str(t), "-o", str(tmp_path / "y.npy")]) == 0
+        errors.append(np.abs(np.load(tmp_path / "y.npy") - reference["y"]).mean())
+    assert errors[1] < errors[0]
+    assert errors[1] < 0.1 * np.abs(reference["y"]).mean()
