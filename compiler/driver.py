@@ -182,7 +182,7 @@ def evaluate(
     x = model_inputs(compiled.ann, data, input_scale)
     ann_pred = _predictions(interpreter.run(compiled.ann, x, batch_size=batch_size, progress=progress))
     float_pred = _predictions(interpreter.run(compiled.float, x, batch_size=batch_size, progress=progress))
-    result = _simulate(compiled.model, x, timesteps, backend, batch_size, progress, precision)
+    result = _simulate(compiled, x, timesteps, backend, batch_size, progress, precision)
     snn_pred = {t: _predictions(outs) for t, outs in result.outputs.items()}
     return Evaluation(
         examples=len(data),
@@ -197,15 +197,16 @@ def evaluate(
     )
 
 
-def _simulate(graph, x, timesteps, backend, batch_size, progress, precision):
+def _simulate(compiled: Compiled, x, timesteps, backend, batch_size, progress, precision):
     if backend == "interp":
         from .simulate import simulate
 
-        return simulate(graph, x, timesteps, batch_size=batch_size, progress=progress, precision=precision)
+        return simulate(compiled.model, x, timesteps, batch_size=batch_size, progress=progress,
+                        precision=precision, reference=compiled.float)
     if backend in ("nengo", "nengo-dl"):
         from snnc.backends import nengo as nengo_backend
 
-        return nengo_backend.simulate(graph, x, timesteps, simulator=backend, batch_size=batch_size, progress=progress)
+        return nengo_backend.simulate(compiled.model, x, timesteps, simulator=backend, batch_size=batch_size, progress=progress)
     raise SnncError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
 
 
@@ -223,11 +224,16 @@ def format_evaluation(ev: Evaluation) -> str:
         lines.append(f"  {t:4d}   {acc:9.2f} %   {diff:+6.2f}   {100 * ev.agreement[t]:10.2f} %")
     if ev.layers:
         t = ev.timesteps[-1]
-        lines += ["", f"  firing (spikes per neuron per step, over T={t})", "  layer                 neurons   mean    max   silent  saturated"]
+        lines += [
+            "",
+            f"  firing (spikes per neuron per step, over T={t}); error: the layer's mean output vs the float network's",
+            "  layer                 neurons   mean    max   silent  saturated    error",
+        ]
         for name, a in ev.layers.items():
+            error = "" if a.get("error_vs_ann") is None else f"{100 * a['error_vs_ann']:6.2f} %"
             lines.append(
                 f"  {name:<20} {a['neurons']:8d}  {a['mean_rate']:5.3f}  {a['max_neuron_rate']:5.3f}"
-                f"  {100 * a['silent_fraction']:5.1f} %  {100 * a['saturated_fraction']:6.2f} %"
+                f"  {100 * a['silent_fraction']:5.1f} %  {100 * a['saturated_fraction']:6.2f} %  {error:>8}"
             )
     return "\n".join(lines) + "\n"
 

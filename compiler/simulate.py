@@ -21,7 +21,7 @@ import numpy as np
 from . import ops
 from .errors import DataError, SnncError
 from .graph import Graph, Node
-from .interpreter import EVALUATORS, _pad, _windows, bind_inputs
+from .interpreter import EVALUATORS, _pad, _windows, bind_inputs, run_batch
 
 # ----------------------------------------------------------------------------- stateful ops
 
@@ -135,7 +135,8 @@ class ReadoutStepper(Stepper):
 @dataclass
 class LayerActivity:
     """Spike statistics of one neuron population over a simulation (rates in spikes per
-    neuron per time step)."""
+    neuron per time step) and, where the float network's activations are given, how far the
+    population's mean output is from them: where accuracy is lost."""
 
     neurons: int
     spikes: int = 0
@@ -144,9 +145,17 @@ class LayerActivity:
     max_neuron_rate: float = 0.0
     _ever_fired: np.ndarray | None = field(default=None, repr=False)
     _saturated: int = 0
+    _error_sum: float = 0.0
+    _expected_sum: float = 0.0
 
-    def add_batch(self, counts: np.ndarray, timesteps: int) -> None:
+    def add_batch(self, counts: np.ndarray, timesteps: int, amplitude: float = 1.0, expected=None) -> None:
+        """Add a batch's spike counts over ``timesteps`` steps; ``expected``: the float
+        network's activations for the same examples, which the mean output
+        ``counts * amplitude / timesteps`` approximates."""
         flat = counts.reshape(counts.shape[0], -1)
+        if expected is not None:
+            self._error_sum += float(np.abs(flat * (amplitude / timesteps) - expected.reshape(flat.shape)).sum())
+            self._expected_sum += float(np.abs(expected).sum())
         self.spikes += int(flat.sum())
         self.examples += flat.shape[0]
         self.timesteps = timesteps
@@ -169,6 +178,12 @@ class LayerActivity:
         """(example, neuron) pairs that fired at every step: clipped activations."""
         return self._saturated / max(self.neurons * self.examples, 1)
 
+    @property
+    def error_vs_ann(self) -> float | None:
+        """Relative L1 distance of the mean outputs from the float network's activations,
+        ``sum |rate * amplitude - a| / sum |a|``; None without a reference."""
+        return self._error_sum / self._expected_sum if self._expected_sum else None
+
     def to_dict(self) -> dict:
         return {
             "neurons": self.neurons,
@@ -177,6 +192,7 @@ class LayerActivity:
             "silent_fraction": self.silent_fraction,
             "saturated_fraction": self.saturated_fraction,
             "spikes_per_example": self.spikes / max(self.examples, 1),
+            "error_vs_ann": self.error_vs_ann,
         }
 
 
@@ -211,9 +227,12 @@ def check_timesteps(timesteps: Sequence[int]) -> list[int]:
     return ts
 
 
-def simulate_batch(graph: Graph, arrays: dict[str, np.ndarray], timesteps: Sequence[int], activity=None, dtype=np.float64):
+def simulate_batch(
+    graph: Graph, arrays: dict[str, np.ndarray], timesteps: Sequence[int], activity=None, dtype=np.float64, expected=None
+):
     """Simulate one batch for ``max(timesteps)`` steps; returns ``{T: {output: array}}``.
-    Values between ops are ``dtype``; neuron state is float64."""
+    Values between ops are ``dtype``; neuron state is float64. ``activity`` collects each
+    neuron population's statistics, compared with ``expected[name]`` where given."""
     ts = check_timesteps(timesteps)
     batch = next(iter(arrays.values())).shape[0]
     static = _static_nodes(graph)
@@ -243,7 +262,8 @@ def simulate_batch(graph: Graph, arrays: dict[str, np.ndarray], timesteps: Seque
         for name, stepper in steppers.items():
             if isinstance(stepper, NeuronStepper):
                 activity.setdefault(name, LayerActivity(graph.node(name).type.size))
-                activity[name].add_batch(stepper.spike_count, ts[-1])
+                reference = (expected or {}).get(name)
+                activity[name].add_batch(stepper.spike_count, ts[-1], stepper.op.amplitude, reference)
     return recorded
 
 
@@ -261,10 +281,13 @@ def simulate(
     batch_size: int = 256,
     progress: bool | None = False,
     precision: str = "float64",
+    reference: Graph | None = None,
 ) -> SimulationResult:
     """Run a spiking ``graph`` on batched ``inputs`` (IR layout) for ``max(timesteps)`` steps.
 
-    Returns the outputs at each requested T and each neuron population's activity.
+    Returns the outputs at each requested T and each neuron population's activity. With a
+    ``reference`` (the balanced float graph the spiking one was converted from), each
+    population's mean output is compared with the activations of the ReLU of the same name.
     ``precision="float32"`` computes the currents between neurons in float32 (about twice as
     fast; a spike can differ where a membrane lands within rounding of the threshold).
     ``progress`` shows a bar (``None``: when stderr is a terminal).
@@ -286,7 +309,8 @@ def simulate(
     label = f"simulating {graph.name} ({ts[-1]} steps)"
     for start in progress_bar(starts, len(starts), label, progress):
         batch = {k: v[start : start + batch_size] for k, v in arrays.items()}
-        for t, outs in simulate_batch(graph, batch, ts, activity, np.dtype(precision)).items():
+        expected = run_batch(reference, batch) if reference is not None else None
+        for t, outs in simulate_batch(graph, batch, ts, activity, np.dtype(precision), expected).items():
             for name, array in outs.items():
                 chunks[t][name].append(array)
     outputs = {t: {k: np.concatenate(v) for k, v in by_name.items()} for t, by_name in chunks.items()}

@@ -69,6 +69,7 @@ def test_evaluate_json_reports_ann_and_snn_accuracy(compiled, digits, capsys):
     assert report["snn_accuracy"]["32"] >= report["ann_accuracy"] - 0.02
     assert set(report["layers"]) == {"conv1_relu", "conv2_relu"}
     assert 0 < report["layers"]["conv1_relu"]["mean_rate"] < 1
+    assert 0 < report["layers"]["conv1_relu"]["error_vs_ann"] < 0.5  # where accuracy goes, per layer
 
 
 def test_evaluate_table_compiles_a_model_first(digits, tmp_path, capsys):

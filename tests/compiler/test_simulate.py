@@ -221,6 +221,7 @@ def test_activity_statistics():
         "silent_fraction": pytest.approx(1 / 3),
         "saturated_fraction": pytest.approx(1 / 3),
         "spikes_per_example": 6.0,
+        "error_vs_ann": None,  # no reference given
     }
 
 
@@ -254,3 +255,21 @@ def test_float_graphs_and_bad_precision_are_refused(snn):
         simulate(b.build(), np.zeros((1, 2), np.float32), [4])
     with pytest.raises(SnncError, match="precision must be float32 or float64, got 'float16'"):
         simulate(graph, x, [4], precision="float16")
+
+
+def test_layer_error_against_the_float_network_falls_with_t(rng):
+    """With the balanced float graph as reference, each population's mean output is compared
+    with its ReLU's activations: the error is where accuracy goes, and the rate code shrinks it."""
+    from pass_testing import inputs_for, residual_net
+
+    graph = residual_net(rng)
+    x = inputs_for(graph, rng, 64)
+    manager = PassManager("default", keep_graphs=True)
+    spiking, records = manager.run(graph, calibration=x)
+    balanced = records[-2].graph
+    errors = {t: simulate(spiking, x, [t], reference=balanced).activity for t in (4, 64)}
+    assert set(errors[4]) == {n.name for n in spiking.nodes if n.op.NAME == "if_neuron"}
+    for name in errors[4]:
+        early, late = errors[4][name].error_vs_ann, errors[64][name].error_vs_ann
+        assert 0 < late < early, (name, early, late)
+    assert simulate(spiking, x, [4]).activity[name].error_vs_ann is None  # no reference, no error
