@@ -3,9 +3,13 @@
 Public API (heavy libraries are imported only by the functions that need them)::
 
     from snnc.compiler import load_model, run_model, print_graph, parse
+    from snnc.compiler import compile_model, evaluate, load_dataset, run_spiking
+    from snnc.compiler.simulate import simulate    # the spiking interpreter itself
 """
 
-from .api import load_model, run_model
+from .api import load_model, run_model, run_spiking
+from .datasets import load_dataset
+from .driver import compile_model, evaluate, load_compiled, write_artifact
 from .errors import SnncError
 from .graph import Graph, GraphBuilder, Node
 from .text import load, parse, print_graph, save
@@ -15,5 +19,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Graph", "GraphBuilder", "Node", "SnncError", "TensorType",
-    "load", "load_model", "parse", "print_graph", "run_model", "save", "__version__",
+    "compile_model", "evaluate", "load", "load_compiled", "load_dataset", "load_model", "parse",
+    "print_graph", "run_model", "run_spiking", "save", "write_artifact", "__version__",
 ]
