@@ -205,6 +205,9 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .datasets import DATA_HELP
+    from .driver import BACKENDS, DEFAULT_TIMESTEPS, TARGETS
+
+    timesteps = ",".join(map(str, DEFAULT_TIMESTEPS))
 
     parser = _Parser(
         prog="snnc",
@@ -234,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--calib", required=True, metavar="DATA", help=f"calibration data: {DATA_HELP} (its train split)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="artifact directory to write")
-    _compile_options(p)
+    _compile_options(p, TARGETS)
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=cmd_compile)
 
@@ -242,16 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a compiled artifact directory, or a model to compile first (" + MODEL_HELP + ")")
     p.add_argument("--data", required=True, metavar="DATA", help=f"labelled data: {DATA_HELP} (its test split)")
     p.add_argument("--calib", metavar="DATA", help="calibration data when MODEL is not compiled (default: an IDX folder's train split, else DATA)")
-    p.add_argument("--timesteps", default="8,16,32,64", metavar="T,T,...", help="numbers of time steps (default: 8,16,32,64)")
-    p.add_argument("--backend", choices=("interp", "nengo", "nengo-dl"), default="interp", help="simulator (default: interp, the batched NumPy interpreter)")
+    p.add_argument("--timesteps", default=timesteps, metavar="T,T,...", help=f"numbers of time steps (default: {timesteps})")
+    p.add_argument("--backend", choices=BACKENDS, default="interp", help="simulator (default: interp, the batched NumPy interpreter)")
     p.add_argument("-n", type=_positive_int, metavar="N", help="evaluate the first N examples only")
     p.add_argument("--plot", metavar="PNG", help="also draw accuracy vs T into PNG")
-    _compile_options(p)
+    _compile_options(p, TARGETS)
     p.add_argument("--json", action="store_true", help="print one JSON object (accuracies as fractions)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="train a small CNN on scikit-learn digits, compile it, show accuracy vs T", description=cmd_demo.__doc__)
-    p.add_argument("--timesteps", default="8,16,32,64", metavar="T,T,...", help="numbers of time steps (default: 8,16,32,64)")
+    p.add_argument("--timesteps", default=timesteps, metavar="T,T,...", help=f"numbers of time steps (default: {timesteps})")
     p.add_argument("--epochs", type=_positive_int, default=30, help="training epochs (default: 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("-o", "--output", metavar="OUT", help="also write the compiled artifact to OUT")
@@ -276,9 +279,9 @@ def _batch_size(p) -> None:
     p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
 
 
-def _compile_options(p) -> None:
+def _compile_options(p, targets) -> None:
     p.add_argument("--pipeline", metavar="P", help="passes, e.g. 'canonicalize,fold_batchnorm,threshold_balance{method=max},convert_to_spiking' (default: the target's)")
-    p.add_argument("--target", choices=("nengo",), default="nengo", help="what the network is compiled for (default: nengo)")
+    p.add_argument("--target", choices=tuple(targets), default="nengo", help="what the network is compiled for (default: nengo)")
     p.add_argument("--calib-examples", type=_positive_int, default=1000, metavar="N", help="calibration examples used (default: 1000)")
     p.add_argument("--input-scale", type=float, metavar="S", help="multiply inputs by S (default: 1/255 for integer data, else 1)")
     p.add_argument("--dump-after", action="append", metavar="PASS", help="print the IR after PASS to stderr (repeatable, or 'all')")

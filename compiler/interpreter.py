@@ -35,14 +35,14 @@ def _p(node: Node, key: str, like: np.ndarray | None = None) -> np.ndarray:
     return node.params[key].astype(dtype)
 
 
-def _pad(x: np.ndarray, pads, value: float) -> np.ndarray:
+def pad_images(x: np.ndarray, pads, value: float) -> np.ndarray:
     pt, pl, pb, pr = pads
     if not any(pads):
         return x
     return np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=value)
 
 
-def _windows(x: np.ndarray, kernel, stride, dilation=(1, 1)) -> np.ndarray:
+def window_view(x: np.ndarray, kernel, stride, dilation=(1, 1)) -> np.ndarray:
     """``(N, C, Ho, Wo, kh, kw)`` view of the sliding windows of a padded ``(N, C, H, W)``."""
     kh, kw = kernel
     dh, dw = dilation
@@ -64,9 +64,9 @@ def _dense(node, xs):
 @evaluates(ops.Conv2d)
 def _conv2d(node, xs):
     op = node.op
-    x = _pad(xs[0], op.pads, 0.0)
+    x = pad_images(xs[0], op.pads, 0.0)
     w = _p(node, "weight", x)
-    win = _windows(x, op.kernel, op.stride, op.dilation)  # N, C, Ho, Wo, kh, kw
+    win = window_view(x, op.kernel, op.stride, op.dilation)  # N, C, Ho, Wo, kh, kw
     g = op.groups
     cg, fg = x.shape[1] // g, op.filters // g
     outs = []
@@ -78,15 +78,24 @@ def _conv2d(node, xs):
     return y.transpose(0, 3, 1, 2) + _p(node, "bias", x)[None, :, None, None]
 
 
-def _window_reduce(x: np.ndarray, kernel, stride, out_hw, reduce) -> np.ndarray:
-    """Reduce each pooling window by looping over the kh*kw offsets: each offset is one
-    strided slice, so the work stays vectorized (a reduction over a window view is slow)."""
+def window_offsets(kernel, stride, out_hw) -> list[tuple[slice, slice]]:
+    """One ``(rows, cols)`` strided slice per window position ``(u, v)``, in row-major
+    order: element ``(u, v)`` of every window at once."""
     (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
+    return [
+        (slice(u, u + sh * (ho - 1) + 1, sh), slice(v, v + sw * (wo - 1) + 1, sw))
+        for u in range(kh)
+        for v in range(kw)
+    ]
+
+
+def _window_reduce(x: np.ndarray, kernel, stride, out_hw, reduce) -> np.ndarray:
+    """Reduce each pooling window over its kh*kw offsets: each offset is one strided slice,
+    so the work stays vectorized (a reduction over a window view is slow)."""
     result = None
-    for u in range(kh):
-        for v in range(kw):
-            part = x[:, :, u : u + sh * (ho - 1) + 1 : sh, v : v + sw * (wo - 1) + 1 : sw]
-            result = part.copy() if result is None else reduce(result, part, out=result)
+    for rows, cols in window_offsets(kernel, stride, out_hw):
+        part = x[:, :, rows, cols]
+        result = part.copy() if result is None else reduce(result, part, out=result)
     return result
 
 
@@ -95,10 +104,10 @@ def _avg_pool(node, xs):
     op = node.op
     x = xs[0]
     out_hw = node.type.shape[1:]
-    sums = _window_reduce(_pad(x, op.pads, 0.0), op.kernel, op.stride, out_hw, np.add)
+    sums = _window_reduce(pad_images(x, op.pads, 0.0), op.kernel, op.stride, out_hw, np.add)
     if op.count_include_pad or not any(op.pads):
         return sums / (op.kernel[0] * op.kernel[1])
-    ones = _pad(np.ones((1, 1, *x.shape[2:]), dtype=x.dtype), op.pads, 0.0)
+    ones = pad_images(np.ones((1, 1, *x.shape[2:]), dtype=x.dtype), op.pads, 0.0)
     counts = _window_reduce(ones, op.kernel, op.stride, out_hw, np.add)
     return sums / counts
 
@@ -106,7 +115,7 @@ def _avg_pool(node, xs):
 @evaluates(ops.MaxPool2d)
 def _max_pool(node, xs):
     op = node.op
-    return _window_reduce(_pad(xs[0], op.pads, -np.inf), op.kernel, op.stride, node.type.shape[1:], np.maximum)
+    return _window_reduce(pad_images(xs[0], op.pads, -np.inf), op.kernel, op.stride, node.type.shape[1:], np.maximum)
 
 
 @evaluates(ops.GlobalAvgPool)
@@ -126,7 +135,7 @@ def _transpose(node, xs):
 
 @evaluates(ops.Pad2d)
 def _pad2d(node, xs):
-    return _pad(xs[0], node.op.pads, node.op.value)
+    return pad_images(xs[0], node.op.pads, node.op.value)
 
 
 def _per_channel(array: np.ndarray, rank: int) -> np.ndarray:

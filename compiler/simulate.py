@@ -21,7 +21,7 @@ import numpy as np
 from . import ops
 from .errors import DataError, SnncError
 from .graph import Graph, Node
-from .interpreter import EVALUATORS, _pad, _windows, bind_inputs, run_batch
+from .interpreter import EVALUATORS, bind_inputs, pad_images, run_batch, window_view
 
 # ----------------------------------------------------------------------------- stateful ops
 
@@ -105,16 +105,16 @@ class MaxGateStepper(Stepper):
 
     def step(self, t, xs):
         op = self.op
-        x = _pad(xs[0], op.pads, 0.0)
+        x = pad_images(xs[0], op.pads, 0.0)
         if self.accumulated is None:
             self.accumulated = np.zeros_like(x)
             if any(op.pads):  # padded positions never win
-                self.accumulated[...] = _pad(np.zeros_like(xs[0]), op.pads, -np.inf)
+                self.accumulated[...] = pad_images(np.zeros_like(xs[0]), op.pads, -np.inf)
         self.accumulated += x
-        acc = _windows(self.accumulated, op.kernel, op.stride)  # N, C, Ho, Wo, kh, kw
+        acc = window_view(self.accumulated, op.kernel, op.stride)  # N, C, Ho, Wo, kh, kw
         n, c, ho, wo, kh, kw = acc.shape
         winner = acc.reshape(n, c, ho, wo, kh * kw).argmax(axis=-1)[..., None]
-        values = _windows(x, op.kernel, op.stride).reshape(n, c, ho, wo, kh * kw)
+        values = window_view(x, op.kernel, op.stride).reshape(n, c, ho, wo, kh * kw)
         return np.take_along_axis(values, winner, axis=-1)[..., 0]
 
 

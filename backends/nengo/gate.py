@@ -6,6 +6,8 @@ import numpy as np
 from nengo import Process
 from nengo.params import ShapeParam
 
+from snnc.compiler.interpreter import window_offsets
+
 
 class MaxGate(Process):
     """:class:`~snnc.compiler.ops.SpikeMaxPool2d` on a flattened ``(C, H, W)`` input: each
@@ -59,13 +61,3 @@ class MaxGate(Process):
 
         return step_max_gate
 
-
-def window_offsets(kernel, stride, out_hw) -> list[tuple[slice, slice]]:
-    """One ``(rows, cols)`` strided slice per window position ``(u, v)`` in row-major
-    order: element ``(u, v)`` of every window at once."""
-    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
-    return [
-        (slice(u, u + sh * (ho - 1) + 1, sh), slice(v, v + sw * (wo - 1) + 1, sw))
-        for u in range(kh)
-        for v in range(kw)
-    ]

@@ -12,7 +12,7 @@ from typing import Callable, TextIO
 from ..errors import PassError, VerificationError
 from ..graph import Graph
 from ..verify import verify
-from .registry import PassSpec, parse_pipeline
+from .registry import PASSES, PassSpec, PipelineError, parse_pipeline
 
 
 @dataclass
@@ -60,8 +60,6 @@ class PassManager:
         if isinstance(self.pipeline, str):
             self.pipeline = parse_pipeline(self.pipeline)
         self.dump_after = tuple(self.dump_after)
-        from .registry import PASSES, PipelineError
-
         unknown = [p for p in self.dump_after if p != "all" and p not in PASSES]
         if unknown:
             raise PipelineError(f"--dump-after {unknown[0]}: no such pass; passes: {', '.join(PASSES)}")

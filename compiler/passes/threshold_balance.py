@@ -222,16 +222,20 @@ def _rescale(graph: Graph, rw: Rewriter, stats: dict, wanted: dict) -> None:
             rw.keep(node, op=_scaled_relu(rw, node, lam), inputs=[x], meta={**node.meta, **stats[node.name]["meta"]})
             scales[node.name] = lam
         elif isinstance(op, (ops.Add, ops.Output, ops.Softmax)) or (isinstance(op, ops.Concat) and op.axis != 0):
-            target = ones if not isinstance(op, (ops.Add, ops.Concat)) else wanted.get(node.name, scales[node.inputs[0]])
-            per_input = target if not isinstance(op, ops.Concat) else scales[node.inputs[0]]
-            rw.keep(node, inputs=[matched(i, per_input) for i in node.inputs])
-            scales[node.name] = per_input
+            # every input at one scale: 1 for outputs, the wanted one for an add, the first
+            # input's for a concat along H or W
+            if isinstance(op, ops.Add):
+                target = wanted.get(node.name, scales[node.inputs[0]])
+            else:
+                target = scales[node.inputs[0]] if isinstance(op, ops.Concat) else ones
+            rw.keep(node, inputs=[matched(i, target) for i in node.inputs])
+            scales[node.name] = target
         else:
             in_scales = [scales[i] for i in node.inputs]
             s = _forward_scale(node, in_scales, [graph.node(i).type for i in node.inputs])
             if s is None:
                 raise rw.fail(node, "cannot carry per-channel scales through this op; use per_channel=false")
-            rw.keep(node, params=_scaled_params(rw, node, in_scales[0]), op=_scaled_pad(rw, node, in_scales[0]))
+            rw.keep(node, params=_scaled_params(node, in_scales[0]), op=_scaled_pad(rw, node, in_scales[0]))
             scales[node.name] = s
 
 
@@ -260,7 +264,7 @@ def _scaled_relu(rw: Rewriter, node: Node, lam: np.ndarray) -> ops.ReLU:
     return ops.ReLU(max_value, op.negative_slope, op.threshold / float(lam[0]))
 
 
-def _scaled_params(rw: Rewriter, node: Node, s_in: np.ndarray):
+def _scaled_params(node: Node, s_in: np.ndarray):
     """An affine's shift in the scaled units (``y/s = scale * x/s + shift/s``)."""
     if not isinstance(node.op, ops.Affine):
         return None
