@@ -16,9 +16,14 @@ Conventions (batch dimension excluded everywhere):
 Spiking graphs: every value is a sequence over time steps ``t = 1..T``. Inputs are presented
 unchanged at every step; linear ops (``LINEAR_STAGES``) apply to each step's values, turning
 spikes into float currents; stateful ops (neurons, the max-pool gate, the readout) keep state
-from step to step, starting from the state their attributes give. Integer ops (quantized
-synapses) join this module in a later stage; the text format, the verifier and the
-interpreters find ops through :data:`OPS`.
+from step to step, starting from the state their attributes give.
+
+Loihi graphs (after ``lower_loihi``): the chip part of the network is ``loihi_synapses`` and
+``loihi_compartments`` nodes, first with NengoLoihi's float parameters (``format="float"``, spiking
+stage), then with the chip's integers (``format="int"``, integer stage, after ``quantize_loihi``).
+Everything else in such a graph (the input layer that turns analog input into spikes, the
+output layer that reads the last chip spikes) runs on the host, in float. The text format, the
+verifier and the interpreters find ops through :data:`OPS`.
 """
 
 from __future__ import annotations
@@ -31,8 +36,11 @@ from .types import TensorType
 
 FLOAT, SPIKING, INTEGER = "float", "spiking", "integer"
 STAGES = (FLOAT, SPIKING, INTEGER)
-#: linear ops: in a spiking graph they act on each time step's values (spikes or currents)
-LINEAR_STAGES = (FLOAT, SPIKING)
+#: linear ops: in a spiking graph they act on each time step's values (spikes or currents);
+#: in an integer (Loihi) graph they run on the host, in float
+LINEAR_STAGES = STAGES
+#: stages of the host-side spiking ops (neurons, readout)
+SPIKING_STAGES = (SPIKING, INTEGER)
 
 OPS: dict[str, type["Op"]] = {}
 
@@ -50,8 +58,9 @@ def register(cls):
 @dataclass(frozen=True)
 class Op:
     NAME: ClassVar[str] = ""
-    #: number of inputs; ``None`` means two or more
+    #: number of inputs; ``None`` means ``MIN_ARITY`` or more
     ARITY: ClassVar[int | None] = 1
+    MIN_ARITY: ClassVar[int] = 2
     #: stages of compilation in which the op is legal
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (FLOAT,)
 
@@ -65,6 +74,10 @@ class Op:
 
     def param_shapes(self, inputs: Sequence[TensorType]) -> dict[str, tuple[int, ...]]:
         """The parameters this op needs, by name, with the shape each must have."""
+        return {}
+
+    def param_dtypes(self) -> dict[str, str]:
+        """Element types the parameters must have, by name (those not named: any float)."""
         return {}
 
     def infer_type(self, inputs: Sequence[TensorType]) -> TensorType:
@@ -451,7 +464,7 @@ class IfNeuron(Op):
     capped at ``amplitude`` (one spike per step)."""
 
     NAME: ClassVar[str] = "if_neuron"
-    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (SPIKING,)
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = SPIKING_STAGES
 
     threshold: float = 1.0
     gain: float = 1.0
@@ -482,7 +495,7 @@ class LifNeuron(Op):
     (Hunsberger & Eliasmith 2015); ``bias = 1`` puts the firing threshold at ``x = 0``."""
 
     NAME: ClassVar[str] = "lif_neuron"
-    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (SPIKING,)
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = SPIKING_STAGES
 
     tau_rc: float = 0.02
     tau_ref: float = 0.002
@@ -518,13 +531,170 @@ class Readout(Op):
     spikes it is the spike count times the amplitude, divided by T."""
 
     NAME: ClassVar[str] = "readout"
-    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (SPIKING,)
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = SPIKING_STAGES
 
     def infer_type(self, inputs):
         return current(inputs[0])
 
 
+
+# ----------------------------------------------------------------------------- Loihi ops
+
+#: chip neuron models: NengoLoihi's ``configure_relu`` (non-leaky) and ``configure_lif``
+CHIP_NEURONS = ("relu", "lif")
+#: ``float``: NengoLoihi's float parameters (spiking stage); ``int``: the chip's integers
+CHIP_FORMATS = ("float", "int")
+SYNAPSE_KINDS = ("dense", "conv")
+
+
+def _check_choice(op: Op, name: str, choices: tuple[str, ...]) -> None:
+    if getattr(op, name) not in choices:
+        raise OpTypeError(f"{op.NAME} {name} must be one of {', '.join(choices)}, got {getattr(op, name)!r}")
+
+
+@register
+@dataclass(frozen=True)
+class LoihiSynapses(Op):
+    """The synapses from one presynaptic population (on the chip, or the host's input layer)
+    onto one Loihi compartment population. Spikes arrive one step late, as on the chip: a
+    spike at step ``t`` reaches the input accumulator at step ``t + 1``::
+
+        dense: q_t[i]       = sum_j W[i, j] s_{t-1}[j]                  (input flattened, CHW order)
+        conv:  q_t[f, y, x] = sum_{c,u,v} K[f, c, u, v] s_{t-1}[c, y*sh + u - pt, x*sw + v - pl]
+
+    (zero outside the input). ``format="float"``: ``weight`` is the NengoLoihi connection
+    transform (``W: (units, n_in)``, ``K: (filters, C, kh, kw)``); the chip applies
+    ``transform / dt * pre amplitude * post gain`` per spike. ``format="int"``: ``weight`` holds
+    the integers the chip adds to the input accumulator per spike (``mantissa << (6 +
+    weight_exp)``), by core block: ``W`` rows each belong to one block; conv kernels are stored
+    per block, ``K: (blocks, filters, C, kh, kw)``. ``block`` (one per output compartment) says
+    which block a compartment is in, ``weight_exp`` (one per block) the weight exponent there.
+    The output is the input current, ``f32`` (float) or ``i32`` (int)."""
+
+    NAME: ClassVar[str] = "loihi_synapses"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (SPIKING, INTEGER)
+
+    kind: str
+    format: str = "float"
+    units: int = 0
+    filters: int = 0
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    blocks: int = 1
+
+    def out_shape(self, x: TensorType) -> tuple[int, ...]:
+        if self.kind == "dense":
+            return (self.units,)
+        c, h, w = x.shape
+        pt, pl, pb, pr = self.pads
+        ho = _window_out(h, self.kernel[0], self.stride[0], pt + pb)
+        wo = _window_out(w, self.kernel[1], self.stride[1], pl + pr)
+        return (self.filters, ho, wo)
+
+    def param_shapes(self, inputs):
+        x = inputs[0]
+        if self.kind == "dense":
+            weight = (self.units, x.size)
+        else:
+            weight = (self.filters, x.shape[0], *self.kernel)
+        if self.format == "float":
+            return {"weight": weight}
+        if self.kind == "conv":
+            weight = (self.blocks, *weight)
+        n_out = math.prod(self.out_shape(x))
+        return {"weight": weight, "block": (n_out,), "weight_exp": (self.blocks,)}
+
+    def param_dtypes(self):
+        if self.format == "float":
+            return {"weight": "f32"}
+        return {"weight": "i32", "block": "i32", "weight_exp": "i32"}
+
+    def infer_type(self, inputs):
+        _check_choice(self, "kind", SYNAPSE_KINDS)
+        _check_choice(self, "format", CHIP_FORMATS)
+        x = inputs[0]
+        if x.dtype != "spike":
+            raise OpTypeError(f"loihi_synapses take spikes, got {x}")
+        if self.kind == "conv":
+            _expect_image(x, self.NAME)
+        if self.blocks < 1:
+            raise OpTypeError(f"loihi_synapses blocks must be at least 1, got {self.blocks}")
+        shape = self.out_shape(x)
+        return TensorType(shape, "f32" if self.format == "float" else "i32")
+
+
+@register
+@dataclass(frozen=True)
+class LoihiCompartments(Op):
+    """A population of Loihi compartments, one per element, whose input is the sum of its
+    synapses' currents ``q``. ``format="int"`` steps exactly as NengoLoihi's emulator does
+    (papers.md B3), with ``decay(x, d, o) = sign(x) * ((|x| * (4096 - o - d)) >> 12)`` and
+    ``wrap_b`` the two's-complement wrap to ``b`` bits plus sign::
+
+        u  = wrap_23(decay(u, decay_u, 1) + wrap_21(q))
+        v  = clip(decay(v, decay_v, 0) + wrap_23(u + bias), vmin, vmax)
+        v  = 0 where the compartment is refractory
+        s  = v > vth ;  v = 0 where s ;  refractory for refract_delay - 1 steps after a spike
+
+    ``format="float"`` holds NengoLoihi's float parameters: the ensemble ``gain`` (folded into
+    the synapse weights) and ``bias`` (one per compartment); ``neuron="relu"`` is
+    ``configure_relu`` (threshold ``1/dt``, no leak), ``neuron="lif"`` is ``configure_lif``
+    (``tau_rc``, ``tau_ref`` in seconds at step ``dt``, threshold 1). ``format="int"`` holds the
+    discretized ``vth``, ``bias`` (``mantissa << exponent``), ``vmin`` and ``vmax`` per
+    compartment (each is per core block on the chip), the 12-bit decays and the refractory
+    delay. The output spikes are worth ``amplitude`` each on the host."""
+
+    NAME: ClassVar[str] = "loihi_compartments"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (SPIKING, INTEGER)
+    ARITY: ClassVar[int | None] = None
+    MIN_ARITY: ClassVar[int] = 1
+
+    neuron: str = "relu"
+    format: str = "float"
+    gain: float = 1.0
+    amplitude: float = 1.0
+    dt: float = 0.001
+    tau_rc: float = 0.02
+    tau_ref: float = 0.0
+    decay_u: int = 0
+    decay_v: int = 0
+    refract_delay: int = 1
+
+    def param_shapes(self, inputs):
+        n = (math.prod(inputs[0].shape),)
+        if self.format == "float":
+            return {"bias": n}
+        return {"vth": n, "bias": n, "vmin": n, "vmax": n}
+
+    def param_dtypes(self):
+        if self.format == "float":
+            return {"bias": "f32"}
+        return {"vth": "i32", "bias": "i32", "vmin": "i32", "vmax": "i32"}
+
+    def infer_type(self, inputs):
+        _check_choice(self, "neuron", CHIP_NEURONS)
+        _check_choice(self, "format", CHIP_FORMATS)
+        _expect_positive(self, "gain", "amplitude", "dt")
+        want = "f32" if self.format == "float" else "i32"
+        first = inputs[0]
+        for t in inputs:
+            if t.dtype != want or t.shape != first.shape:
+                raise OpTypeError(
+                    f"loihi_compartments ({self.format}) sum {want} synapse currents of one shape, got "
+                    + ", ".join(str(t) for t in inputs)
+                )
+        if self.format == "int":
+            if not (0 <= self.decay_u <= 4095 and 0 <= self.decay_v <= 4095):
+                raise OpTypeError(f"decays are 12-bit (0..4095), got decay_u={self.decay_u}, decay_v={self.decay_v}")
+            if not 1 <= self.refract_delay <= 63:
+                raise OpTypeError(f"refract_delay must be 1..63, got {self.refract_delay}")
+        return TensorType(first.shape, "spike", first.layout)
+
+
 #: ops that carry state from one time step to the next
-STATEFUL_OPS = (IfNeuron, LifNeuron, SpikeMaxPool2d, Readout)
+STATEFUL_OPS = (IfNeuron, LifNeuron, SpikeMaxPool2d, Readout, LoihiSynapses, LoihiCompartments)
 #: neuron populations (what firing-rate statistics and backends count as neurons)
-NEURON_OPS = (IfNeuron, LifNeuron)
+NEURON_OPS = (IfNeuron, LifNeuron, LoihiCompartments)
+#: the ops that run on a Loihi chip; everything else in a Loihi graph runs on the host
+CHIP_OPS = (LoihiSynapses, LoihiCompartments)

@@ -11,7 +11,8 @@ import numpy as np
 
 from .errors import VerificationError
 from .graph import NAME_RE, Graph, Node
-from .ops import STAGES, Output, OpTypeError, Softmax
+from .ops import INTEGER, STAGES, Output, OpTypeError, Softmax
+from .types import DTYPES
 
 
 def verify(graph: Graph) -> Graph:
@@ -45,9 +46,9 @@ def _check_node(graph: Graph, node: Node, types: dict) -> None:
         raise _fail(node, "value names are letters, digits and underscores")
     if graph.stage not in op.ALLOWED_STAGES:
         raise _fail(node, f"not allowed in {graph.stage} graphs (allowed in: {', '.join(op.ALLOWED_STAGES)})")
-    arity_ok = len(node.inputs) >= 2 if op.ARITY is None else len(node.inputs) == op.ARITY
+    arity_ok = len(node.inputs) >= op.MIN_ARITY if op.ARITY is None else len(node.inputs) == op.ARITY
     if not arity_ok:
-        want = "two or more" if op.ARITY is None else str(op.ARITY)
+        want = f"{op.MIN_ARITY} or more" if op.ARITY is None else str(op.ARITY)
         raise _fail(node, f"takes {want} inputs, got {len(node.inputs)}")
     for src in node.inputs:
         if src not in types:
@@ -65,8 +66,13 @@ def _check_node(graph: Graph, node: Node, types: dict) -> None:
         raise _fail(
             node, f"parameters are {sorted(node.params)}, expected {sorted(expected_params)}"
         )
+    if graph.stage == INTEGER and getattr(op, "format", "int") != "int":
+        raise _fail(node, "an integer graph holds the chip's integers (format=int); run quantize_loihi")
+    dtypes = op.param_dtypes()
     for key, shape in expected_params.items():
         array = node.params[key]
+        if key in dtypes and array.dtype != DTYPES[dtypes[key]]:
+            raise _fail(node, f"parameter {key} is {array.dtype}, expected {dtypes[key]}")
         if array.shape != tuple(shape):
             raise _fail(node, f"parameter {key} has shape {list(array.shape)}, expected {list(shape)}")
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
