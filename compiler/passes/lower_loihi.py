@@ -1,0 +1,295 @@
+"""lower_loihi: a spiking graph becomes a Loihi graph: chip populations fed by synapses.
+
+Loihi takes spikes, not analog values, and its compartments only sum weighted spikes: every
+linear op between two neuron layers (convolutions, average pooling, reshapes, the affine
+rescales threshold balancing inserts, residual adds) must become one weighted connection from
+each presynaptic population. The first neuron layer (the one reading the graph input) stays
+on the host, off-chip, as NengoLoihi requires, and sends its spikes to the chip; the output
+layer reads the last chip spikes on the host.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import ops
+from ..graph import Graph, Node
+from ..interpreter import EVALUATORS
+from .registry import register_pass
+from .rewrite import Rewriter
+
+#: linear ops a convolutional connection may pass through (each keeps the image geometry or
+#: is a strided window); anything else becomes a dense connection
+_CONV_CHAIN_OPS = (ops.Conv2d, ops.AvgPool2d, ops.Affine, ops.Add, ops.Concat)
+#: one-hot probes evaluated at once when measuring a dense connection
+_PROBE_BATCH = 512
+
+
+@register_pass("lower_loihi")
+def lower_loihi(graph: Graph, *, dt: float = 0.001) -> Graph:
+    """Turn each chip neuron layer into ``loihi_synapses`` (one per presynaptic population)
+    feeding a ``loihi_compartments`` population with NengoLoihi's float parameters.
+
+    - The linear map from each presynaptic population's spikes to a layer's input current is
+      measured with the float interpreter: a convolutional connection (a chain of conv2d,
+      average pooling, per-channel affines, adds and concats) becomes a ``conv`` synapse
+      whose kernel is probed with unit impulses and then checked against the chain on random
+      spikes; any other connection becomes a ``dense`` synapse (one probe per presynaptic
+      neuron). What the chain adds without input is the compartments' bias.
+    - ``if_neuron`` (reset to zero, membrane starting at 0, as the chip does) becomes a
+      ``relu`` population: NengoLoihi's threshold is ``1/dt``, so the ensemble gain is
+      ``gain / threshold`` and the bias ``gain * b / (threshold * dt)``. ``lif_neuron``
+      becomes a ``lif`` population with ensemble gain ``gain * dt`` (the chip counts a spike
+      as ``1/dt``) and bias ``gain * b + bias``.
+    - The chip differs from the IR's integrate-and-fire neuron in ways this pass cannot
+      remove: it fires when ``v > threshold`` (not ``>=``), its membrane stops at 0 below,
+      and each synapse delays spikes by one step. ``snnc evaluate --backend refsim`` in float
+      mode shows what they cost.
+    """
+    if graph.stage != ops.SPIKING:
+        from ..errors import PassError
+
+        raise PassError(f"runs on spiking graphs; this one is {graph.stage} (run convert_to_spiking first)")
+    rw = Rewriter(graph, "lower_loihi")
+    if not dt > 0:
+        raise rw.fail(graph.nodes[0], f"option dt={dt} must be positive")
+    sources = _sources(graph)
+    host_neurons, chip_neurons = _split_neurons(rw, graph, sources)
+    if not chip_neurons:
+        raise rw.fail(host_neurons[0] if host_neurons else graph.nodes[0], "no neuron layer reads spikes: nothing to place on the chip")
+    on_host = _host_nodes(graph, {n.name for n in chip_neurons})
+    for node in graph.nodes:
+        if isinstance(node.op, ops.SpikeMaxPool2d):
+            raise rw.fail(node, "Loihi cannot gate spikes by rate; replace max pooling (maxpool_to_avgpool, as the loihi pipeline does)")
+        if node.name in {n.name for n in chip_neurons}:
+            _lower_population(rw, graph, node, sorted(sources[node.inputs[0]]), dt)
+        elif node.name in on_host:
+            rw.keep(node)
+    rw.note(host_neurons[0], f"{len(host_neurons)} input layer(s) run on the host and send spikes to the chip")
+    return rw.finish(meta={**graph.meta, "loihi": {"dt": dt, "host_layers": [n.name for n in host_neurons]}})
+
+
+# ----------------------------------------------------------------------------- structure
+
+
+def _sources(graph: Graph) -> dict[str, set[str]]:
+    """For each value: the neuron populations and graph inputs it is a linear function of."""
+    sources: dict[str, set[str]] = {}
+    for node in graph.nodes:
+        if isinstance(node.op, (ops.Input, *ops.NEURON_OPS)):
+            sources[node.name] = {node.name}
+        else:
+            sources[node.name] = set().union(*(sources[i] for i in node.inputs))
+    return sources
+
+
+def _split_neurons(rw: Rewriter, graph: Graph, sources) -> tuple[list[Node], list[Node]]:
+    inputs = {n.name for n in graph.inputs}
+    host, chip = [], []
+    for node in graph.nodes:
+        if not isinstance(node.op, ops.NEURON_OPS):
+            continue
+        feeds = sources[node.inputs[0]]
+        if feeds <= inputs:
+            host.append(node)
+        elif feeds & inputs:
+            raise rw.fail(node, "reads both the analog input and spikes; the chip only takes spikes (the input goes through one host layer)")
+        else:
+            chip.append(node)
+    return host, chip
+
+
+def _host_nodes(graph: Graph, chip: set[str]) -> set[str]:
+    """Nodes the host still runs: everything the outputs and the input layers read, except
+    the linear ops that only feed chip populations (they become synapses)."""
+    keep: set[str] = set()
+    stack = [n.name for n in graph.outputs]
+    while stack:
+        name = stack.pop()
+        if name in keep:
+            continue
+        keep.add(name)
+        node = graph.node(name)
+        if name in chip:
+            stack.extend(_pre_populations(graph, node))
+        else:
+            stack.extend(node.inputs)
+    return keep
+
+
+def _pre_populations(graph: Graph, node: Node) -> list[str]:
+    """The neuron populations and inputs a chip population's input region reads."""
+    found, stack, seen = [], list(node.inputs), set()
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        src = graph.node(name)
+        if isinstance(src.op, (ops.Input, *ops.NEURON_OPS)):
+            found.append(name)
+        else:
+            stack.extend(src.inputs)
+    return found
+
+
+# ----------------------------------------------------------------------------- one population
+
+
+def _lower_population(rw: Rewriter, graph: Graph, node: Node, pres: list[str], dt: float) -> None:
+    region = _region(graph, node.inputs[0], set(pres))
+    bias = _evaluate(region, {p: np.zeros((1, *graph.node(p).type.shape)) for p in pres}, node.inputs[0], graph)[0]
+    gain, chip_bias, compartment = _compartment_op(rw, node, bias, dt)
+    synapses = []
+    for pre in pres:
+        op, weight, how = _connection(graph, region, node, pre, pres)
+        if not np.any(weight):
+            rw.note(node, f"the connection from %{pre} has only zero weights; dropped")
+            continue
+        synapses.append(
+            rw.insert(op, [rw.value(pre)], params={"weight": weight.astype(np.float32)}, name=f"{node.name}_from_{pre}")
+        )
+        rw.note(synapses[-1], how)
+    if not synapses:
+        raise rw.fail(node, "receives no spikes (every connection into it has zero weights)")
+    rw.keep(node, op=compartment, params={"bias": chip_bias.astype(np.float32)}, inputs=synapses)
+
+
+def _compartment_op(rw: Rewriter, node: Node, bias: np.ndarray, dt: float):
+    op = node.op
+    if isinstance(op, ops.IfNeuron):
+        if op.reset != "zero" or op.v_init != 0:
+            raise rw.fail(
+                node,
+                f"Loihi resets the membrane to zero and starts it at zero (this layer: reset={op.reset}, "
+                f"v_init={op.v_init:g}); convert with convert_to_spiking{{reset=zero,v_init=0}} (the loihi pipeline does)",
+            )
+        gain = op.gain / op.threshold
+        chip_bias = gain * bias / dt
+        compartment = ops.LoihiCompartments(neuron="relu", gain=gain, amplitude=op.amplitude, dt=dt)
+    else:
+        gain = op.gain * op.dt
+        chip_bias = op.gain * bias + op.bias
+        compartment = ops.LoihiCompartments(
+            neuron="lif", gain=gain, amplitude=op.amplitude, dt=op.dt, tau_rc=op.tau_rc, tau_ref=op.tau_ref
+        )
+    return gain, chip_bias.reshape(-1), compartment
+
+
+def _region(graph: Graph, target: str, pres: set[str]) -> list[Node]:
+    """The linear nodes between the presynaptic populations and ``target``, in graph order."""
+    names, stack = set(), [target]
+    while stack:
+        name = stack.pop()
+        if name in names or name in pres:
+            continue
+        names.add(name)
+        stack.extend(graph.node(name).inputs)
+    return [n for n in graph.nodes if n.name in names]
+
+
+def _evaluate(region: list[Node], values: dict[str, np.ndarray], target: str, graph: Graph) -> np.ndarray:
+    """The value of ``target`` (flattened per example) given the presynaptic values."""
+    values = dict(values)
+    for node in region:
+        values[node.name] = EVALUATORS[type(node.op)](node, [values[i] for i in node.inputs])
+    out = values[target]
+    return out.reshape(out.shape[0], -1)
+
+
+def _connection(graph: Graph, region: list[Node], post: Node, pre: str, pres: list[str]):
+    """The synapse op and float weight of the connection ``pre -> post``, and how it was found."""
+    pre_type, target = graph.node(pre).type, post.inputs[0]
+    zeros = {p: np.zeros((1, *graph.node(p).type.shape)) for p in pres}
+
+    def response(x: np.ndarray) -> np.ndarray:
+        feed = {p: np.broadcast_to(z, (len(x), *z.shape[1:])) for p, z in zeros.items()}
+        feed[pre] = x
+        return _evaluate(region, feed, target, graph) - _evaluate(region, zeros, target, graph)
+
+    geometry = _conv_geometry(graph, region, pre, target)
+    if geometry is not None:
+        found = _probe_kernel(response, pre_type.shape, post.type.shape, *geometry)
+        if found is not None:
+            op, kernel = found
+            return op, kernel, f"convolution {op.kernel[0]}x{op.kernel[1]} stride {op.stride[0]} from %{pre}"
+    n_pre = pre_type.size
+    columns = []
+    for start in range(0, n_pre, _PROBE_BATCH):
+        eye = np.zeros((min(_PROBE_BATCH, n_pre - start), n_pre))
+        eye[np.arange(len(eye)), start + np.arange(len(eye))] = 1.0
+        columns.append(response(eye.reshape(len(eye), *pre_type.shape)))
+    weight = np.concatenate(columns).T
+    op = ops.LoihiSynapses(kind="dense", units=post.type.size)
+    return op, weight, f"dense {weight.shape[0]}x{weight.shape[1]} from %{pre}"
+
+
+def _conv_geometry(graph: Graph, region: list[Node], pre: str, target: str):
+    """(kernel, stride, pad top/left) of the strided window chain from ``pre`` to ``target``,
+    or None when the path is not a single chain of window and channel-wise ops."""
+    if graph.node(pre).type.rank != 3 or graph.node(target).type.rank != 3:
+        return None
+    on_path = {pre}
+    kernel, stride, pad = [1, 1], [1, 1], [0, 0]
+    for node in region:
+        reading = [i for i in node.inputs if i in on_path]
+        if not reading:
+            continue
+        if len(reading) > 1 or not isinstance(node.op, _CONV_CHAIN_OPS):
+            return None
+        if isinstance(node.op, ops.Conv2d) and (node.op.groups != 1 or node.op.dilation != (1, 1)):
+            return None
+        if isinstance(node.op, (ops.Conv2d, ops.AvgPool2d)):
+            for axis in (0, 1):
+                kernel[axis] += (node.op.kernel[axis] - 1) * stride[axis]
+                pad[axis] += node.op.pads[axis] * stride[axis]
+                stride[axis] *= node.op.stride[axis]
+        on_path.add(node.name)
+    return tuple(kernel), tuple(stride), tuple(pad)
+
+
+def _probe_kernel(response, in_shape, out_shape, kernel, stride, pad):
+    """The kernel of a convolution equal to ``response``, probed at one output position whose
+    window lies inside the input, then checked on random spikes; None if not a convolution."""
+    c, h, w = in_shape
+    f, ho, wo = out_shape
+    origin = []
+    for axis, size, out in ((0, h, ho), (1, w, wo)):
+        first = math.ceil(pad[axis] / stride[axis])
+        if first >= out or first * stride[axis] - pad[axis] + kernel[axis] > size:
+            return None
+        origin.append(first)
+    (y0, x0), (kh, kw) = origin, kernel
+    impulses = np.zeros((c * kh * kw, c, h, w))
+    for k, (ci, u, v) in enumerate(np.ndindex(c, kh, kw)):
+        impulses[k, ci, y0 * stride[0] - pad[0] + u, x0 * stride[1] - pad[1] + v] = 1.0
+    out = response(impulses).reshape(-1, f, ho, wo)[:, :, y0, x0]
+    weight = out.T.reshape(f, c, kh, kw)
+    pads = (pad[0], pad[1], _end_pad(h, kh, stride[0], pad[0], ho), _end_pad(w, kw, stride[1], pad[1], wo))
+    op = ops.LoihiSynapses(kind="conv", filters=f, kernel=(kh, kw), stride=stride, pads=pads)
+    check = (np.random.default_rng(0).random((2, c, h, w)) < 0.3).astype(np.float64)
+    expected = response(check)
+    got = _correlate(check, weight, stride, pads, (ho, wo)).reshape(2, -1)
+    # the kernel is stored in float32: equal to that precision
+    if not np.allclose(got, expected, rtol=1e-5, atol=1e-6 * (1 + np.abs(expected).max())):
+        return None
+    return op, weight
+
+
+def _correlate(x: np.ndarray, weight: np.ndarray, stride, pads, out_hw) -> np.ndarray:
+    """``conv2d`` without bias, written out (the check must not share code with the probe)."""
+    pt, pl, pb, pr = pads
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    (ho, wo), (sh, sw) = out_hw, stride
+    out = np.zeros((len(x), weight.shape[0], ho, wo))
+    for u, v in np.ndindex(*weight.shape[2:]):
+        window = xp[:, :, u : u + sh * (ho - 1) + 1 : sh, v : v + sw * (wo - 1) + 1 : sw]
+        out += np.einsum("bchw,fc->bfhw", window, weight[:, :, u, v])
+    return out
+
+
+def _end_pad(size: int, kernel: int, stride: int, pad: int, out: int) -> int:
+    """The bottom/right padding that makes a window of ``kernel`` give exactly ``out`` outputs."""
+    return max((out - 1) * stride + kernel - size - pad, 0)

@@ -1,0 +1,113 @@
+"""lower_loihi: each chip population's synapses and bias reproduce, on random spikes, the
+current the spiking graph's linear ops compute (the float interpreter is the reference)."""
+
+import numpy as np
+import pytest
+
+from pass_testing import NETS, conv, dense, inputs_for, notes
+from snnc.compiler import ops
+from snnc.compiler.errors import PassError
+from snnc.compiler.graph import GraphBuilder
+from snnc.compiler.interpreter import EVALUATORS
+from snnc.compiler.passes import PassManager
+from snnc.compiler.passes.lower_loihi import lower_loihi
+
+TO_SPIKING = "canonicalize,fold_batchnorm,maxpool_to_avgpool,threshold_balance,convert_to_spiking{reset=zero,v_init=0}"
+
+
+def spiking(graph, rng, pipeline=TO_SPIKING):
+    return PassManager(pipeline).run(graph, calibration=inputs_for(graph, rng, 64))[0]
+
+
+def layer_currents(snn, spikes, x):
+    """Every value of ``snn`` for one time step in which each neuron population emits
+    ``spikes[name]`` (0/1) times its amplitude; the input is ``x``."""
+    values = {snn.inputs[0].name: x}
+    for node in snn.nodes[1:]:
+        if isinstance(node.op, ops.NEURON_OPS):
+            values[node.name] = spikes[node.name] * node.op.amplitude
+        elif not isinstance(node.op, (ops.Readout, ops.Output)):
+            values[node.name] = EVALUATORS[type(node.op)](node, [values[i] for i in node.inputs])
+    return values
+
+
+def synapse_current(node, pre_values):
+    """A float-format loihi_synapses node applied to presynaptic values, written out."""
+    w = node.params["weight"].astype(np.float64)
+    if node.op.kind == "dense":
+        return pre_values.reshape(len(pre_values), -1) @ w.T
+    pt, pl, pb, pr = node.op.pads
+    xp = np.pad(pre_values, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    sh, sw = node.op.stride
+    kh, kw = node.op.kernel
+    ho = (xp.shape[2] - kh) // sh + 1
+    wo = (xp.shape[3] - kw) // sw + 1
+    out = np.zeros((len(xp), w.shape[0], ho, wo))
+    for u in range(kh):
+        for v in range(kw):
+            out += np.einsum("bchw,fc->bfhw", xp[:, :, u : u + sh * (ho - 1) + 1 : sh, v : v + sw * (wo - 1) + 1 : sw], w[:, :, u, v])
+    return out.reshape(len(xp), -1)
+
+
+@pytest.mark.parametrize("net", ["flatten", "residual", "conv_bn"])
+def test_synapses_and_bias_reproduce_each_layer_current(net, rng):
+    snn = spiking(NETS[net](rng), rng)
+    chip = lower_loihi(snn)
+    x = inputs_for(snn, rng, 3).astype(np.float64)
+    spikes = {n.name: (rng.random((3, *n.type.shape)) < 0.4).astype(np.float64) for n in snn.nodes if isinstance(n.op, ops.NEURON_OPS)}
+    reference = layer_currents(snn, spikes, x)
+    populations = [n for n in chip.nodes if isinstance(n.op, ops.LoihiCompartments)]
+    assert populations, "some layer must land on the chip"
+    for node in populations:
+        neuron = snn.node(node.name)
+        want = reference[neuron.inputs[0]].reshape(3, -1)
+        got = node.params["bias"].astype(np.float64) * node.op.dt / node.op.gain
+        for syn_name in node.inputs:
+            syn = chip.node(syn_name)
+            pre = chip.node(syn.inputs[0])
+            got = got + synapse_current(syn, spikes[pre.name] * pre.op.amplitude)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(), err_msg=node.name)
+        assert node.op.gain == pytest.approx(neuron.op.gain / neuron.op.threshold)
+
+
+def test_pooling_folds_into_the_next_convolution_and_the_input_layer_stays_on_the_host(rng):
+    b = GraphBuilder("g")
+    x = b.add(ops.ReLU(), [conv(b, rng, b.input("input", (1, 8, 8)), 4, pad=0)], name="relu1")
+    x = b.add(ops.AvgPool2d((2, 2), (2, 2)), [x])
+    x = b.add(ops.ReLU(), [conv(b, rng, x, 5, pad=0)], name="relu2")
+    b.output(dense(b, rng, b.add(ops.Reshape((5 * 1 * 1,)), [x]), 3, name="logits"))
+    chip = lower_loihi(spiking(b.build(), rng))
+    assert chip.node("relu1").op.NAME == "if_neuron"  # reads the analog input: host
+    syn = chip.node("relu2_from_relu1")
+    assert (syn.op.kind, syn.op.kernel, syn.op.stride) == ("conv", (6, 6), (2, 2))
+    assert chip.node("relu2").op.NAME == "loihi_compartments"
+    assert chip.node("logits").op.NAME == "dense"  # the output layer reads chip spikes on the host
+    assert any("run on the host" in m for _, m in notes(chip, "lower_loihi"))
+
+
+def test_grouped_convolution_becomes_dense_synapses(rng):
+    chip = lower_loihi(spiking(NETS["conv_bn"](rng), rng))
+    kinds = {n.name: n.op.kind for n in chip.nodes if isinstance(n.op, ops.LoihiSynapses)}
+    assert kinds["relu2_from_relu_after_pool"] == "dense"
+
+
+@pytest.mark.parametrize(
+    "pipeline, message",
+    [
+        ("canonicalize,maxpool_to_avgpool,threshold_balance,convert_to_spiking", r"Loihi resets the membrane to zero .* convert_to_spiking\{reset=zero,v_init=0\}"),
+        ("canonicalize,threshold_balance,convert_to_spiking{reset=zero,v_init=0}", "Loihi cannot gate spikes by rate; replace max pooling"),
+    ],
+)
+def test_what_the_chip_cannot_do_is_a_clear_error(pipeline, message, rng):
+    b = GraphBuilder("g")
+    x = b.add(ops.ReLU(), [conv(b, rng, b.input("input", (1, 6, 6)), 2)], name="relu1")
+    x = b.add(ops.MaxPool2d((2, 2), (2, 2)), [x])
+    x = b.add(ops.ReLU(), [conv(b, rng, x, 2)], name="relu2")
+    b.output(x)
+    with pytest.raises(PassError, match=message):
+        lower_loihi(spiking(b.build(), rng, pipeline))
+
+
+def test_a_float_graph_is_refused(rng):
+    with pytest.raises(PassError, match="runs on spiking graphs"):
+        lower_loihi(NETS["flatten"](rng))
