@@ -32,7 +32,7 @@ METHODS = {
     "snnc default (p99.9, v0=θ/2, max gate)": DEFAULT,
     "max-norm, v0=0 (Diehl 2015)": "canonicalize,fold_batchnorm,threshold_balance{method=max},convert_to_spiking{v_init=0.0}",
     "p99.9, v0=0 (Rueckauer 2017)": "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{v_init=0.0}",
-    "max pool → avg pool (Loihi pipeline)": "loihi",
+    "max pool → avg pool (avgpool pipeline)": "avgpool",
 }
 RUNS = [  # (label, model file, methods)
     ("LeNet-5 `99.14.h5` (max pool)", MODELS / "snn_toolbox/lenet5/keras/99.14.h5", list(METHODS)),

@@ -10,6 +10,11 @@
       float.ir  (.npz)  the float graph that entered convert_to_spiking (after canonicalize,
                         fold_batchnorm, max-pool replacement and balancing)
 
+    and for the Loihi target, where model.ir is the integer graph (chip integers, core map):
+      snn.ir    (.npz)  the spiking graph convert_to_spiking made (what the interpreter runs)
+      chip.ir   (.npz)  the Loihi graph with NengoLoihi's float parameters and the core map
+                        (what the NengoLoihi backend builds, and refsim's float mode runs)
+
 The directory is written next to its destination and renamed into place, so a reader never
 sees half an artifact.
 """
@@ -30,6 +35,8 @@ FORMAT = "snnc-artifact"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 GRAPH_FILES = {"model": "model.ir", "ann": "ann.ir", "float": "float.ir"}
+#: graphs only some targets write
+OPTIONAL_GRAPH_FILES = {"snn": "snn.ir", "chip": "chip.ir"}
 #: packages whose versions the manifest records (read from metadata, not imported)
 RECORDED_PACKAGES = ("numpy", "tensorflow", "keras", "onnx", "nengo", "nengo-dl", "nengo-loihi")
 
@@ -41,6 +48,8 @@ class Artifact:
     model: Graph
     ann: Graph
     float: Graph
+    snn: Graph | None = None
+    chip: Graph | None = None
 
 
 def is_artifact(path) -> bool:
@@ -84,8 +93,9 @@ def save_artifact(out, manifest: dict, graphs: dict[str, Graph]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        for key, filename in GRAPH_FILES.items():
-            save(graphs[key], staging / filename)
+        for key, filename in {**GRAPH_FILES, **OPTIONAL_GRAPH_FILES}.items():
+            if key in GRAPH_FILES or graphs.get(key) is not None:
+                save(graphs[key], staging / filename)
         full = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}
         write_text(staging / MANIFEST, json.dumps(full, indent=2, sort_keys=False) + "\n")
         _swap_into_place(staging, out)
@@ -121,4 +131,5 @@ def load_artifact(path) -> Artifact:
             f"{path}: artifact format {manifest['format_version']} is newer than this snnc reads ({FORMAT_VERSION})"
         )
     graphs = {key: load(path / filename) for key, filename in GRAPH_FILES.items()}
+    graphs.update({key: load(path / name) for key, name in OPTIONAL_GRAPH_FILES.items() if (path / name).exists()})
     return Artifact(path, manifest, **graphs)

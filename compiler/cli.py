@@ -170,6 +170,29 @@ def cmd_evaluate(args) -> int:
     return EXIT_OK
 
 
+def cmd_verify(args) -> int:
+    """Run NengoLoihi's emulator and refsim on the same inputs and compare every chip layer's
+    spikes at every step and the final voltages; exit status 1 on any difference."""
+    import json
+
+    from .artifact import is_artifact
+    from .datasets import load_dataset
+    from .driver import load_compiled
+    from .verification import format_verification, verify_loihi
+
+    if not is_artifact(args.artifact):
+        raise UsageError(f"{args.artifact}: not a compiled artifact; compile first: snnc compile MODEL --calib DATA --target loihi -o OUT")
+    compiled = load_compiled(args.artifact)
+    data = load_dataset(args.data, split="test", need_labels=False).head(args.n)
+    result = verify_loihi(compiled, data, args.timesteps, input_scale=args.input_scale, progress=None)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(f"{args.artifact} on {data.source}")
+        sys.stdout.write(format_verification(result))
+    return EXIT_OK if result.ok else EXIT_CHECK_FAILED
+
+
 def _evaluation_calibration(args):
     """Calibration data for evaluating an uncompiled model: --calib, else the training
     split of an IDX folder, else the evaluation data itself (said on stderr)."""
@@ -246,12 +269,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="DATA", help=f"labelled data: {DATA_HELP} (its test split)")
     p.add_argument("--calib", metavar="DATA", help="calibration data when MODEL is not compiled (default: an IDX folder's train split, else DATA)")
     p.add_argument("--timesteps", default=timesteps, metavar="T,T,...", help=f"numbers of time steps (default: {timesteps})")
-    p.add_argument("--backend", choices=BACKENDS, default="interp", help="simulator (default: interp, the batched NumPy interpreter)")
+    p.add_argument("--backend", choices=BACKENDS, help="simulator (default: interp, the batched NumPy interpreter; refsim for Loihi artifacts)")
     p.add_argument("-n", type=_positive_int, metavar="N", help="evaluate the first N examples only")
     p.add_argument("--plot", metavar="PNG", help="also draw accuracy vs T into PNG")
     _compile_options(p, TARGETS)
     p.add_argument("--json", action="store_true", help="print one JSON object (accuracies as fractions)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("verify", help="check refsim against NengoLoihi's emulator, spike for spike", description=cmd_verify.__doc__)
+    p.add_argument("artifact", metavar="OUT", help="an artifact compiled with --target loihi")
+    p.add_argument("--data", required=True, metavar="DATA", help=f"inputs: {DATA_HELP} (its test split; labels not needed)")
+    p.add_argument("-n", type=_positive_int, default=20, metavar="N", help="inputs to run (default: 20; the emulator runs one at a time)")
+    p.add_argument("--timesteps", type=_positive_int, default=100, metavar="T", help="time steps per input (default: 100)")
+    p.add_argument("--input-scale", type=float, metavar="S", help="multiply inputs by S (default: 1/255 for integer data, else 1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("demo", help="train a small CNN on scikit-learn digits, compile it, show accuracy vs T", description=cmd_demo.__doc__)
     p.add_argument("--timesteps", default=timesteps, metavar="T,T,...", help=f"numbers of time steps (default: {timesteps})")

@@ -21,8 +21,12 @@ from .graph import Graph
 from .passes import PIPELINES, PassManager, PassRecord
 
 #: compilation targets and the pipeline each uses unless one is given
-TARGETS = {"nengo": "default"}
-BACKENDS = ("interp", "nengo", "nengo-dl")
+TARGETS = {"nengo": "default", "loihi": "loihi"}
+#: ``refsim`` runs the chip's integers, ``refsim-float`` the same chip network with NengoLoihi's
+#: float parameters (quantization error apart from the chip's spiking dynamics), ``loihi`` the
+#: NengoLoihi emulator
+BACKENDS = ("interp", "nengo", "nengo-dl", "refsim", "refsim-float", "loihi")
+LOIHI_BACKENDS = ("refsim", "refsim-float", "loihi")
 DEFAULT_TIMESTEPS = (8, 16, 32, 64)
 
 
@@ -35,6 +39,14 @@ class Compiled:
     float: Graph
     records: list[PassRecord]
     manifest: dict = field(default_factory=dict)
+    #: Loihi target: the spiking graph before lowering, and the float Loihi graph (core map)
+    snn: Graph | None = None
+    chip: Graph | None = None
+
+    @property
+    def spiking(self) -> Graph:
+        """The spiking graph the interpreter and the Nengo backends run."""
+        return self.snn if self.snn is not None else self.model
 
 
 def model_inputs(graph: Graph, data: Dataset, input_scale: float | None = None) -> dict[str, np.ndarray]:
@@ -72,6 +84,7 @@ def compile_model(
         calib_inputs = model_inputs(ann, calibration, input_scale)
     graph, records = manager.run(ann, calib_inputs)
     float_graph = next((r.graph for r in reversed(records) if r.graph.stage == ops.FLOAT), ann)
+    snn, chip = _loihi_stages(graph, records)
     manifest = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": _source_record(ann, source),
@@ -82,7 +95,24 @@ def compile_model(
         "calibration": _calibration_record(graph, calibration, input_scale),
         "notes": list(graph.meta.get("notes", [])),
     }
-    return Compiled(graph, ann, float_graph, records, manifest)
+    if chip is not None:
+        manifest["core_map"] = dict(chip.meta.get("core_map", {}))
+    return Compiled(graph, ann, float_graph, records, manifest, snn, chip)
+
+
+def _is_chip_graph(graph: Graph) -> bool:
+    return any(isinstance(n.op, ops.CHIP_OPS) for n in graph.nodes)
+
+
+def _loihi_stages(graph: Graph, records) -> tuple[Graph | None, Graph | None]:
+    """For a graph that reached the chip: the spiking graph before lowering and the last
+    float Loihi graph (after the core map); (None, None) otherwise."""
+    if graph.stage != ops.INTEGER:
+        return None, None
+    spiking = [r.graph for r in records if r.graph.stage == ops.SPIKING]
+    snn = next((g for g in reversed(spiking) if not _is_chip_graph(g)), None)
+    chip = next((g for g in reversed(spiking) if _is_chip_graph(g)), None)
+    return snn, chip
 
 
 def _source_record(ann: Graph, source) -> dict:
@@ -116,7 +146,7 @@ def write_artifact(compiled: Compiled, out) -> Path:
     from .artifact import package_versions, save_artifact
 
     manifest = {"versions": package_versions(), **compiled.manifest}
-    graphs = {"model": compiled.model, "ann": compiled.ann, "float": compiled.float}
+    graphs = {"model": compiled.model, "ann": compiled.ann, "float": compiled.float, "snn": compiled.snn, "chip": compiled.chip}
     return save_artifact(out, manifest, graphs)
 
 
@@ -160,22 +190,32 @@ def evaluate(
     compiled: Compiled,
     data: Dataset,
     timesteps=DEFAULT_TIMESTEPS,
-    backend: str = "interp",
+    backend: str | None = None,
     input_scale: float | None = None,
     batch_size: int = 256,
     progress: bool | None = None,
     precision: str = "float32",
 ) -> Evaluation:
     """Accuracy of the imported ANN, of the float graph entering conversion, and of the SNN
-    at each T (one simulation of ``max(T)`` steps), with per-layer firing statistics."""
+    at each T (one simulation of ``max(T)`` steps), with per-layer firing statistics.
+    ``backend`` defaults to the interpreter, or refsim for networks compiled for Loihi."""
     from . import interpreter
 
+    if backend is None:
+        backend = "refsim" if compiled.model.stage == ops.INTEGER else "interp"
+    if backend not in BACKENDS:
+        raise SnncError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
     if data.y is None:
         raise DataError(f"{data.source}: evaluation needs labels")
     if len(compiled.model.outputs) != 1:
         raise DataError(f"model {compiled.model.name} has {len(compiled.model.outputs)} outputs; evaluate takes one-output classifiers")
-    if compiled.model.stage != ops.SPIKING:
-        raise SnncError(f"model {compiled.model.name} is a {compiled.model.stage} graph; evaluate runs compiled spiking networks")
+    if compiled.model.stage == ops.FLOAT:
+        raise SnncError(f"model {compiled.model.name} is a float graph; evaluate runs compiled spiking networks")
+    if (backend in LOIHI_BACKENDS) != (compiled.model.stage == ops.INTEGER):
+        raise SnncError(
+            f"backend {backend} runs networks compiled for "
+            + ("Loihi (snnc compile --target loihi)" if backend in LOIHI_BACKENDS else "Nengo; this one is compiled for Loihi: use --backend refsim, refsim-float or loihi")
+        )
     start = time.perf_counter()
     x = model_inputs(compiled.ann, data, input_scale)
     ann_pred = _predictions(interpreter.run(compiled.ann, x, batch_size=batch_size, progress=progress))
@@ -199,12 +239,21 @@ def _simulate(compiled: Compiled, x, timesteps, backend, batch_size, progress, p
     if backend == "interp":
         from .simulate import simulate
 
-        return simulate(compiled.model, x, timesteps, batch_size=batch_size, progress=progress,
+        return simulate(compiled.spiking, x, timesteps, batch_size=batch_size, progress=progress,
                         precision=precision, reference=compiled.float)
     if backend in ("nengo", "nengo-dl"):
         from snnc.backends import nengo as nengo_backend
 
-        return nengo_backend.simulate(compiled.model, x, timesteps, simulator=backend, batch_size=batch_size, progress=progress)
+        return nengo_backend.simulate(compiled.spiking, x, timesteps, simulator=backend, batch_size=batch_size, progress=progress)
+    if backend in ("refsim", "refsim-float"):
+        from snnc.backends import refsim
+
+        graph = compiled.model if backend == "refsim" else compiled.chip
+        return refsim.simulate(graph, x, timesteps, batch_size=batch_size, progress=progress)
+    if backend == "loihi":
+        from snnc.backends import loihi
+
+        return loihi.simulate(compiled.chip, x, timesteps, progress=progress)
     raise SnncError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
 
 
@@ -252,7 +301,7 @@ def load_compiled(path) -> Compiled:
     from .artifact import load_artifact
 
     artifact = load_artifact(path)
-    return Compiled(artifact.model, artifact.ann, artifact.float, [], artifact.manifest)
+    return Compiled(artifact.model, artifact.ann, artifact.float, [], artifact.manifest, artifact.snn, artifact.chip)
 
 
 def plot_evaluation(ev: Evaluation, path, title: str = "") -> None:

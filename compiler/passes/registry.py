@@ -44,8 +44,12 @@ PASSES: dict[str, PassInfo] = {}
 #: named pipelines; ``snnc compile --target T`` picks ``PIPELINES[T]`` unless one is given
 PIPELINES: dict[str, str] = {
     "default": "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking",
-    # Loihi cannot gate max pooling: replace it (reported) before conversion
-    "loihi": "canonicalize,fold_batchnorm,maxpool_to_avgpool,threshold_balance,convert_to_spiking",
+    # targets that cannot gate spikes by rate: replace max pooling (reported) before conversion
+    "avgpool": "canonicalize,fold_batchnorm,maxpool_to_avgpool,threshold_balance,convert_to_spiking",
+    # Loihi: neurons reset to zero from zero; core blocks are chosen before quantization
+    # because NengoLoihi discretizes each core block separately
+    "loihi": "canonicalize,fold_batchnorm,maxpool_to_avgpool,threshold_balance,"
+    "convert_to_spiking{reset=zero,v_init=0},lower_loihi,map_to_cores,quantize_loihi",
     "float": "canonicalize,fold_batchnorm",
 }
 

@@ -269,7 +269,7 @@ def with_spike_outputs(graph):
 FLOAT_PASSES = "canonicalize,fold_batchnorm,threshold_balance"
 PIPELINES = {
     "default": "default",
-    "avg_pool": "loihi",
+    "avg_pool": "avgpool",
     "zero_reset_spike_readout": FLOAT_PASSES + ",convert_to_spiking{reset=zero,readout=spikes}",
     "lif": FLOAT_PASSES + ",convert_to_spiking{neuron=lif,max_rate=0.2}",
 }
@@ -406,8 +406,8 @@ def test_lenet_subset_predictions_agree(lenet, simulator):
 @pytest.mark.data
 @pytest.mark.slow
 @pytest.mark.parametrize("simulator", SIMULATORS)
-@pytest.mark.parametrize("pipeline", ["default", "loihi"])
+@pytest.mark.parametrize("pipeline", ["default", "avgpool"])
 def test_lenet_200_images_predictions_agree(lenet, pipeline, simulator):
     """The issue's check: 200 test images at T=64, max-pool gates (default) and average
-    pooling (loihi). Measured: identical readouts and spike counts, so 100 % agreement."""
+    pooling (avgpool). Measured: identical readouts and spike counts, so 100 % agreement."""
     assert predictions_agree(lenet, pipeline, simulator, 200, 64) == (1.0, True, True)

@@ -51,7 +51,7 @@ def test_lenet_full_test_set_within_0_3_points(shared_data, mnist):
 @pytest.mark.slow
 def test_lenet_with_max_pooling_replaced_is_reported(shared_data, mnist):
     calibration, test = mnist
-    compiled = converted(shared_data / LENET, calibration, pipeline="loihi")
+    compiled = converted(shared_data / LENET, calibration, pipeline="avgpool")
     assert any("max pooling 2x2 replaced by average pooling" in n["message"] for n in compiled.manifest["notes"])
     ev = evaluate(compiled, test, [64], progress=False)
     assert ev.float_accuracy < ev.ann_accuracy  # the replacement costs accuracy, and it shows

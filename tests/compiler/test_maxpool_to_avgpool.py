@@ -39,9 +39,9 @@ def test_the_replacement_averages_the_real_elements_of_each_window():
     np.testing.assert_array_equal(got, [[2.0, 3.5], [6.5, 8.0]])
 
 
-def test_the_loihi_pipeline_replaces_max_pooling_before_conversion(rng):
+def test_the_avgpool_pipeline_replaces_max_pooling_before_conversion(rng):
     x = rng.uniform(0, 1, (4, 1, 3, 3)).astype(np.float32)
-    snn, records = PassManager("loihi").run(parse(BEFORE), calibration=x)
+    snn, records = PassManager("avgpool").run(parse(BEFORE), calibration=x)
     passes = [r.spec.name for r in records]
     assert passes.index("maxpool_to_avgpool") < passes.index("convert_to_spiking")
     assert {n.op.NAME for n in snn.nodes} >= {"avg_pool2d", "if_neuron"}

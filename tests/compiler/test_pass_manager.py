@@ -241,7 +241,7 @@ def test_named_pipelines_expand_in_place():
     "text, message",
     [
         ("", r"empty pipeline; passes: canonicalize, "),
-        ("canonicalise", r"unknown pass 'canonicalise'; passes: canonicalize, .*; pipelines: default, loihi, float"),
+        ("canonicalise", r"unknown pass 'canonicalise'; passes: canonicalize, .*; pipelines: default, avgpool, loihi, float"),
         ("threshold_balance{q=1}",
          r"pass threshold_balance: unknown option 'q=1'; options: method \(str, default percentile\), "
          r"p \(float, default 99.9\), per_channel \(bool, default false\), batch_size \(int, default 256\)"),
