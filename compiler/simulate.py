@@ -208,8 +208,9 @@ class SimulationResult:
 # ----------------------------------------------------------------------------- running
 
 
-def _static_nodes(graph: Graph) -> set[str]:
-    """Values that are the same at every step: inputs and stateless ops of static values."""
+def static_nodes(graph: Graph) -> set[str]:
+    """Values that are the same at every step: inputs and stateless ops of static values
+    (computed once per batch; refsim uses it too)."""
     static: set[str] = set()
     for node in graph.nodes:
         if isinstance(node.op, ops.Input):
@@ -235,7 +236,7 @@ def simulate_batch(
     neuron population's statistics, compared with ``expected[name]`` where given."""
     ts = check_timesteps(timesteps)
     batch = next(iter(arrays.values())).shape[0]
-    static = _static_nodes(graph)
+    static = static_nodes(graph)
     values = {k: np.asarray(v, dtype=dtype) for k, v in arrays.items()}
     steppers: dict[str, Stepper] = {}
     dynamic: list[Node] = []
@@ -243,7 +244,7 @@ def simulate_batch(
         if isinstance(node.op, ops.Input):
             continue
         if node.name in static:
-            values[node.name] = _evaluator(node)(node, [values[i] for i in node.inputs])
+            values[node.name] = evaluator(node)(node, [values[i] for i in node.inputs])
         else:
             dynamic.append(node)
             if isinstance(node.op, ops.STATEFUL_OPS):
@@ -254,7 +255,7 @@ def simulate_batch(
         for node in dynamic:
             xs = [values[i] for i in node.inputs]
             stepper = steppers.get(node.name)
-            y = stepper.step(t, xs) if stepper else _evaluator(node)(node, xs)
+            y = stepper.step(t, xs) if stepper else evaluator(node)(node, xs)
             values[node.name] = y.astype(dtype, copy=False)
         if t in wanted:
             recorded[t] = {n.name: values[n.name].astype(np.float32) for n in graph.outputs}
@@ -267,11 +268,12 @@ def simulate_batch(
     return recorded
 
 
-def _evaluator(node: Node):
-    evaluator = EVALUATORS.get(type(node.op))
-    if evaluator is None:
+def evaluator(node: Node):
+    """The float evaluator of a stateless node's op (refsim runs host layers with it)."""
+    fn = EVALUATORS.get(type(node.op))
+    if fn is None:
         raise SnncError(f"%{node.name}: the spiking interpreter has no evaluator for op {node.op.NAME}")
-    return evaluator
+    return fn
 
 
 def simulate(
