@@ -104,11 +104,11 @@ def save_atomic(model, path: Path):
         raise
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv=None, default_out: Path = DEFAULT_OUT, epochs: int = 3, description: str = __doc__):
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="folder with the MNIST IDX .gz files")
-    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUT, help="output .h5 file")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("-o", "--output", type=Path, default=default_out, help="output .h5 file")
+    parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3, help="initial Adam learning rate")
     parser.add_argument("--seed", type=int, default=0)
