@@ -1,4 +1,4 @@
-"""Train a small MNIST multilayer perceptron (784-128-64-10, ReLU, biases), saved as Keras HDF5.
+"""Train a small MNIST multilayer perceptron (784-256-128-64-10, ReLU, biases), saved as Keras HDF5.
 
 The dense network of the Loihi checks: converted with LIF neurons (``convert_to_spiking
 {neuron=lif}``) its biases and leaky neurons exercise the parts of the chip that the CNNs do
@@ -24,8 +24,9 @@ def build_model():
     layers = tf.keras.layers
     image = layers.Input((28, 28, 1), name="image")
     x = layers.Flatten(name="flatten")(image)
-    x = layers.Dense(128, activation="relu", name="dense1")(x)
-    x = layers.Dense(64, activation="relu", name="dense2")(x)
+    x = layers.Dense(256, activation="relu", name="dense1")(x)  # on the host: reads pixels
+    x = layers.Dense(128, activation="relu", name="dense2")(x)
+    x = layers.Dense(64, activation="relu", name="dense3")(x)
     logits = layers.Dense(10, name="logits")(x)
     return tf.keras.Model(image, logits, name="mnist_mlp")
 
