@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from doc_sections import machine, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SNNC_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -40,7 +41,6 @@ RUNS = [  # (label, model file, methods)
     ("`mnist_cnn_avgpool.h5`", MODELS / "mnist_cnn_avgpool.h5", list(METHODS)[:3]),
     ("residual + BN `benchmarks/models/mnist_resnet_bn.h5`", REPO / "benchmarks/models/mnist_resnet_bn.h5", [next(iter(METHODS))]),
 ]
-BEGIN, END = "<!-- conversion:begin -->", "<!-- conversion:end -->"
 
 
 def run_all(test_examples: int | None):
@@ -71,38 +71,27 @@ def markdown(rows, examples: int, command: str) -> str:
         float_note = "" if r["float_accuracy"] == ann else f" (float after passes {100 * r['float_accuracy']:.2f})"
         cells = [f"{100 * r['snn_accuracy'][str(t)]:.2f}" for t in TIMESTEPS]
         lines.append(f"| {r['model']} | {r['method']} | {100 * ann:.2f}{float_note} | " + " | ".join(cells) + " |")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     return "\n".join(
         [
-            BEGIN,
             f"MNIST test set ({examples:,} images), accuracy in %, spiking interpreter (float32 currents). "
             "Calibration: the first 1000 training images. Integrate-and-fire neurons, reset by "
             "subtraction, readout of the output layer's accumulated membrane.",
             "",
             *lines,
             "",
-            f"Command ({machine}; {sum(r['seconds'] for r in rows) / 60:.0f} min):",
+            f"Command ({machine()}; {sum(r['seconds'] for r in rows) / 60:.0f} min):",
             "",
             "```bash",
             command,
             "```",
             "",
             "![accuracy vs time steps](conversion_accuracy.png)",
-            END,
         ]
     )
 
 
 def write_results(text: str) -> None:
-    from snnc.compiler.fileio import write_text
-
-    path = REPO / "docs" / "results.md"
-    doc = path.read_text()
-    if BEGIN in doc:
-        doc = doc[: doc.index(BEGIN)] + text + doc[doc.index(END) + len(END) :]
-    else:
-        doc = doc.rstrip() + "\n\n## ANN to SNN conversion accuracy\n\n" + text + "\n"
-    write_text(path, doc)
+    write_section(REPO / "docs" / "results.md", "conversion", text, "ANN to SNN conversion accuracy")
 
 
 def plot(rows, path: Path) -> None:
