@@ -211,11 +211,8 @@ def evaluate(
         raise DataError(f"model {compiled.model.name} has {len(compiled.model.outputs)} outputs; evaluate takes one-output classifiers")
     if compiled.model.stage == ops.FLOAT:
         raise SnncError(f"model {compiled.model.name} is a float graph; evaluate runs compiled spiking networks")
-    if (backend in LOIHI_BACKENDS) != (compiled.model.stage == ops.INTEGER):
-        raise SnncError(
-            f"backend {backend} runs networks compiled for "
-            + ("Loihi (snnc compile --target loihi)" if backend in LOIHI_BACKENDS else "Nengo; this one is compiled for Loihi: use --backend refsim, refsim-float or loihi")
-        )
+    if backend in LOIHI_BACKENDS and compiled.model.stage != ops.INTEGER:
+        raise SnncError(f"backend {backend} runs networks compiled for Loihi (snnc compile --target loihi)")
     start = time.perf_counter()
     x = model_inputs(compiled.ann, data, input_scale)
     ann_pred = _predictions(interpreter.run(compiled.ann, x, batch_size=batch_size, progress=progress))
