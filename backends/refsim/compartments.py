@@ -1,0 +1,146 @@
+"""Compartment populations, batched: the state of one ``loihi_compartments`` node for ``B``
+examples and its update at each step, exactly in the emulator's order (papers.md B3).
+
+Integer mode keeps ``u`` and ``v`` as int64 arrays holding int32 values (the products of the
+decays need 64 bits) and counts every wrap-around; float mode keeps the emulator's float32
+state and formulas (``target="simreal"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from snnc.compiler.graph import Node
+
+from . import arith
+
+#: the quantities whose wrap-arounds are counted: the input accumulator (21 bits + sign), the
+#: current and the current plus bias (23 + sign), and the voltage's int32 arithmetic
+OVERFLOW_KINDS = ("q", "u", "u2", "v")
+
+
+@dataclass
+class Overflow:
+    """Wrap-arounds counted per quantity over (example, step, compartment)."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OVERFLOW_KINDS, 0))
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, other: "Overflow") -> None:
+        for k, v in other.counts.items():
+            self.counts[k] += v
+
+
+class IntCompartments:
+    """The integer compartments of a ``loihi_compartments`` node (``format="int"``)::
+
+        q  = wrap_21(q)
+        u  = wrap_23(decay_int(u, decay_u, offset=1) + q)
+        u2 = wrap_23(u + bias)
+        v  = clip(wrap_int32(decay_int(v, decay_v) + u2), vmin, vmax)
+        v  = 0 where refractory ;  s = v > vth ;  v = 0 where s
+        refractory counter: refract_delay where s, then minus one (not below 0)
+    """
+
+    def __init__(self, node: Node, batch: int):
+        op, p = node.op, node.params
+        n = node.type.size
+        self.decay_u, self.decay_v, self.refract_delay = op.decay_u, op.decay_v, op.refract_delay
+        self.vth, self.bias = p["vth"].astype(np.int64), p["bias"].astype(np.int64)
+        self.vmin, self.vmax = p["vmin"].astype(np.int64), p["vmax"].astype(np.int64)
+        self.u = np.zeros((batch, n), dtype=np.int64)
+        self.v = np.zeros((batch, n), dtype=np.int64)
+        # a delay of 1 ends the refractory period in the step of the spike: no state needed
+        self.ref = np.zeros((batch, n), dtype=np.int32) if op.refract_delay > 1 else None
+        self.overflow = Overflow()
+
+    def _wrap(self, x: np.ndarray, bits: int, kind: str) -> np.ndarray:
+        limit = 1 << bits
+        if x.size and (x.min() < -limit or x.max() >= limit):
+            self.overflow.counts[kind] += arith.count_wrapped(x, bits)
+            return arith.wrap_signed(x, bits)
+        return x
+
+    def step(self, q: np.ndarray) -> np.ndarray:
+        """Advance one step with input ``q`` (B, n) int64; returns the spikes (B, n) bool."""
+        q = self._wrap(q, arith.Q_BITS, "q")
+        u = self._wrap(arith.decay_int(self.u, self.decay_u, offset=1) + q, arith.U_BITS, "u")
+        u2 = self._wrap(u + self.bias, arith.U_BITS, "u2")
+        v = arith.decay_int(self.v, self.decay_v) if self.decay_v else self.v
+        v = self._wrap(v + u2, arith.INT32_BITS, "v")
+        v = arith.clip_voltage(v, self.vmin, self.vmax)
+        if self.ref is not None:
+            v[self.ref > 0] = 0
+        spikes = arith.spiked(v, self.vth)
+        v[spikes] = 0
+        if self.ref is not None:
+            self.ref = arith.refractory_countdown(self.ref, spikes, self.refract_delay)
+        self.u, self.v = u, v
+        return spikes
+
+    @property
+    def voltage(self) -> np.ndarray:
+        return self.v.astype(np.int32)
+
+    @property
+    def current(self) -> np.ndarray:
+        return self.u.astype(np.int32)
+
+
+@dataclass(frozen=True)
+class FloatParams:
+    """NengoLoihi's float compartment parameters, one value per compartment (or scalars):
+    the emulator's ``CompartmentState`` arrays in float mode."""
+
+    vth: np.ndarray
+    bias: np.ndarray
+    decay_u: np.ndarray
+    decay_v: np.ndarray
+    scale_u: np.ndarray  # decay_u where the block scales u, else 1
+    scale_v: np.ndarray  # decay_v where the block scales v, else 1
+    vmin: np.ndarray
+    vmax: np.ndarray
+    refract_delay: np.ndarray
+
+
+class FloatCompartments:
+    """The emulator's float mode, in float32 as it runs it::
+
+        u  = (1 - decay_u) * u + scale_u * q
+        v  = clip((1 - decay_v) * v + scale_v * (u + bias), vmin, vmax)
+        v  = 0 where refractory ;  s = v > vth ;  v = 0 where s   (no wrap-around in float)
+    """
+
+    def __init__(self, params: FloatParams, n: int, batch: int):
+        f32 = np.float32
+        self.p = FloatParams(*(np.broadcast_to(np.asarray(a, dtype=f32), (n,)) for a in vars(params).values()))
+        self.u = np.zeros((batch, n), dtype=f32)
+        self.v = np.zeros((batch, n), dtype=f32)
+        self.ref = np.zeros((batch, n), dtype=f32)
+        self.overflow = Overflow()
+
+    def step(self, q: np.ndarray) -> np.ndarray:
+        p = self.p
+        q = q.astype(np.float32)
+        self.u = arith.decay_float(self.u, q, p.decay_u, p.scale_u)
+        u2 = self.u + p.bias
+        v = np.clip(arith.decay_float(self.v, u2, p.decay_v, p.scale_v), p.vmin, p.vmax)
+        v[self.ref > 0] = 0
+        spikes = v > p.vth
+        v[spikes] = 0
+        self.ref = np.maximum(np.where(spikes, p.refract_delay, self.ref) - 1, 0).astype(np.float32)
+        self.v = v
+        return spikes
+
+    @property
+    def voltage(self) -> np.ndarray:
+        return self.v
+
+    @property
+    def current(self) -> np.ndarray:
+        return self.u

@@ -1,0 +1,325 @@
+"""The time-stepped engine: a Loihi graph for a batch of inputs, every step in the
+emulator's phase order.
+
+Per step ``t = 1..T`` the nodes run in graph order:
+
+- ``loihi_synapses``: the current from the spikes their input emitted at step ``t - 1``
+  (none at ``t = 1``). This is NengoLoihi's one-step latency, for chip spikes (the previous
+  update's ``spiked``) and host spikes alike (``SpikeInput`` spikes of host step ``t - 1``
+  reach the chip at step ``t``: the emulator's ``t >= 2`` rule);
+- ``loihi_compartments``: the update of :mod:`.compartments` with the sum of their synapse
+  currents; their spikes are worth ``amplitude`` to host layers in the same step;
+- host layers (the input layer's linear ops and neurons, the output dense and readout): the
+  spiking interpreter's evaluators and steppers (:mod:`snnc.compiler.simulate`) in float64;
+  values that do not change over time are computed once per batch.
+
+One run of ``max(T)`` steps gives the outputs at every requested T.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from snnc.compiler import ops
+from snnc.compiler.errors import BuildError, DataError
+from snnc.compiler.graph import Graph, Node
+from snnc.compiler.interpreter import bind_inputs, run_batch
+from snnc.compiler.progress import progress as progress_bar
+from snnc.compiler.simulate import (
+    STEPPERS,
+    LayerActivity,
+    NeuronStepper,
+    SimulationResult,
+    check_timesteps,
+    evaluator,
+    static_nodes,
+)
+
+from .compartments import FloatCompartments, IntCompartments, Overflow
+from .synapses import ConvSynapses, DenseSynapses, float_synapses, int_synapses
+
+RECORD = ("counts", "spikes")
+
+
+class RefsimOverflowWarning(UserWarning):
+    """A value wrapped around in the chip's fixed-width arithmetic during a simulation."""
+
+
+@dataclass
+class RefsimResult(SimulationResult):
+    """What a refsim run gives, beyond :class:`~snnc.compiler.simulate.SimulationResult`'s
+    ``outputs[T][name]`` and ``activity[node]`` (every neuron population, host and chip).
+    Per chip population (``loihi_compartments`` node), flattened in the IR's order (CHW):
+
+    - ``spike_counts[name]``: ``(N, n)`` int32, spikes over ``max(T)`` steps;
+    - ``spikes[name]``: ``(N, max(T), n)`` bool rasters (``record="spikes"``; else empty);
+    - ``voltages[name]``, ``currents[name]``: ``(N, n)`` state after the last step (int32 in
+      integer mode, float32 in float mode);
+    - ``overflow[name]``: wrap-arounds of ``q``, ``u``, ``u2`` and the voltage's int32 sum,
+      counted over examples, steps and compartments (a warning names any that happened).
+    """
+
+    spike_counts: dict[str, np.ndarray]
+    spikes: dict[str, np.ndarray]
+    voltages: dict[str, np.ndarray]
+    currents: dict[str, np.ndarray]
+    overflow: dict[str, dict[str, int]]
+    mode: str = "int"
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+@dataclass
+class Plan:
+    """What a graph needs, batch-independent: its mode, the nodes that run each step, the
+    prepared synapse weights and the float compartment parameters (float mode)."""
+
+    graph: Graph
+    mode: str
+    static: set
+    dynamic: list
+    synapses: dict
+    float_params: dict
+    host_readers: set  # chip populations whose spikes a host layer reads
+
+
+def plan(graph: Graph) -> Plan:
+    """Check that refsim can run ``graph`` and prepare its weights."""
+    chip = [n for n in graph.nodes if isinstance(n.op, ops.CHIP_OPS)]
+    if not any(isinstance(n.op, ops.LoihiCompartments) for n in chip):
+        raise BuildError(
+            f"graph {graph.name} has no loihi_compartments; refsim runs Loihi graphs "
+            "(lower_loihi, quantize_loihi); the spiking interpreter runs the others"
+        )
+    if graph.stage == ops.INTEGER:
+        mode = "int"
+    elif graph.stage == ops.SPIKING:
+        mode = "float"
+    else:
+        raise BuildError(f"graph {graph.name} is a {graph.stage} graph; refsim runs spiking and integer Loihi graphs")
+    static = static_nodes(graph)
+    dynamic = [n for n in graph.nodes if not isinstance(n.op, ops.Input) and n.name not in static]
+    synapses, float_params = {}, {}
+    for node in chip:
+        if (mode == "int") != (node.op.format == "int"):
+            raise BuildError(f"%{node.name}: a {graph.stage} graph with a format={node.op.format} Loihi op")
+        if isinstance(node.op, ops.LoihiSynapses):
+            synapses[node.name] = _synapses(graph, node, mode)
+        elif mode == "float":
+            float_params[node.name] = _float_compartment_params(graph, node)
+    for node in dynamic:
+        if not isinstance(node.op, (*ops.CHIP_OPS, *STEPPERS)):
+            evaluator(node)  # an op the host cannot run fails here, before any work
+    host_readers = {
+        src
+        for node in graph.nodes
+        if not isinstance(node.op, ops.LoihiSynapses)
+        for src in node.inputs
+        if isinstance(graph.node(src).op, ops.LoihiCompartments)
+    }
+    return Plan(graph, mode, static, dynamic, synapses, float_params, host_readers)
+
+
+def _synapses(graph: Graph, node: Node, mode: str) -> DenseSynapses | ConvSynapses:
+    if mode == "int":
+        block = node.params["block"]
+        if block.size and (block.min() < 0 or block.max() >= node.op.blocks):
+            raise BuildError(f"%{node.name}: block indices must be in 0..{node.op.blocks - 1}")
+        return int_synapses(node)
+    from snnc.compiler.loihi import chip
+
+    return float_synapses(node, chip.synapse_weights(graph, node))
+
+
+def _float_compartment_params(graph: Graph, node: Node):
+    from snnc.compiler.loihi import chip
+
+    from .compartments import FloatParams
+
+    p = chip.compartment_params(graph, node)
+    return FloatParams(
+        vth=p.vth,
+        bias=p.bias,
+        decay_u=p.decay_u,
+        decay_v=p.decay_v,
+        scale_u=np.where(p.scale_u, p.decay_u, 1.0),
+        scale_v=np.where(p.scale_v, p.decay_v, 1.0),
+        vmin=p.vmin,
+        vmax=p.vmax,
+        refract_delay=p.refract_delay,
+    )
+
+
+# ----------------------------------------------------------------------------- one batch
+
+
+@dataclass
+class BatchResult:
+    outputs: dict[int, dict[str, np.ndarray]]
+    counts: dict[str, np.ndarray]
+    rasters: dict[str, np.ndarray]
+    voltages: dict[str, np.ndarray]
+    currents: dict[str, np.ndarray]
+    overflow: dict[str, Overflow]
+    host_counts: dict[str, np.ndarray]
+
+
+def simulate_batch(p: Plan, arrays: dict[str, np.ndarray], timesteps: Sequence[int], record: str = "counts") -> BatchResult:
+    """Run one batch (``arrays``: each input ``(B, *shape)``, IR layout) for ``max(timesteps)``
+    steps."""
+    graph, ts = p.graph, check_timesteps(timesteps)
+    steps = ts[-1]
+    batch = next(iter(arrays.values())).shape[0]
+    values = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+    for node in graph.nodes:
+        if node.name in p.static and not isinstance(node.op, ops.Input):
+            values[node.name] = evaluator(node)(node, [values[i] for i in node.inputs])
+    compartments, steppers = {}, {}
+    for node in p.dynamic:
+        if isinstance(node.op, ops.LoihiCompartments):
+            if p.mode == "int":
+                compartments[node.name] = IntCompartments(node, batch)
+            else:
+                compartments[node.name] = FloatCompartments(p.float_params[node.name], node.type.size, batch)
+        elif isinstance(node.op, ops.STATEFUL_OPS) and not isinstance(node.op, ops.LoihiSynapses):
+            steppers[node.name] = STEPPERS[type(node.op)](node, batch)
+    counts = {name: np.zeros((batch, graph.node(name).type.size), np.int32) for name in compartments}
+    rasters = {}
+    if record == "spikes":
+        rasters = {name: np.zeros((batch, steps, graph.node(name).type.size), bool) for name in compartments}
+    spike_sources = {node.inputs[0] for node in p.dynamic if isinstance(node.op, ops.LoihiSynapses)}
+    previous: dict[str, np.ndarray] = {}
+    outputs, wanted = {}, set(ts)
+    for t in range(1, steps + 1):
+        for node in p.dynamic:
+            name = node.name
+            if isinstance(node.op, ops.LoihiSynapses):
+                last = previous.get(node.inputs[0])
+                values[name] = None if last is None else p.synapses[name].current(last)
+            elif name in compartments:
+                spikes = compartments[name].step(_input_current(values, node, batch, p.mode))
+                counts[name] += spikes
+                if rasters:
+                    rasters[name][:, t - 1] = spikes
+                shaped = spikes.reshape(batch, *node.type.shape)
+                # host layers read spikes worth the amplitude; synapses only whether one came
+                values[name] = shaped * float(node.op.amplitude) if name in p.host_readers else shaped
+            else:
+                xs = [values[i] for i in node.inputs]
+                stepper = steppers.get(name)
+                y = stepper.step(t, xs) if stepper else evaluator(node)(node, xs)
+                values[name] = y.astype(np.float64, copy=False)
+        previous = {src: values[src] for src in spike_sources}
+        if t in wanted:
+            outputs[t] = {n.name: values[n.name].astype(np.float32) for n in graph.outputs}
+    return BatchResult(
+        outputs,
+        counts,
+        rasters,
+        {k: c.voltage for k, c in compartments.items()},
+        {k: c.current for k, c in compartments.items()},
+        {k: c.overflow for k, c in compartments.items()},
+        {k: s.spike_count for k, s in steppers.items() if isinstance(s, NeuronStepper)},
+    )
+
+
+def _input_current(values: dict, node: Node, batch: int, mode: str) -> np.ndarray:
+    """The sum of a population's synapse currents this step, ``(B, n)``: int64 in integer
+    mode (the float products are exact integers), float64 in float mode."""
+    dtype = np.int64 if mode == "int" else np.float64
+    total = np.zeros((batch, node.type.size), dtype=dtype)
+    for src in node.inputs:
+        current = values[src]
+        if current is not None:
+            total += current.astype(dtype, copy=False)
+    return total
+
+
+# ----------------------------------------------------------------------------- the whole set
+
+
+def simulate(
+    graph: Graph,
+    inputs,
+    timesteps: Sequence[int],
+    *,
+    batch_size: int = 256,
+    record: str = "counts",
+    progress: bool | None = False,
+    reference: Graph | None = None,
+) -> RefsimResult:
+    """Run a Loihi ``graph`` on batched ``inputs`` (IR layout, one array or a dict by input
+    name) for ``max(timesteps)`` steps, ``batch_size`` examples at a time.
+
+    An integer-stage graph (``format="int"`` Loihi ops) runs in integer mode, bit for bit
+    NengoLoihi's emulator; a spiking-stage graph (``format="float"``) in the emulator's float
+    mode. ``record="spikes"`` keeps every chip population's spike raster (``N * T * n``
+    bytes). With a ``reference`` (the float graph the network was converted from), each
+    population's mean output is compared with the activations of the node of the same name.
+    ``progress`` shows a bar (``None``: when stderr is a terminal). Wrap-arounds in the
+    fixed-width arithmetic are counted in the result and reported with a
+    :class:`RefsimOverflowWarning`.
+    """
+    if record not in RECORD:
+        raise DataError(f"record must be one of {', '.join(RECORD)}, got {record!r}")
+    if batch_size < 1:
+        raise DataError(f"batch_size must be positive, got {batch_size}")
+    ts = check_timesteps(timesteps)
+    prepared = plan(graph)
+    arrays = bind_inputs(graph, inputs)
+    n = next(iter(arrays.values())).shape[0]
+    if n == 0:
+        raise DataError("no examples to simulate (the data is empty)")
+    parts: list[BatchResult] = []
+    activity: dict[str, LayerActivity] = {}
+    starts = range(0, n, batch_size)
+    label = f"refsim {graph.name} ({ts[-1]} steps)"
+    for start in progress_bar(starts, len(starts), label, progress):
+        batch = {k: v[start : start + batch_size] for k, v in arrays.items()}
+        part = simulate_batch(prepared, batch, ts, record)
+        expected = run_batch(reference, batch) if reference is not None else None
+        for name, count in {**part.host_counts, **part.counts}.items():
+            node = graph.node(name)
+            activity.setdefault(name, LayerActivity(node.type.size))
+            activity[name].add_batch(count, ts[-1], node.op.amplitude, (expected or {}).get(name))
+        parts.append(part)
+    result = _gather(parts, ts, activity, prepared.mode)
+    _warn_overflow(graph, result.overflow)
+    return result
+
+
+def _gather(parts: list[BatchResult], ts: list[int], activity, mode: str) -> RefsimResult:
+    def cat(field: str) -> dict[str, np.ndarray]:
+        first = getattr(parts[0], field)
+        return {k: np.concatenate([getattr(p, field)[k] for p in parts]) for k in first}
+
+    outputs = {t: {k: np.concatenate([p.outputs[t][k] for p in parts]) for k in parts[0].outputs[t]} for t in ts}
+    overflow = {}
+    for name in parts[0].overflow:
+        total = Overflow()
+        for p in parts:
+            total.add(p.overflow[name])
+        overflow[name] = total.counts
+    return RefsimResult(
+        outputs, activity, cat("counts"), cat("rasters"), cat("voltages"), cat("currents"), overflow, mode
+    )
+
+
+def _warn_overflow(graph: Graph, overflow: dict[str, dict[str, int]]) -> None:
+    lines = [
+        f"%{name}: " + ", ".join(f"{kind} {count}x" for kind, count in counts.items() if count)
+        for name, counts in overflow.items()
+        if any(counts.values())
+    ]
+    if lines:
+        warnings.warn(
+            f"refsim {graph.name}: values wrapped around in the chip's fixed-width arithmetic "
+            f"(as on Loihi): {'; '.join(lines)}",
+            RefsimOverflowWarning,
+            stacklevel=3,
+        )

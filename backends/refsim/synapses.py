@@ -1,0 +1,140 @@
+"""Synaptic input currents: the weighted sum of the previous step's spikes, batched.
+
+Integer weights are small integers (at most ``127 << 7`` per spike), so a matrix product in
+floating point is exact as long as every partial sum is an integer the format holds exactly:
+float32 when no output can exceed ``2**24`` in magnitude (the sum of its absolute weights),
+float64 otherwise (``2**53``). The products then run on BLAS, and the result equals the
+emulator's spike-by-spike integer accumulation exactly.
+
+Conv weights are stored per core block (NengoLoihi discretizes each block separately): each
+output compartment takes the kernel of its block. Blocks are boxes of the output (channels,
+rows, columns) in practice (``BlockShape``); the compartments of blocks that share the same
+rows and columns are computed with one im2col and one matrix product over their stacked
+kernels. A block that is not a box falls back to a whole-output convolution with its kernel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from snnc.compiler.graph import Node
+from snnc.compiler.interpreter import pad_images, window_view
+
+#: the largest magnitude below which every integer is exact in float32
+FLOAT32_EXACT = 2**24
+
+
+def exact_float_dtype(bound: float) -> np.dtype:
+    """The float type in which integer sums up to ``bound`` in magnitude are exact:
+    float32 below ``2**24``, float64 otherwise (exact below ``2**53``)."""
+    return np.dtype(np.float32 if bound < FLOAT32_EXACT else np.float64)
+
+
+class DenseSynapses:
+    """``q[b, i] = sum_j W[i, j] s[b, j]`` for spikes ``s`` (any nonzero value is a spike)."""
+
+    def __init__(self, weight: np.ndarray, dtype=None):
+        bound = float(np.abs(weight.astype(np.float64)).sum(axis=1).max(initial=0.0))
+        self.dtype = np.dtype(dtype) if dtype is not None else exact_float_dtype(bound)
+        self.weight_t = np.ascontiguousarray(weight.T, dtype=self.dtype)  # n_in, n_out
+
+    def current(self, spikes: np.ndarray) -> np.ndarray:
+        s = (spikes.reshape(spikes.shape[0], -1) != 0).astype(self.dtype)
+        return s @ self.weight_t
+
+
+@dataclass
+class _BoxGroup:
+    """Blocks whose compartments fill the same rows and columns of the output, each a range
+    of channels: one im2col over the rows/columns, one product with the stacked kernels."""
+
+    rows: slice
+    cols: slice
+    channels: slice | np.ndarray
+    kernel_t: np.ndarray  # C*kh*kw, channels
+
+
+class ConvSynapses:
+    """``q[b, f, y, x] = sum_{c,u,v} K[block(f,y,x), f, c, u, v] s_pad[b, c, y*sh + u, x*sw + v]``
+    for spikes ``s`` (``K: (blocks, F, C, kh, kw)``, ``block`` one per output compartment)."""
+
+    def __init__(self, kernels: np.ndarray, block: np.ndarray, out_shape, kernel, stride, pads, dtype=None):
+        self.kernel, self.stride, self.pads = tuple(kernel), tuple(stride), tuple(pads)
+        self.out_shape = tuple(out_shape)
+        kernels64 = kernels.astype(np.float64)
+        bound = float(np.abs(kernels64).reshape(*kernels.shape[:2], -1).sum(axis=2).max(initial=0.0))
+        self.dtype = np.dtype(dtype) if dtype is not None else exact_float_dtype(bound)
+        self.groups, self.fallback = self._plan(kernels, np.asarray(block).reshape(self.out_shape))
+
+    def _plan(self, kernels: np.ndarray, block: np.ndarray):
+        by_extent: dict[tuple[int, int, int, int], list[tuple[int, int, int]]] = {}
+        fallback = []
+        for b in range(kernels.shape[0]):
+            where = np.nonzero(block == b)
+            if where[0].size == 0:
+                continue
+            lo = [int(i.min()) for i in where]
+            hi = [int(i.max()) + 1 for i in where]
+            if math.prod(h - l for l, h in zip(lo, hi)) == where[0].size:
+                by_extent.setdefault((lo[1], hi[1], lo[2], hi[2]), []).append((b, lo[0], hi[0]))
+            else:
+                mask = block == b
+                fallback.append((mask, self._matrix(kernels[b])))
+        groups = []
+        for (y0, y1, x0, x1), members in by_extent.items():
+            members.sort(key=lambda m: m[1])
+            channels = np.concatenate([np.arange(f0, f1) for _, f0, f1 in members])
+            matrix = np.concatenate([self._matrix(kernels[b, f0:f1]) for b, f0, f1 in members], axis=1)
+            contiguous = np.array_equal(channels, np.arange(channels[0], channels[0] + channels.size))
+            picked = slice(int(channels[0]), int(channels[-1]) + 1) if contiguous else channels
+            groups.append(_BoxGroup(slice(y0, y1), slice(x0, x1), picked, matrix))
+        return groups, fallback
+
+    def _matrix(self, kernel: np.ndarray) -> np.ndarray:
+        """``(F, C, kh, kw)`` as the ``(C*kh*kw, F)`` matrix im2col patches multiply."""
+        return np.ascontiguousarray(kernel.reshape(kernel.shape[0], -1).T, dtype=self.dtype)
+
+    def _patches(self, padded: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+        """im2col of the output rows/columns given: ``(B, ny, nx, C*kh*kw)``."""
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        ny, nx = rows.stop - rows.start, cols.stop - cols.start
+        region = padded[:, :, rows.start * sh : (rows.stop - 1) * sh + kh, cols.start * sw : (cols.stop - 1) * sw + kw]
+        win = window_view(region, self.kernel, self.stride)  # B, C, ny, nx, kh, kw
+        b, c = win.shape[:2]
+        return win.transpose(0, 2, 3, 1, 4, 5).reshape(b, ny, nx, c * kh * kw)
+
+    def current(self, spikes: np.ndarray) -> np.ndarray:
+        padded = pad_images((spikes != 0).astype(self.dtype), self.pads, 0.0)
+        batch = spikes.shape[0]
+        out = np.empty((batch, *self.out_shape), dtype=self.dtype)
+        for g in self.groups:
+            q = self._patches(padded, g.rows, g.cols) @ g.kernel_t  # B, ny, nx, channels
+            out[:, g.channels, g.rows, g.cols] = q.transpose(0, 3, 1, 2)
+        if self.fallback:
+            everything = self._patches(padded, slice(0, self.out_shape[1]), slice(0, self.out_shape[2]))
+            for mask, matrix in self.fallback:
+                full = (everything @ matrix).transpose(0, 3, 1, 2)
+                out[:, mask] = full[:, mask]
+        return out.reshape(batch, -1)
+
+
+def int_synapses(node: Node) -> DenseSynapses | ConvSynapses:
+    """The integer synapses of a ``loihi_synapses`` node (``format="int"``)."""
+    op = node.op
+    weight = node.params["weight"]
+    if op.kind == "dense":
+        return DenseSynapses(weight)
+    return ConvSynapses(weight, node.params["block"], node.type.shape, op.kernel, op.stride, op.pads)
+
+
+def float_synapses(node: Node, weight: np.ndarray) -> DenseSynapses | ConvSynapses:
+    """Float synapses (``format="float"``) with the per-spike ``weight`` the chip applies
+    (dense ``(units, n_in)`` or conv ``(F, C, kh, kw)``), summed in float64."""
+    op = node.op
+    if op.kind == "dense":
+        return DenseSynapses(weight, np.float64)
+    block = np.zeros(node.type.size, dtype=np.int32)
+    return ConvSynapses(weight[None], block, node.type.shape, op.kernel, op.stride, op.pads, np.float64)
