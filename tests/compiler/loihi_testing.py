@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,7 +48,42 @@ class Net:
     layers: list[Layer]
     host_amplitude: float = 1.0
     dt: float = 0.001
-    shapes: list[tuple[int, ...]] = field(default_factory=list)
+
+
+def normal32(rng, *shape, scale=1.0):
+    """Normal random numbers times ``scale``, as float32 (the IR's parameter type)."""
+    return (rng.normal(size=shape) * scale).astype(np.float32)
+
+
+def dense_net(rng, weight_scale=1.0) -> Net:
+    """host (8) -> relu (6, split 4+2) -> lif (5, split 2+2+1), plus a host -> lif residual."""
+    return Net(
+        host_shape=(8,),
+        host_amplitude=0.5,
+        layers=[
+            Layer("relu", gain=2.5, bias=normal32(rng, 6), block_shape=(4,), amplitude=0.25,
+                  synapses=[Syn(-1, normal32(rng, 6, 8, scale=weight_scale))]),
+            Layer("lif", gain=0.7, bias=normal32(rng, 5), block_shape=(2,), amplitude=0.8, tau_rc=0.03, tau_ref=0.003,
+                  synapses=[Syn(0, normal32(rng, 5, 6, scale=weight_scale)), Syn(-1, normal32(rng, 5, 8, scale=0.1))]),
+        ],
+    )  # fmt: skip
+
+
+def conv_net(rng) -> Net:
+    """host (2, 7, 7) -> relu conv 3x3 same (4, 7, 7) split (2, 3, 4) -> lif conv 3x3 stride 2
+    valid (3, 3, 3) split (2, 2, 2) -> relu dense (4)."""
+    return Net(
+        host_shape=(2, 7, 7),
+        host_amplitude=0.75,
+        dt=0.002,
+        layers=[
+            Layer("relu", gain=1.5, bias=normal32(rng, 4 * 7 * 7), block_shape=(2, 3, 4),
+                  synapses=[Syn(-1, normal32(rng, 4, 2, 3, 3), kind="conv", padding="same")]),
+            Layer("lif", gain=0.3, bias=normal32(rng, 3 * 3 * 3), block_shape=(2, 2, 2), amplitude=0.5,
+                  synapses=[Syn(0, normal32(rng, 3, 4, 3, 3), kind="conv", stride=(2, 2))]),
+            Layer("relu", gain=1.0, bias=normal32(rng, 4), synapses=[Syn(1, normal32(rng, 4, 27))]),
+        ],
+    )  # fmt: skip
 
 
 def conv_out(size: int, k: int, s: int, padding: str) -> tuple[int, int, int]:

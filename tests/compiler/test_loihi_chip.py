@@ -6,7 +6,10 @@ from loihi_testing import (
     Layer,
     Net,
     Syn,
+    normal32,
     blocks_of,
+    conv_net,
+    dense_net,
     nengo_model,
     nengo_synapse_matrix,
     shapes_of,
@@ -16,41 +19,6 @@ from loihi_testing import (
 
 from snnc.compiler.errors import PassError
 from snnc.compiler.loihi import chip, hardware
-
-
-def _f32(rng, *shape, scale=1.0):
-    return (rng.normal(size=shape) * scale).astype(np.float32)
-
-
-def dense_net(rng, weight_scale=1.0) -> Net:
-    """host (8) -> relu (6, split 4+2) -> lif (5, split 2+2+1), plus a host -> lif residual."""
-    return Net(
-        host_shape=(8,),
-        host_amplitude=0.5,
-        layers=[
-            Layer("relu", gain=2.5, bias=_f32(rng, 6), block_shape=(4,), amplitude=0.25,
-                  synapses=[Syn(-1, _f32(rng, 6, 8, scale=weight_scale))]),
-            Layer("lif", gain=0.7, bias=_f32(rng, 5), block_shape=(2,), amplitude=0.8, tau_rc=0.03, tau_ref=0.003,
-                  synapses=[Syn(0, _f32(rng, 5, 6, scale=weight_scale)), Syn(-1, _f32(rng, 5, 8, scale=0.1))]),
-        ],
-    )  # fmt: skip
-
-
-def conv_net(rng) -> Net:
-    """host (2, 7, 7) -> relu conv 3x3 same (4, 7, 7) split (2, 3, 4) -> lif conv 3x3 stride 2
-    valid (3, 3, 3) split (2, 2, 2) -> relu dense (4)."""
-    return Net(
-        host_shape=(2, 7, 7),
-        host_amplitude=0.75,
-        dt=0.002,
-        layers=[
-            Layer("relu", gain=1.5, bias=_f32(rng, 4 * 7 * 7), block_shape=(2, 3, 4),
-                  synapses=[Syn(-1, _f32(rng, 4, 2, 3, 3), kind="conv", padding="same")]),
-            Layer("lif", gain=0.3, bias=_f32(rng, 3 * 3 * 3), block_shape=(2, 2, 2), amplitude=0.5,
-                  synapses=[Syn(0, _f32(rng, 3, 4, 3, 3), kind="conv", stride=(2, 2))]),
-            Layer("relu", gain=1.0, bias=_f32(rng, 4), synapses=[Syn(1, _f32(rng, 4, 27))]),
-        ],
-    )  # fmt: skip
 
 
 def compare_floats(net: Net):
@@ -72,7 +40,8 @@ def compare_floats(net: Net):
             np.testing.assert_array_equal(np.full(cols.size, mine.decay_u, np.float32), comp.decay_u)
             np.testing.assert_array_equal(np.full(cols.size, mine.decay_v, np.float32), comp.decay_v)
             np.testing.assert_array_equal(np.full(cols.size, mine.refract_delay), comp.refract_delay)
-            assert (mine.scale_u, mine.scale_v, mine.vmin, mine.vmax) == (comp.scale_u, comp.scale_v, comp.vmin, comp.vmax)
+            flags = (mine.scale_u, mine.scale_v, mine.vmin, mine.vmax)
+            assert flags == (comp.scale_u, comp.scale_v, comp.vmin, comp.vmax)
             assert len(block.synapses) == len(synapses)
             for syn_node, w, syn in zip(synapses, weights, block.synapses):
                 pre_shape = graph.node(syn_node.inputs[0]).type.shape
@@ -105,7 +74,7 @@ def test_conv_network_floats_match_nengo_loihi(rng):
 def test_conv_block_mask_keeps_only_taps_inside_the_input(rng):
     """A corner block of a padded conv holds no weights on the taps that only see padding:
     its max ignores a huge weight there, which the whole synapse's max includes."""
-    kernel = _f32(rng, 2, 1, 3, 3)
+    kernel = normal32(rng, 2, 1, 3, 3)
     kernel[:, :, 0, 0] = 1000.0  # the top-left tap: outside the input for output row/col 0
     net = Net(host_shape=(1, 4, 4), layers=[Layer("relu", 1.0, np.zeros(32, np.float32), block_shape=(2, 1, 1),
               synapses=[Syn(-1, kernel, kind="conv", padding="same")])])  # fmt: skip
@@ -126,7 +95,7 @@ def test_dense_and_conv_scale_by_dt_as_nengo_loihi_does(rng):
     """Dense weights are multiplied by 1.0/dt, conv kernels divided by dt: for dt = 0.003
     the two round differently on a few weights; each matches its NengoLoihi path."""
     dt = 0.003
-    candidates = _f32(rng, 200_000).astype(np.float64)
+    candidates = normal32(rng, 200_000).astype(np.float64)
     differ = candidates[(candidates * (1.0 / dt)).astype(np.float32) != (candidates / dt).astype(np.float32)]
     w = differ[:3].astype(np.float32).reshape(3, 1, 1, 1)
     assert w.size == 3
@@ -143,7 +112,8 @@ def test_dense_and_conv_scale_by_dt_as_nengo_loihi_does(rng):
 def test_lif_with_too_long_tau_rc_is_an_error_as_in_nengo_loihi(rng):
     import nengo.exceptions
 
-    net = Net(host_shape=(2,), layers=[Layer("lif", 1.0, np.zeros(2, np.float32), [Syn(-1, _f32(rng, 2, 2))], tau_rc=10.0)])
+    layer = Layer("lif", 1.0, np.zeros(2, np.float32), [Syn(-1, normal32(rng, 2, 2))], tau_rc=10.0)
+    net = Net(host_shape=(2,), layers=[layer])
     graph, [(pop, _)] = snnc_graph(net)
     with pytest.raises(PassError, match="tau_rc=10.0"):
         chip.compartment_params(graph, pop)
