@@ -29,7 +29,7 @@ from snnc.compiler.graph import Graph, Node
 from . import transforms as tr
 from .gate import MaxGate
 from .model import NengoModel, NeuronProbe, OutputProbe, PresentedInput
-from .neurons import IF_RESETS, lif_amplitude
+from .neurons import if_neuron_type, lif_amplitude, lif_neuron_type
 
 DEFAULT_DT = 0.001
 
@@ -307,9 +307,7 @@ def _probed_ensemble(lw: Lowering, node: Node, neuron_type, gain, bias, spike_va
 
 @lowers(ops.IfNeuron)
 def _if_neuron(lw: Lowering, node: Node):
-    op = node.op
-    neuron_type = IF_RESETS[op.reset](op.threshold, op.gain, op.v_init, op.amplitude)
-    return _probed_ensemble(lw, node, neuron_type, 1.0, 0.0, op.amplitude)
+    return _probed_ensemble(lw, node, if_neuron_type(node.op), 1.0, 0.0, node.op.amplitude)
 
 
 @lowers(ops.LifNeuron)
@@ -317,13 +315,7 @@ def _lif_neuron(lw: Lowering, node: Node):
     """``nengo.LIF`` with the op's gain and bias as the ensemble's (``J = gain * x + bias``),
     the membrane starting at 0 and spikes scaled to the op's amplitude."""
     op = node.op
-    neuron_type = nengo.LIF(
-        tau_rc=op.tau_rc,
-        tau_ref=op.tau_ref,
-        min_voltage=0,
-        amplitude=lif_amplitude(op.amplitude, lw.model.dt),
-        initial_state={"voltage": nengo.dists.Choice([0.0]), "refractory_time": nengo.dists.Choice([0.0])},
-    )
+    neuron_type = lif_neuron_type(op, lif_amplitude(op.amplitude, lw.model.dt))
     return _probed_ensemble(lw, node, neuron_type, op.gain, op.bias, op.amplitude)
 
 

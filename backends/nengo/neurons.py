@@ -13,6 +13,7 @@ needs a conversion (:func:`lif_amplitude`).
 
 from __future__ import annotations
 
+import nengo
 import numpy as np
 from nengo.dists import Choice
 from nengo.neurons import NeuronType
@@ -84,3 +85,22 @@ def lif_amplitude(amplitude: float, dt: float) -> float:
         if candidate / dt == amplitude:
             return float(candidate)
     return scaled
+
+
+def if_neuron_type(op) -> IFNeurons:
+    """The neuron type that steps as the ``if_neuron`` op ``op`` (give its ensemble gain 1
+    and bias 0: the neuron applies the op's gain itself)."""
+    return IF_RESETS[op.reset](op.threshold, op.gain, op.v_init, op.amplitude)
+
+
+def lif_neuron_type(op, amplitude: float) -> nengo.LIF:
+    """``nengo.LIF`` stepping as the ``lif_neuron`` op ``op`` (give its ensemble gain
+    ``op.gain`` and bias ``op.bias``), membrane and refractory time starting at 0, each
+    spike output as ``amplitude / dt``."""
+    return nengo.LIF(
+        tau_rc=op.tau_rc,
+        tau_ref=op.tau_ref,
+        min_voltage=0,
+        amplitude=amplitude,
+        initial_state={"voltage": Choice([0.0]), "refractory_time": Choice([0.0])},
+    )
