@@ -285,7 +285,10 @@ def synapse_weight_exp(w_max: float, synapse_max: float, w_exp: int) -> tuple[in
     if synapse_max > 1e-16:
         dw_exp = int(np.floor(np.log2(np.float32(w_max) / synapse_max)))
         if dw_exp < 0:
-            raise PassError(f"a synapse's largest weight {float(synapse_max):g} exceeds its block's {float(w_max):g}")
+            raise PassError(
+                f"a synapse's largest weight {float(synapse_max):g} exceeds its block's {float(w_max):g}: "
+                f"give only the weights the block holds (keep=chip.block_weight_mask(...))"
+            )
         return max(w_exp - dw_exp, hw.SYNAPSE_WEIGHT_EXP_MIN), dw_exp
     return hw.SYNAPSE_WEIGHT_EXP_MIN, w_exp - hw.SYNAPSE_WEIGHT_EXP_MIN
 
