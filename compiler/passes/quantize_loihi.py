@@ -28,7 +28,7 @@ def quantize_loihi(graph: Graph) -> Graph:
     clipped or rounded to zero and the bits its weights effectively use; node metadata keeps
     the per-block scales.
     """
-    from ..loihi import chip, cores, discretize
+    from ..loihi import chip, discretize
 
     if graph.stage != ops.SPIKING or not any(isinstance(n.op, ops.LoihiCompartments) for n in graph.nodes):
         raise PassError("runs on Loihi graphs (spiking stage with loihi ops); run lower_loihi and map_to_cores first")
@@ -43,42 +43,28 @@ def quantize_loihi(graph: Graph) -> Graph:
             raise rw.fail(node, "has no core blocks; run map_to_cores before quantize_loihi")
         synapses = [graph.node(s) for s in node.inputs]
         blocks = node.meta["cores"]["blocks"]
-        block_of = cores.block_index(node.type.shape, tuple(node.meta["cores"]["block_shape"]))
         params = chip.compartment_params(graph, node)
         weights = [chip.synapse_weights(graph, s) for s in synapses]
+        block_of = np.zeros(node.type.size, dtype=np.int32)
         per_block = []
         for b, block in enumerate(blocks):
-            in_block = block_of == b
-            syn_wmax = [chip.block_weight_max(graph, s, block) for s in synapses]
-            block_params = _restrict(params, in_block)
+            members = chip.block_compartments(node.type.shape, block)
+            block_of[members] = b
+            masks = [chip.block_weight_mask(graph, s, block) for s in synapses]
+            syn_wmax = [float(np.abs(w[m]).max()) if m.any() else 0.0 for w, m in zip(weights, masks)]
             try:
-                ints, info = discretize.discretize_compartment(block_params, max(syn_wmax))
+                ints, info = discretize.discretize_compartment(chip.restrict(params, members), max(syn_wmax))
+                syn_ints = [
+                    discretize.discretize_synapse_weights(w, wmax, info.w_scale, info.w_exp, keep=m)
+                    for w, wmax, m in zip(weights, syn_wmax, masks)
+                ]
             except PassError as exc:
                 raise rw.fail(node, f"core block {b}: {exc}") from None
-            syn_ints = [
-                discretize.discretize_synapse_weights(_block_weights(s, w, in_block), wmax, info.w_scale, info.w_exp)
-                for s, w, wmax in zip(synapses, weights, syn_wmax)
-            ]
-            per_block.append((in_block, ints, info, syn_ints))
+            per_block.append((members, ints, info, syn_ints))
         values = _synapse_nodes(rw, synapses, per_block, block_of, len(blocks))
         _emit_population(rw, node, per_block, values, len(blocks))
         _report(rw, node, synapses, per_block)
     return rw.finish(stage=ops.INTEGER)
-
-
-def _restrict(params, mask: np.ndarray):
-    """The compartment parameters of the compartments in ``mask`` (arrays are per compartment)."""
-    changes = {
-        f.name: getattr(params, f.name)[mask]
-        for f in dataclasses.fields(params)
-        if isinstance(getattr(params, f.name), np.ndarray) and getattr(params, f.name).shape == mask.shape
-    }
-    return dataclasses.replace(params, **changes)
-
-
-def _block_weights(synapse: Node, weight: np.ndarray, in_block: np.ndarray) -> np.ndarray:
-    """The weights a block's synapse holds: its rows (dense) or the whole kernel (conv)."""
-    return weight[in_block] if synapse.op.kind == "dense" else weight
 
 
 def _synapse_nodes(rw: Rewriter, synapses, per_block, block_of, n_blocks) -> list[str]:
@@ -87,8 +73,8 @@ def _synapse_nodes(rw: Rewriter, synapses, per_block, block_of, n_blocks) -> lis
         weight_exp = np.array([syn_ints[k][1] for _, _, _, syn_ints in per_block], dtype=np.int32)
         if syn.op.kind == "dense":
             weight = np.zeros(syn.params["weight"].shape, dtype=np.int32)
-            for in_block, _, _, syn_ints in per_block:
-                weight[in_block] = syn_ints[k][0]
+            for members, _, _, syn_ints in per_block:
+                weight[members] = syn_ints[k][0][members]
         else:
             weight = np.stack([syn_ints[k][0] for _, _, _, syn_ints in per_block]).astype(np.int32)
         op = dataclasses.replace(syn.op, format="int", blocks=n_blocks)
@@ -101,16 +87,22 @@ def _emit_population(rw: Rewriter, node: Node, per_block, synapse_values, n_bloc
     n = node.type.size
     arrays = {key: np.zeros(n, dtype=np.int32) for key in ("vth", "bias", "vmin", "vmax")}
     shared = {}
-    for in_block, ints, _, _ in per_block:
+    for members, ints, _, _ in per_block:
         for key in arrays:
-            arrays[key][in_block] = getattr(ints, key)
+            arrays[key][members] = getattr(ints, key)
         for key in ("decay_u", "decay_v", "refract_delay"):
             value = int(getattr(ints, key))
             if shared.setdefault(key, value) != value:
                 raise rw.fail(node, f"core blocks disagree on {key} ({shared[key]} vs {value})")
     op = dataclasses.replace(node.op, format="int", **shared)
-    meta = {**node.meta, "quantization": [dataclasses.asdict(info) for _, _, info, _ in per_block]}
+    meta = {**node.meta, "quantization": [_info_record(info) for _, _, info, _ in per_block]}
     rw.keep(node, op=op, params=arrays, meta=meta, inputs=synapse_values)
+
+
+def _info_record(info) -> dict:
+    """A block's scales for the node metadata (plain numbers)."""
+    record = dataclasses.asdict(info)
+    return {k: float(np.ravel(v)[0]) if k != "w_exp" else int(v) for k, v in record.items()}
 
 
 def _report(rw: Rewriter, node: Node, synapses, per_block) -> None:
@@ -119,8 +111,14 @@ def _report(rw: Rewriter, node: Node, synapses, per_block) -> None:
     total = sum(r.weights for _, _, _, syn_ints in per_block for _, _, r in syn_ints)
     bits = min(r.effective_bits for _, _, _, syn_ints in per_block for _, _, r in syn_ints)
     w_exps = sorted({info.w_exp for _, _, info, _ in per_block})
+    too_strong = max(r.scale_error for _, _, _, syn_ints in per_block for _, _, r in syn_ints)
     message = (
         f"{len(per_block)} block(s), weight exponent {', '.join(map(str, w_exps))}: "
         f"{clipped} of {total} weights clipped, {zeroed} rounded to zero, at least {bits:.1f} effective bits"
     )
+    if too_strong > 1:
+        message += (
+            f"; some synapses come out up to {too_strong:g}x too strong (their weights are far below the block's "
+            "largest and the chip's synapse exponent stops at -6; NengoLoihi does the same)"
+        )
     rw.note(node, message)
