@@ -31,7 +31,12 @@ def decay_int(x, decay, offset: int = 0) -> np.ndarray:
     or an array that broadcasts against ``x``."""
     x = np.asarray(x, dtype=np.int64)
     factor = (1 << DECAY_BITS) - offset - np.asarray(decay, dtype=np.int64)
-    return np.sign(x) * ((np.abs(x) * factor) >> DECAY_BITS)
+    # The same value without sign/abs: for x < 0, adding 2**12 - 1 before the arithmetic
+    # shift turns its floor into the truncation toward zero (x >> 63 is -1 or 0).
+    product = x * factor if factor.ndim or factor != 1 else x.copy()
+    product += (x >> 63) & ((1 << DECAY_BITS) - 1)
+    product >>= DECAY_BITS
+    return product
 
 
 def wrap_signed(x, bits: int) -> np.ndarray:

@@ -18,8 +18,11 @@ One run of ``max(T)`` steps gives the outputs at every requested T.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -248,10 +251,11 @@ def simulate(
     inputs,
     timesteps: Sequence[int],
     *,
-    batch_size: int = 256,
+    batch_size: int = 64,
     record: str = "counts",
     progress: bool | None = False,
     reference: Graph | None = None,
+    workers: int | None = None,
 ) -> RefsimResult:
     """Run a Loihi ``graph`` on batched ``inputs`` (IR layout, one array or a dict by input
     name) for ``max(timesteps)`` steps, ``batch_size`` examples at a time.
@@ -261,6 +265,8 @@ def simulate(
     mode. ``record="spikes"`` keeps every chip population's spike raster (``N * T * n``
     bytes). With a ``reference`` (the float graph the network was converted from), each
     population's mean output is compared with the activations of the node of the same name.
+    ``workers`` batches run at once in threads (NumPy releases the GIL in its loops; default:
+    one per CPU core, BLAS then single-threaded in each); results do not depend on it.
     ``progress`` shows a bar (``None``: when stderr is a terminal). Wrap-arounds in the
     fixed-width arithmetic are counted in the result and reported with a
     :class:`RefsimOverflowWarning`.
@@ -275,14 +281,17 @@ def simulate(
     n = next(iter(arrays.values())).shape[0]
     if n == 0:
         raise DataError("no examples to simulate (the data is empty)")
+    starts = range(0, n, batch_size)
+
+    def run(start: int):
+        batch = {k: v[start : start + batch_size] for k, v in arrays.items()}
+        expected = run_batch(reference, batch) if reference is not None else None
+        return simulate_batch(prepared, batch, ts, record), expected
+
     parts: list[BatchResult] = []
     activity: dict[str, LayerActivity] = {}
-    starts = range(0, n, batch_size)
     label = f"refsim {graph.name} ({ts[-1]} steps)"
-    for start in progress_bar(starts, len(starts), label, progress):
-        batch = {k: v[start : start + batch_size] for k, v in arrays.items()}
-        part = simulate_batch(prepared, batch, ts, record)
-        expected = run_batch(reference, batch) if reference is not None else None
+    for part, expected in progress_bar(_in_threads(run, starts, workers), len(starts), label, progress):
         for name, count in {**part.host_counts, **part.counts}.items():
             node = graph.node(name)
             activity.setdefault(name, LayerActivity(node.type.size))
@@ -291,6 +300,21 @@ def simulate(
     result = _gather(parts, ts, activity, prepared.mode)
     _warn_overflow(graph, result.overflow)
     return result
+
+
+def _in_threads(fn, items: Sequence, workers: int | None) -> Iterator:
+    """``map(fn, items)`` in order, ``workers`` at a time in threads when there is more than
+    one item (BLAS limited to one thread each meanwhile, so the cores are not oversubscribed)."""
+    workers = min(workers or os.cpu_count() or 1, len(items))
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    try:
+        from threadpoolctl import threadpool_limits  # installed with scikit-learn
+    except ImportError:  # pragma: no cover
+        threadpool_limits = contextlib.nullcontext
+    with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:
+        yield from pool.map(fn, items)
 
 
 def _gather(parts: list[BatchResult], ts: list[int], activity, mode: str) -> RefsimResult:

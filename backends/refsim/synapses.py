@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numpy.lib.stride_tricks import sliding_window_view
+
 from snnc.compiler.graph import Node
-from snnc.compiler.interpreter import pad_images, window_view
 
 #: the largest magnitude below which every integer is exact in float32
 FLOAT32_EXACT = 2**24
@@ -94,29 +95,41 @@ class ConvSynapses:
         return groups, fallback
 
     def _matrix(self, kernel: np.ndarray) -> np.ndarray:
-        """``(F, C, kh, kw)`` as the ``(C*kh*kw, F)`` matrix im2col patches multiply."""
-        return np.ascontiguousarray(kernel.reshape(kernel.shape[0], -1).T, dtype=self.dtype)
+        """``(F, C, kh, kw)`` as the ``(kh*kw*C, F)`` matrix the channels-last patches multiply."""
+        return np.ascontiguousarray(kernel.transpose(0, 2, 3, 1).reshape(kernel.shape[0], -1).T, dtype=self.dtype)
+
+    def _padded(self, spikes: np.ndarray) -> np.ndarray:
+        """The spikes as ``(B, H + pads, W + pads, C)`` uint8 0/1 (channels last: each patch
+        row is then ``kw * C`` consecutive values, which makes im2col a fast copy)."""
+        b, c, h, w = spikes.shape
+        pt, pl, pb, pr = self.pads
+        buf = np.zeros((b, h + pt + pb, w + pl + pr, c), dtype=np.uint8)
+        np.not_equal(spikes.transpose(0, 2, 3, 1), 0, out=buf[:, pt : pt + h, pl : pl + w, :], casting="unsafe")
+        return buf
 
     def _patches(self, padded: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
-        """im2col of the output rows/columns given: ``(B, ny, nx, C*kh*kw)``."""
+        """im2col of the output rows/columns given, ``(B * ny * nx, kh*kw*C)`` in the
+        product's float type (one copy that also converts)."""
         (kh, kw), (sh, sw) = self.kernel, self.stride
-        ny, nx = rows.stop - rows.start, cols.stop - cols.start
-        region = padded[:, :, rows.start * sh : (rows.stop - 1) * sh + kh, cols.start * sw : (cols.stop - 1) * sw + kw]
-        win = window_view(region, self.kernel, self.stride)  # B, C, ny, nx, kh, kw
-        b, c = win.shape[:2]
-        return win.transpose(0, 2, 3, 1, 4, 5).reshape(b, ny, nx, c * kh * kw)
+        region = padded[:, rows.start * sh : (rows.stop - 1) * sh + kh, cols.start * sw : (cols.stop - 1) * sw + kw]
+        win = sliding_window_view(region, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # B, ny, nx, C, kh, kw
+        patches = np.empty((*win.shape[:3], kh, kw, win.shape[3]), dtype=self.dtype)
+        np.copyto(patches, win.transpose(0, 1, 2, 4, 5, 3), casting="unsafe")
+        return patches.reshape(-1, kh * kw * win.shape[3])
 
     def current(self, spikes: np.ndarray) -> np.ndarray:
-        padded = pad_images((spikes != 0).astype(self.dtype), self.pads, 0.0)
+        padded = self._padded(spikes)
         batch = spikes.shape[0]
         out = np.empty((batch, *self.out_shape), dtype=self.dtype)
         for g in self.groups:
-            q = self._patches(padded, g.rows, g.cols) @ g.kernel_t  # B, ny, nx, channels
+            ny, nx = g.rows.stop - g.rows.start, g.cols.stop - g.cols.start
+            q = (self._patches(padded, g.rows, g.cols) @ g.kernel_t).reshape(batch, ny, nx, -1)
             out[:, g.channels, g.rows, g.cols] = q.transpose(0, 3, 1, 2)
         if self.fallback:
-            everything = self._patches(padded, slice(0, self.out_shape[1]), slice(0, self.out_shape[2]))
+            _, ho, wo = self.out_shape
+            everything = self._patches(padded, slice(0, ho), slice(0, wo))
             for mask, matrix in self.fallback:
-                full = (everything @ matrix).transpose(0, 3, 1, 2)
+                full = (everything @ matrix).reshape(batch, ho, wo, -1).transpose(0, 3, 1, 2)
                 out[:, mask] = full[:, mask]
         return out.reshape(batch, -1)
 

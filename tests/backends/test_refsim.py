@@ -120,6 +120,20 @@ def block_compartments(shape: tuple, block_shape: tuple | None) -> list[np.ndarr
     return [full[tuple(slice(o, o + b) for o, b in zip(origin, block_shape))].ravel() for origin in itertools.product(*ranges)]
 
 
+def layer_blocks(model, ens, layer: Layer):
+    """The core blocks nengo-loihi made of a layer's ensemble, and the ensemble indices of
+    each block's compartments (over-large blocks without a BlockShape are cut in
+    consecutive runs)."""
+    blocks = model.objs[ens]["out"]
+    if layer.block_shape is None:
+        ends = np.cumsum([bl.n_neurons for bl in blocks])
+        ids = [np.arange(e - bl.n_neurons, e) for bl, e in zip(blocks, ends)]
+    else:
+        ids = block_compartments(layer.shape, layer.block_shape)
+    assert len(blocks) == len(ids) and all(bl.n_neurons == len(i) for bl, i in zip(blocks, ids))
+    return blocks, ids
+
+
 def effective_weights(owners, post_blocks, post_ids, n_pre: int, n_post: int) -> np.ndarray:
     """``M[i, j]``: what one spike of presynaptic compartment ``i`` adds to the input of
     postsynaptic compartment ``j``, found the way the emulator applies it (axon map, then
@@ -190,9 +204,7 @@ def int_graph(sim, inp, ensembles, input_shape, layers, readout_units=3):
     owners = [(spike_input.axons, np.arange(math.prod(input_shape)))]
     pre_shape = input_shape
     for k, (layer, ens) in enumerate(zip(layers, ensembles)):
-        blocks = model.objs[ens]["out"]
-        ids = block_compartments(layer.shape, layer.block_shape)
-        assert len(blocks) == len(ids) and all(bl.n_neurons == len(i) for bl, i in zip(blocks, ids))
+        blocks, ids = layer_blocks(model, ens, layer)
         block_of = np.empty(layer.n, dtype=np.int32)
         for j, i in enumerate(ids):
             block_of[i] = j
@@ -268,7 +280,7 @@ def emulate(xs: np.ndarray, input_shape, layers, steps: int):
                 v_ex, u_ex = [], []
                 for layer, ens in zip(layers, ensembles):
                     v, u = np.empty(layer.n, np.int64), np.empty(layer.n, np.int64)
-                    for bl, i in zip(sim.model.objs[ens]["out"], block_compartments(layer.shape, layer.block_shape)):
+                    for bl, i in zip(*layer_blocks(sim.model, ens, layer)):
                         sl = emu.block_info.slices[bl]
                         v[i], u[i] = emu.compartment.voltage[sl], emu.compartment.current[sl]
                     v_ex.append(v)
@@ -424,7 +436,7 @@ def test_batches_and_recording_do_not_change_results(rng):
     graph = small_int_graph(rng)
     xs = rng.uniform(0, 1, size=(7, 6))
     whole = refsim.simulate(graph, xs, [10, 25], batch_size=7, record="spikes")
-    pieces = refsim.simulate(graph, xs, [10, 25], batch_size=3)
+    pieces = refsim.simulate(graph, xs, [10, 25], batch_size=3, workers=2)  # three batches in two threads
     one = refsim.simulate(graph, xs[4:5], [25], batch_size=1, record="spikes")
     assert whole.spike_counts["pop"].sum() > 0
     np.testing.assert_array_equal(whole.spike_counts["pop"], pieces.spike_counts["pop"])
