@@ -93,8 +93,8 @@ class Plan:
 
 def plan(graph: Graph) -> Plan:
     """Check that refsim can run ``graph`` and prepare its weights."""
-    chip = [n for n in graph.nodes if isinstance(n.op, ops.CHIP_OPS)]
-    if not any(isinstance(n.op, ops.LoihiCompartments) for n in chip):
+    chip_nodes = [n for n in graph.nodes if isinstance(n.op, ops.CHIP_OPS)]
+    if not any(isinstance(n.op, ops.LoihiCompartments) for n in chip_nodes):
         raise BuildError(
             f"graph {graph.name} has no loihi_compartments; refsim runs Loihi graphs "
             "(lower_loihi, quantize_loihi); the spiking interpreter runs the others"
@@ -108,7 +108,7 @@ def plan(graph: Graph) -> Plan:
     static = static_nodes(graph)
     dynamic = [n for n in graph.nodes if not isinstance(n.op, ops.Input) and n.name not in static]
     synapses, float_params = {}, {}
-    for node in chip:
+    for node in chip_nodes:
         if (mode == "int") != (node.op.format == "int"):
             raise BuildError(f"%{node.name}: a {graph.stage} graph with a format={node.op.format} Loihi op")
         if isinstance(node.op, ops.LoihiSynapses):

@@ -11,10 +11,13 @@ output compartment takes the kernel of its block. Blocks are boxes of the output
 rows, columns) in practice (``BlockShape``); the compartments of blocks that share the same
 rows and columns are computed with one im2col and one matrix product over their stacked
 kernels. A block that is not a box falls back to a whole-output convolution with its kernel.
+A kernel made of an average pool and a conv (what ``lower_loihi`` folds) runs as a sum pool of
+the spikes and the smaller conv (:func:`pool_factor`), exactly and ``sh * sw`` times faster.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -58,6 +61,22 @@ class _BoxGroup:
     kernel_t: np.ndarray  # C*kh*kw, channels
 
 
+def pool_factor(kernels: np.ndarray, stride) -> tuple[int, int] | None:
+    """``(sh, sw)`` when every kernel is constant on the ``sh x sw`` tiles of its taps (an
+    average pool folded into the conv after it), else None. Then, exactly::
+
+        conv(s_pad, K, stride (sh, sw)) = conv(sum_pool(s_pad, sh x sw), K[..., ::sh, ::sw], stride 1)
+
+    since each output's window starts at a padded row and column that are multiples of the
+    stride, its tiles are the pooling tiles."""
+    sh, sw = stride
+    kh, kw = kernels.shape[-2:]
+    if (sh, sw) == (1, 1) or kh % sh or kw % sw:
+        return None
+    tiles = kernels.reshape(*kernels.shape[:-2], kh // sh, sh, kw // sw, sw)
+    return (sh, sw) if bool((tiles == tiles[..., :1, :, :1]).all()) else None
+
+
 class ConvSynapses:
     """``q[b, f, y, x] = sum_{c,u,v} K[block(f,y,x), f, c, u, v] s_pad[b, c, y*sh + u, x*sw + v]``
     for spikes ``s`` (``K: (blocks, F, C, kh, kw)``, ``block`` one per output compartment)."""
@@ -65,8 +84,15 @@ class ConvSynapses:
     def __init__(self, kernels: np.ndarray, block: np.ndarray, out_shape, kernel, stride, pads, dtype=None):
         self.kernel, self.stride, self.pads = tuple(kernel), tuple(stride), tuple(pads)
         self.out_shape = tuple(out_shape)
-        kernels64 = kernels.astype(np.float64)
-        bound = float(np.abs(kernels64).reshape(*kernels.shape[:2], -1).sum(axis=2).max(initial=0.0))
+        self.pool = pool_factor(kernels, self.stride)
+        if self.pool is None:
+            self.patch_kernel, self.patch_stride, per_tap = self.kernel, self.stride, 1
+        else:
+            kernels = kernels[..., :: self.pool[0], :: self.pool[1]]
+            self.patch_kernel, self.patch_stride = kernels.shape[-2:], (1, 1)
+            per_tap = self.pool[0] * self.pool[1]  # a pooled tap counts up to sh * sw spikes
+        l1 = np.abs(kernels.astype(np.float64)).reshape(*kernels.shape[:2], -1).sum(axis=2)
+        bound = per_tap * float(l1.max(initial=0.0))
         self.dtype = np.dtype(dtype) if dtype is not None else exact_float_dtype(bound)
         self.groups, self.fallback = self._plan(kernels, np.asarray(block).reshape(self.out_shape))
 
@@ -99,18 +125,26 @@ class ConvSynapses:
         return np.ascontiguousarray(kernel.transpose(0, 2, 3, 1).reshape(kernel.shape[0], -1).T, dtype=self.dtype)
 
     def _padded(self, spikes: np.ndarray) -> np.ndarray:
-        """The spikes as ``(B, H + pads, W + pads, C)`` uint8 0/1 (channels last: each patch
-        row is then ``kw * C`` consecutive values, which makes im2col a fast copy)."""
+        """The spikes, padded, as ``(B, H', W', C)`` uint8 (channels last: each patch row is
+        then ``kw * C`` consecutive values, which makes im2col a fast copy); with a pool
+        factor, summed over its tiles (as far as the outputs reach) before the transpose."""
         b, c, h, w = spikes.shape
         pt, pl, pb, pr = self.pads
-        buf = np.zeros((b, h + pt + pb, w + pl + pr, c), dtype=np.uint8)
-        np.not_equal(spikes.transpose(0, 2, 3, 1), 0, out=buf[:, pt : pt + h, pl : pl + w, :], casting="unsafe")
-        return buf
+        buf = np.zeros((b, c, h + pt + pb, w + pl + pr), dtype=np.uint8)
+        np.not_equal(spikes, 0, out=buf[:, :, pt : pt + h, pl : pl + w], casting="unsafe")
+        if self.pool is not None:
+            (sh, sw), (kh, kw), (_, ho, wo) = self.pool, self.kernel, self.out_shape
+            reach = buf[:, :, : (ho - 1) * sh + kh, : (wo - 1) * sw + kw]
+            buf = reach[:, :, ::sh, ::sw].copy()
+            for i, j in itertools.product(range(sh), range(sw)):
+                if i or j:
+                    buf += reach[:, :, i::sh, j::sw]
+        return np.ascontiguousarray(buf.transpose(0, 2, 3, 1))
 
     def _patches(self, padded: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
         """im2col of the output rows/columns given, ``(B * ny * nx, kh*kw*C)`` in the
         product's float type (one copy that also converts)."""
-        (kh, kw), (sh, sw) = self.kernel, self.stride
+        (kh, kw), (sh, sw) = self.patch_kernel, self.patch_stride
         region = padded[:, rows.start * sh : (rows.stop - 1) * sh + kh, cols.start * sw : (cols.stop - 1) * sw + kw]
         win = sliding_window_view(region, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # B, ny, nx, C, kh, kw
         patches = np.empty((*win.shape[:3], kh, kw, win.shape[3]), dtype=self.dtype)

@@ -22,6 +22,7 @@ import pytest
 from snnc.compiler import ops
 from snnc.compiler.errors import BuildError, DataError
 from snnc.compiler.graph import GraphBuilder
+from snnc.compiler.interpreter import run_batch
 from snnc.backends import refsim
 from snnc.backends.refsim.synapses import ConvSynapses
 
@@ -159,7 +160,7 @@ def effective_weights(owners, post_blocks, post_ids, n_pre: int, n_post: int) ->
     return m
 
 
-def conv_geometry(m: np.ndarray, in_shape, layer: Layer) -> tuple[tuple, tuple]:
+def conv_geometry(in_shape, layer: Layer) -> tuple[tuple, tuple]:
     """Stride and pads (top, left, bottom, right) of a conv connection, as nengo sets them."""
     c, h, w = in_shape
     kh, kw = layer.weight.shape[2:]
@@ -215,7 +216,7 @@ def int_graph(sim, inp, ensembles, input_shape, layers, readout_units=3):
             syn_op = ops.LoihiSynapses("dense", "int", units=layer.n, blocks=len(blocks))
             syn_params["weight"] = m.T.astype(np.int32)
         else:
-            stride, pads = conv_geometry(m, pre_shape, layer)
+            stride, pads = conv_geometry(pre_shape, layer)
             kernels = conv_kernels(m, pre_shape, layer, block_of, len(blocks), stride, pads)
             # the kernels reproduce every one of the emulator's weights, and nothing more
             one_hot = np.eye(m.shape[0]).reshape(-1, *pre_shape)
@@ -261,9 +262,48 @@ def int_graph(sim, inp, ensembles, input_shape, layers, readout_units=3):
     return b.build()
 
 
-def emulate(xs: np.ndarray, input_shape, layers, steps: int):
+def float_graph(input_shape, layers: list[Layer], readout_units=3):
+    """The spiking-stage (``format="float"``) snnc graph of the same network, written from
+    the layers' own float parameters (NengoLoihi's transforms, gains, biases)."""
+    b = GraphBuilder("real", stage=ops.SPIKING)
+    x = b.input("x", input_shape)
+    pre = b.add(ops.IfNeuron(threshold=1.0, gain=DT, reset="subtract", v_init=0.0), [x], name="inp")
+    pre_shape = input_shape
+    for k, layer in enumerate(layers):
+        if layer.conv is None:
+            syn_op = ops.LoihiSynapses("dense", "float", units=layer.n)
+        else:
+            stride, pads = conv_geometry(pre_shape, layer)
+            f, kh, kw = layer.weight.shape[0], *layer.weight.shape[2:]
+            syn_op = ops.LoihiSynapses("conv", "float", filters=f, kernel=(kh, kw), stride=stride, pads=pads)
+        syn = b.add(syn_op, [pre], params={"weight": layer.weight.astype(np.float32)}, name=f"syn{k}")
+        neuron = layer.neuron
+        is_lif = type(neuron).__name__ == "LIF"
+        comp_op = ops.LoihiCompartments(
+            neuron="lif" if is_lif else "relu",
+            format="float",
+            gain=one_value([layer.gain], "gain"),
+            dt=DT,
+            tau_rc=neuron.tau_rc if is_lif else 0.02,
+            tau_ref=neuron.tau_ref if is_lif else 0.0,
+        )
+        pre = b.add(comp_op, [syn], params={"bias": layer.bias.astype(np.float32)}, name=f"pop{k}")
+        pre_shape = layer.shape
+    flat = b.add(ops.Reshape((layers[-1].n,)), [pre], name="flat")
+    dense = b.add(
+        ops.Dense(readout_units),
+        [flat],
+        params={"weight": np.ones((readout_units, layers[-1].n)), "bias": np.zeros(readout_units)},
+        name="dense",
+    )
+    b.output(b.add(ops.Readout(), [dense], name="readout"))
+    return b.build()
+
+
+def emulate(xs: np.ndarray, input_shape, layers, steps: int, target: str = "sim"):
     """Run NengoLoihi's emulator on each example; returns the rasters, final state, the
-    graph read from the first build, and the overflow warnings the emulator gave."""
+    graph read from the first build (integer mode), and the overflow warnings the emulator
+    gave. ``target="simreal"``: the emulator's float mode, without discretization."""
     import nengo_loihi
 
     rasters, voltage, current, graph, seen = [], [], [], None, set()
@@ -271,15 +311,15 @@ def emulate(xs: np.ndarray, input_shape, layers, steps: int):
         net, inp, ensembles, probes = nengo_network(x, input_shape, layers)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with nengo_loihi.Simulator(net, dt=DT, target="sim", progress_bar=False) as sim:
-                if graph is None:
+            with nengo_loihi.Simulator(net, dt=DT, target=target, progress_bar=False) as sim:
+                if graph is None and target == "sim":
                     graph = int_graph(sim, inp, ensembles, input_shape, layers)
                 sim.run_steps(steps)
                 emu = sim.sims["emulator"]
                 rasters.append([sim.data[p] > 0 for p in probes])
                 v_ex, u_ex = [], []
                 for layer, ens in zip(layers, ensembles):
-                    v, u = np.empty(layer.n, np.int64), np.empty(layer.n, np.int64)
+                    v, u = np.empty(layer.n, emu.compartment.voltage.dtype), np.empty(layer.n, emu.compartment.voltage.dtype)
                     for bl, i in zip(*layer_blocks(sim.model, ens, layer)):
                         sl = emu.block_info.slices[bl]
                         v[i], u[i] = emu.compartment.voltage[sl], emu.compartment.current[sl]
@@ -372,6 +412,19 @@ def test_strided_valid_conv_matches_the_emulator(rng):
     assert_same(graph, emulated, xs, 60)
 
 
+def test_pool_folded_conv_split_over_cores_matches_the_emulator(rng):
+    # an average pool folded into the next conv: a 4x4 stride-2 kernel constant on 2x2 tiles
+    kernel = np.kron(rng.normal(0, 0.5, (4, 2, 2, 2)), np.ones((2, 2))) / 4
+    layers = [
+        Layer((4, 4, 4), relu(), np.full(64, 1.5), rng.uniform(0, 4, 64), kernel, conv={"stride": (2, 2), "padding": "same"}, block_shape=(2, 4, 2)),
+    ]
+    xs = rates(rng, (2, 8, 8), 2)
+    emulated, graph = emulate(xs, (2, 8, 8), layers, steps=60)
+    syn = graph.node("syn0")
+    assert refsim.plan(graph).synapses["syn0"].pool == (2, 2) and syn.op.pads == (1, 1, 1, 1)
+    assert_same(graph, emulated, xs, 60)
+
+
 def test_current_overflow_wraps_as_in_the_emulator(rng):
     # 150 inputs firing nearly every step through equal large weights into a filtered
     # synapse: u integrates past 2**23 and wraps around
@@ -432,6 +485,42 @@ def small_int_graph(rng, n_in=6, n=5, blocks=1, readout=True):
     return b.build()
 
 
+@pytest.mark.parametrize(
+    "case",
+    ["boxes", "pool_folded", "scattered_blocks"],
+)
+def test_conv_synapses_equal_the_interpreters_conv_per_block(rng, case):
+    c, h, w, f = 3, 9, 8, 4
+    kernel, stride, pads = (3, 3), (1, 1), (1, 0, 1, 2)
+    blocks = 3
+    kernels = rng.integers(-127, 128, size=(blocks, f, c, 3, 3)) << 7
+    if case == "pool_folded":
+        kernel, stride = (4, 4), (2, 2)
+        kernels = np.kron(rng.integers(-127, 128, size=(blocks, f, c, 2, 2)), np.ones((2, 2), np.int64)) << 6
+    conv = ops.Conv2d(f, kernel, stride, pads)
+    out_shape = conv.infer_type([ops.TensorType((c, h, w), "f32")]).shape
+    if case == "scattered_blocks":
+        block = rng.integers(0, blocks, size=out_shape)
+    else:  # channel ranges by row halves, as BlockShape cuts them
+        block = np.zeros(out_shape, np.int64)
+        block[2:, : out_shape[1] // 2] = 1
+        block[:, out_shape[1] // 2 :] = 2
+    spikes = rng.random((5, c, h, w)) < 0.3
+    synapses = ConvSynapses(kernels.astype(np.int32), block.ravel(), out_shape, kernel, stride, pads)
+    assert (synapses.pool is not None) == (case == "pool_folded")
+    assert bool(synapses.fallback) == (case == "scattered_blocks")
+    ours = synapses.current(spikes.astype(np.float64))
+    # each block's compartments take the interpreter's (float64) conv with the block's kernel
+    expected = np.zeros((5, *out_shape))
+    for k in range(blocks):
+        b = GraphBuilder("conv")
+        y = b.add(conv, [b.input("x", (c, h, w))], params={"weight": kernels[k], "bias": np.zeros(f)}, name="y")
+        b.output(y)
+        full = run_batch(b.build(), {"x": spikes.astype(np.float64)})["y"]
+        expected[:, block == k] = full[:, block == k]
+    np.testing.assert_array_equal(ours, expected.reshape(5, -1))
+
+
 def test_batches_and_recording_do_not_change_results(rng):
     graph = small_int_graph(rng)
     xs = rng.uniform(0, 1, size=(7, 6))
@@ -484,3 +573,29 @@ def test_refuses_graphs_and_options_it_cannot_run(rng):
         refsim.simulate(graph, np.zeros((1, 6)), [4], record="voltage")
     with pytest.raises(DataError, match="shape"):
         refsim.simulate(graph, np.zeros((1, 5)), [4])
+
+
+def float32_values(rng_values: np.ndarray) -> np.ndarray:
+    """Values a float32 IR parameter holds exactly, so nengo's float64 transform is the same."""
+    return rng_values.astype(np.float32).astype(np.float64)
+
+
+def test_float_mode_matches_the_emulator_without_discretization(rng):
+    kernel = float32_values(rng.normal(0, 0.6, (3, 2, 3, 3)))
+    layers = [
+        Layer((3, 5, 5), relu(), np.full(75, 1.25), float32_values(rng.uniform(-1, 3, 75)), kernel, conv={"padding": "same"}, block_shape=(3, 3, 5)),
+        Layer((12,), lif(tau_ref=0.002), np.full(12, 2.0), float32_values(rng.uniform(0, 2, 12)), float32_values(rng.normal(0.1, 0.3, (12, 75)))),
+    ]
+    xs = rates(rng, (2, 5, 5), 2)
+    emulated, _ = emulate(xs, (2, 5, 5), layers, steps=60, target="simreal")
+    graph = float_graph((2, 5, 5), layers)
+    result = refsim.simulate(graph, xs, [60], record="spikes")
+    assert result.mode == "float"
+    for k in range(len(layers)):
+        name, theirs = f"pop{k}", emulated.rasters[k]
+        assert theirs.any()
+        # the emulator adds spike by spike in float32, refsim sums in float64 and rounds once:
+        # voltages agree to a few float32 ulps, and a spike could differ only where a voltage
+        # lands that close to the threshold (here none does)
+        np.testing.assert_array_equal(result.spikes[name], theirs, err_msg=name)
+        np.testing.assert_allclose(result.voltages[name], emulated.voltage[k], rtol=1e-6, atol=1e-3, err_msg=name)
