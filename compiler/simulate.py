@@ -49,11 +49,19 @@ def steps(op_type):
 
 
 class NeuronStepper(Stepper):
-    """Counts each neuron's spikes for the firing-rate statistics."""
+    """Counts each neuron's spikes for the firing-rate statistics. ``fire`` advances one step
+    and returns which neurons spiked (refsim feeds these to chip synapses); ``step`` gives
+    the spikes' values, ``amplitude`` each."""
 
     def __init__(self, node, batch):
         super().__init__(node, batch)
         self.spike_count = np.zeros(self.shape, dtype=np.int32)
+
+    def fire(self, t: int, xs: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def step(self, t, xs):
+        return self.fire(t, xs) * float(self.op.amplitude)
 
 
 @steps(ops.IfNeuron)
@@ -62,7 +70,7 @@ class IfStepper(NeuronStepper):
         super().__init__(node, batch)
         self.v = np.full(self.shape, float(self.op.v_init))
 
-    def step(self, t, xs):
+    def fire(self, t, xs):
         op, v = self.op, self.v
         v += xs[0] if op.gain == 1 else op.gain * xs[0]
         spiked = v >= op.threshold
@@ -71,7 +79,7 @@ class IfStepper(NeuronStepper):
         else:
             v[spiked] = 0.0
         self.spike_count += spiked
-        return spiked * float(op.amplitude)
+        return spiked
 
 
 @steps(ops.LifNeuron)
@@ -81,7 +89,7 @@ class LifStepper(NeuronStepper):
         self.v = np.zeros(self.shape)
         self.refractory = np.zeros(self.shape)
 
-    def step(self, t, xs):
+    def fire(self, t, xs):
         op, v, ref = self.op, self.v, self.refractory
         j = op.gain * xs[0] + op.bias
         ref -= op.dt
@@ -94,7 +102,7 @@ class LifStepper(NeuronStepper):
         v[spiked] = 0.0
         ref[spiked] = op.tau_ref + t_spike
         self.spike_count += spiked
-        return spiked * float(op.amplitude)
+        return spiked
 
 
 @steps(ops.SpikeMaxPool2d)
