@@ -1,9 +1,9 @@
 """Compartment populations, batched: the state of one ``loihi_compartments`` node for ``B``
 examples and its update at each step, exactly in the emulator's order (papers.md B3).
 
-Integer mode keeps ``u`` and ``v`` as int64 arrays holding int32 values (the products of the
-decays need 64 bits) and counts every wrap-around; float mode keeps the emulator's float32
-state and formulas (``target="simreal"``).
+Integer mode keeps ``u`` and ``v`` in int32 as the emulator does (the decays' products are
+taken in int64 where they need it) and counts every wrap-around; float mode keeps the
+emulator's float32 state and formulas (``target="simreal"``).
 """
 
 from __future__ import annotations
@@ -51,29 +51,41 @@ class IntCompartments:
         op, p = node.op, node.params
         n = node.type.size
         self.decay_u, self.decay_v, self.refract_delay = op.decay_u, op.decay_v, op.refract_delay
-        self.vth, self.bias = p["vth"].astype(np.int64), p["bias"].astype(np.int64)
-        self.vmin, self.vmax = p["vmin"].astype(np.int64), p["vmax"].astype(np.int64)
-        self.u = np.zeros((batch, n), dtype=np.int64)
-        self.v = np.zeros((batch, n), dtype=np.int64)
+        self.vth, self.bias = p["vth"].astype(np.int32), p["bias"].astype(np.int32)
+        self.vmin, self.vmax = p["vmin"].astype(np.int32), p["vmax"].astype(np.int32)
+        # int32 state, as the emulator keeps it
+        self.u = np.zeros((batch, n), dtype=np.int32)
+        self.v = np.zeros((batch, n), dtype=np.int32)
         # a delay of 1 ends the refractory period in the step of the spike: no state needed
         self.ref = np.zeros((batch, n), dtype=np.int32) if op.refract_delay > 1 else None
+        # |u2| <= 2**23: v + u2 can leave int32 only with limits that close to its edges
+        edge = 2**31 - 2**23
+        self.v_may_wrap = n > 0 and (int(self.vmin.min()) < -edge or int(self.vmax.max()) >= edge)
         self.overflow = Overflow()
 
     def _wrap(self, x: np.ndarray, bits: int, kind: str) -> np.ndarray:
+        """``x`` wrapped to ``bits`` + sign, as int32, counting the values that wrapped."""
         limit = 1 << bits
         if x.size and (x.min() < -limit or x.max() >= limit):
             self.overflow.counts[kind] += arith.count_wrapped(x, bits)
-            return arith.wrap_signed(x, bits)
-        return x
+            return arith.wrap_signed(x, bits).astype(np.int32)
+        return x.astype(np.int32, copy=False)
 
     def step(self, q: np.ndarray) -> np.ndarray:
-        """Advance one step with input ``q`` (B, n) int64; returns the spikes (B, n) bool."""
+        """Advance one step with input ``q`` (B, n) int32 or int64; returns the spikes (B, n)
+        bool."""
         q = self._wrap(q, arith.Q_BITS, "q")
-        u = self._wrap(arith.decay_int(self.u, self.decay_u, offset=1) + q, arith.U_BITS, "u")
+        u = arith.decay_int32(self.u, self.decay_u, offset=1)
+        u += q  # |u| < 2**23 + 2**21: no int32 overflow before the wrap
+        u = self._wrap(u, arith.U_BITS, "u")
         u2 = self._wrap(u + self.bias, arith.U_BITS, "u2")
-        v = arith.decay_int(self.v, self.decay_v) if self.decay_v else self.v
-        v = self._wrap(v + u2, arith.INT32_BITS, "v")
-        v = arith.clip_voltage(v, self.vmin, self.vmax)
+        v = arith.decay_int32(self.v, self.decay_v)
+        if self.v_may_wrap:
+            v = self._wrap(v.astype(np.int64) + u2, arith.INT32_BITS, "v")
+        else:
+            v += u2
+        np.maximum(v, self.vmin, out=v)  # clip_voltage, in place
+        np.minimum(v, self.vmax, out=v)
         if self.ref is not None:
             v[self.ref > 0] = 0
         spikes = arith.spiked(v, self.vth)
@@ -85,11 +97,11 @@ class IntCompartments:
 
     @property
     def voltage(self) -> np.ndarray:
-        return self.v.astype(np.int32)
+        return self.v.copy()
 
     @property
     def current(self) -> np.ndarray:
-        return self.u.astype(np.int32)
+        return self.u.copy()
 
 
 @dataclass(frozen=True)

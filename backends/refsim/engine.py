@@ -88,7 +88,7 @@ class Plan:
     dynamic: list
     synapses: dict
     float_params: dict
-    host_readers: set  # chip populations whose spikes a host layer reads
+    valued: set  # neuron populations whose spikes a host layer reads (as amplitude values)
 
 
 def plan(graph: Graph) -> Plan:
@@ -118,14 +118,15 @@ def plan(graph: Graph) -> Plan:
     for node in dynamic:
         if not isinstance(node.op, (*ops.CHIP_OPS, *STEPPERS)):
             evaluator(node)  # an op the host cannot run fails here, before any work
-    host_readers = {
+    # spikes that only synapses read stay boolean; host layers read them worth the amplitude
+    valued = {
         src
         for node in graph.nodes
         if not isinstance(node.op, ops.LoihiSynapses)
         for src in node.inputs
-        if isinstance(graph.node(src).op, ops.LoihiCompartments)
+        if isinstance(graph.node(src).op, ops.NEURON_OPS)
     }
-    return Plan(graph, mode, static, dynamic, synapses, float_params, host_readers)
+    return Plan(graph, mode, static, dynamic, synapses, float_params, valued)
 
 
 def _synapses(graph: Graph, node: Node, mode: str) -> DenseSynapses | ConvSynapses:
@@ -210,11 +211,13 @@ def simulate_batch(p: Plan, arrays: dict[str, np.ndarray], timesteps: Sequence[i
                 if rasters:
                     rasters[name][:, t - 1] = spikes
                 shaped = spikes.reshape(batch, *node.type.shape)
-                # host layers read spikes worth the amplitude; synapses only whether one came
-                values[name] = shaped * float(node.op.amplitude) if name in p.host_readers else shaped
+                values[name] = shaped * float(node.op.amplitude) if name in p.valued else shaped
             else:
                 xs = [values[i] for i in node.inputs]
                 stepper = steppers.get(name)
+                if isinstance(stepper, NeuronStepper) and name not in p.valued:
+                    values[name] = stepper.fire(t, xs)  # only synapses read it: whether it spiked
+                    continue
                 y = stepper.step(t, xs) if stepper else evaluator(node)(node, xs)
                 values[name] = y.astype(np.float64, copy=False)
         previous = {src: values[src] for src in spike_sources}
@@ -232,14 +235,17 @@ def simulate_batch(p: Plan, arrays: dict[str, np.ndarray], timesteps: Sequence[i
 
 
 def _input_current(values: dict, node: Node, batch: int, mode: str) -> np.ndarray:
-    """The sum of a population's synapse currents this step, ``(B, n)``: int64 in integer
-    mode (the float products are exact integers), float64 in float mode."""
-    dtype = np.int64 if mode == "int" else np.float64
-    total = np.zeros((batch, node.type.size), dtype=dtype)
-    for src in node.inputs:
-        current = values[src]
-        if current is not None:
-            total += current.astype(dtype, copy=False)
+    """The sum of a population's synapse currents this step, ``(B, n)``. Integer mode: the
+    float products are exact integers, summed as int32 when each is a float32 (below
+    ``2**24``, so fewer than 128 of them cannot leave int32), else as int64; float mode:
+    float64."""
+    currents = [values[src] for src in node.inputs if values[src] is not None]
+    if mode == "float":
+        return sum(currents, np.zeros((batch, node.type.size)))
+    narrow = len(currents) < 128 and all(c.dtype == np.float32 for c in currents)
+    total = np.zeros((batch, node.type.size), dtype=np.int32 if narrow else np.int64)
+    for current in currents:
+        total += current.astype(total.dtype)
     return total
 
 

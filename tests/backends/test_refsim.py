@@ -38,12 +38,12 @@ def relu():
     return nengo.SpikingRectifiedLinear(initial_state={"voltage": nengo.dists.Choice([0])})
 
 
-def lif(tau_ref=0.002, min_voltage=0.0):
+def lif(tau_ref=0.002, min_voltage=0.0, tau_rc=0.02):
     import nengo
 
     zero = nengo.dists.Choice([0])
     return nengo.LIF(
-        tau_rc=0.02, tau_ref=tau_ref, min_voltage=min_voltage, initial_state={"voltage": zero, "refractory_time": zero}
+        tau_rc=tau_rc, tau_ref=tau_ref, min_voltage=min_voltage, initial_state={"voltage": zero, "refractory_time": zero}
     )
 
 
@@ -439,6 +439,21 @@ def test_current_overflow_wraps_as_in_the_emulator(rng):
     assert result.overflow["pop0"]["u"] > 0
 
 
+def test_voltage_wraps_in_int32_as_in_the_emulator(rng):
+    # The lowest voltage floor NengoLoihi sets (vmin = -2**31 + 1), a leak of 2/4096 and a
+    # filtered current near -2**23: v reaches the bottom of int32 in a few hundred steps and
+    # the emulator's int32 addition wraps it to the top, where it is clipped to vmax and spikes
+    n_in = 60
+    neuron = lif(tau_ref=0.0, min_voltage=-1e7, tau_rc=2.5)
+    layers = [Layer((4,), neuron, np.ones(4), np.array([1.5, -5.0, -50.0, -500.0]), -np.ones((4, n_in)), tau_s=0.008)]
+    xs = rates(rng, (n_in,), 1, low=900, high=990)
+    emulated, graph = emulate(xs, (n_in,), layers, steps=600)
+    assert graph.node("pop0").params["vmin"][0] == -(2**31) + 1
+    with pytest.warns(refsim.RefsimOverflowWarning, match="v "):
+        result = assert_same(graph, emulated, xs, 600)
+    assert result.overflow["pop0"]["v"] == 8 and result.spike_counts["pop0"].min() == 2
+
+
 def test_negative_input_clips_at_vmin_as_in_the_emulator(rng):
     drive = rng.normal(0, 0.5, (12, 8))
     drive[6:] = -np.abs(drive[6:])
@@ -483,6 +498,21 @@ def small_int_graph(rng, n_in=6, n=5, blocks=1, readout=True):
     dense = b.add(ops.Dense(2), [pop], params={"weight": rng.normal(size=(2, n)), "bias": np.zeros(2)}, name="dense")
     b.output(b.add(ops.Readout(), [dense], name="readout"))
     return b.build()
+
+
+@pytest.mark.parametrize("density", [0.02, 0.5])
+def test_dense_synapses_are_the_integer_product(rng, density):
+    from snnc.backends.refsim.synapses import SPARSE_BELOW, DenseSynapses
+
+    weight = (rng.integers(-127, 128, size=(40, 300)) << 7).astype(np.int32)
+    weight[:, :5] = 127 << 7  # partial sums far above 2**24 / 300 per input: exact still
+    spikes = rng.random((6, 300)) < density
+    spikes[:, :5] = True
+    synapses = DenseSynapses(weight)
+    assert (spikes.mean() < SPARSE_BELOW) == (density < 0.1)
+    expected = spikes.astype(np.int64) @ weight.T.astype(np.int64)
+    np.testing.assert_array_equal(synapses.current(spikes), expected)
+    np.testing.assert_array_equal(synapses.current(spikes * 0.7), expected)  # any nonzero value is a spike
 
 
 @pytest.mark.parametrize(
