@@ -51,12 +51,13 @@ def quantize_loihi(graph: Graph) -> Graph:
             members = chip.block_compartments(node.type.shape, block)
             block_of[members] = b
             masks = [chip.block_weight_mask(graph, s, block) for s in synapses]
-            syn_wmax = [float(np.abs(w[m]).max()) if m.any() else 0.0 for w, m in zip(weights, masks)]
+            syn_wmax = [chip.block_weight_max(graph, s, block, weights=w) for s, w in zip(synapses, weights)]
             try:
-                ints, info = discretize.discretize_compartment(chip.restrict(params, members), max(syn_wmax))
+                block_max = max(syn_wmax)
+                ints, info = discretize.discretize_compartment(chip.restrict(params, members), block_max)
                 syn_ints = [
-                    discretize.discretize_synapse_weights(w, wmax, info.w_scale, info.w_exp, keep=m)
-                    for w, wmax, m in zip(weights, syn_wmax, masks)
+                    discretize.discretize_synapse_weights(w, block_max, info.w_scale, info.w_exp, keep=m)
+                    for w, m in zip(weights, masks)
                 ]
             except PassError as exc:
                 raise rw.fail(node, f"core block {b}: {exc}") from None
