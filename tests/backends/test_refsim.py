@@ -500,19 +500,22 @@ def small_int_graph(rng, n_in=6, n=5, blocks=1, readout=True):
     return b.build()
 
 
-@pytest.mark.parametrize("density", [0.02, 0.5])
-def test_dense_synapses_are_the_integer_product(rng, density):
-    from snnc.backends.refsim.synapses import SPARSE_BELOW, DenseSynapses
+def test_dense_synapses_are_the_integer_product(rng):
+    from snnc.backends.refsim.synapses import DenseSynapses
 
-    weight = (rng.integers(-127, 128, size=(40, 300)) << 7).astype(np.int32)
-    weight[:, :5] = 127 << 7  # partial sums far above 2**24 / 300 per input: exact still
-    spikes = rng.random((6, 300)) < density
-    spikes[:, :5] = True
+    weight = (rng.integers(-127, 128, size=(40, 1200)) << 7).astype(np.int32)
+    weight[:, :1100] = 127 << 7  # sums up to 1.07 * 2**24: beyond float32's exact integers
+    spikes = rng.random((6, 1200)) < 0.3
+    spikes[0, :1100] = True
     synapses = DenseSynapses(weight)
-    assert (spikes.mean() < SPARSE_BELOW) == (density < 0.1)
+    assert synapses.dtype == np.float64
     expected = spikes.astype(np.int64) @ weight.T.astype(np.int64)
+    assert expected.max() > 2**24
     np.testing.assert_array_equal(synapses.current(spikes), expected)
     np.testing.assert_array_equal(synapses.current(spikes * 0.7), expected)  # any nonzero value is a spike
+    small = DenseSynapses(weight[:, 1100:])
+    assert small.dtype == np.float32
+    np.testing.assert_array_equal(small.current(spikes[:, 1100:]), spikes[:, 1100:].astype(np.int64) @ weight[:, 1100:].T.astype(np.int64))
 
 
 @pytest.mark.parametrize(
