@@ -173,9 +173,12 @@ class BatchResult:
     host_counts: dict[str, np.ndarray]
 
 
-def simulate_batch(p: Plan, arrays: dict[str, np.ndarray], timesteps: Sequence[int], record: str = "counts") -> BatchResult:
+def simulate_batch(
+    p: Plan, arrays: dict[str, np.ndarray], timesteps: Sequence[int], record: str = "counts", rasters=None
+) -> BatchResult:
     """Run one batch (``arrays``: each input ``(B, *shape)``, IR layout) for ``max(timesteps)``
-    steps."""
+    steps. ``record="spikes"`` writes each chip population's spikes into ``rasters[name]``
+    (``(B, T, n)`` bool, allocated here if not given)."""
     graph, ts = p.graph, check_timesteps(timesteps)
     steps = ts[-1]
     batch = next(iter(arrays.values())).shape[0]
@@ -193,8 +196,9 @@ def simulate_batch(p: Plan, arrays: dict[str, np.ndarray], timesteps: Sequence[i
         elif isinstance(node.op, ops.STATEFUL_OPS) and not isinstance(node.op, ops.LoihiSynapses):
             steppers[node.name] = STEPPERS[type(node.op)](node, batch)
     counts = {name: np.zeros((batch, graph.node(name).type.size), np.int32) for name in compartments}
-    rasters = {}
-    if record == "spikes":
+    if record != "spikes":
+        rasters = {}
+    elif rasters is None:
         rasters = {name: np.zeros((batch, steps, graph.node(name).type.size), bool) for name in compartments}
     spike_sources = {node.inputs[0] for node in p.dynamic if isinstance(node.op, ops.LoihiSynapses)}
     previous: dict[str, np.ndarray] = {}
@@ -288,11 +292,16 @@ def simulate(
     if n == 0:
         raise DataError("no examples to simulate (the data is empty)")
     starts = range(0, n, batch_size)
+    populations = [node for node in graph.nodes if isinstance(node.op, ops.LoihiCompartments)]
+    rasters = {}
+    if record == "spikes":  # filled in place, batch by batch
+        rasters = {node.name: np.zeros((n, ts[-1], node.type.size), bool) for node in populations}
 
     def run(start: int):
         batch = {k: v[start : start + batch_size] for k, v in arrays.items()}
         expected = run_batch(reference, batch) if reference is not None else None
-        return simulate_batch(prepared, batch, ts, record), expected
+        views = {name: r[start : start + batch_size] for name, r in rasters.items()}
+        return simulate_batch(prepared, batch, ts, record, views), expected
 
     parts: list[BatchResult] = []
     activity: dict[str, LayerActivity] = {}
@@ -303,7 +312,7 @@ def simulate(
             activity.setdefault(name, LayerActivity(node.type.size))
             activity[name].add_batch(count, ts[-1], node.op.amplitude, (expected or {}).get(name))
         parts.append(part)
-    result = _gather(parts, ts, activity, prepared.mode)
+    result = _gather(parts, ts, activity, rasters, prepared.mode)
     _warn_overflow(graph, result.overflow)
     return result
 
@@ -323,7 +332,7 @@ def _in_threads(fn, items: Sequence, workers: int | None) -> Iterator:
         yield from pool.map(fn, items)
 
 
-def _gather(parts: list[BatchResult], ts: list[int], activity, mode: str) -> RefsimResult:
+def _gather(parts: list[BatchResult], ts: list[int], activity, rasters, mode: str) -> RefsimResult:
     def cat(field: str) -> dict[str, np.ndarray]:
         first = getattr(parts[0], field)
         return {k: np.concatenate([getattr(p, field)[k] for p in parts]) for k in first}
@@ -336,7 +345,7 @@ def _gather(parts: list[BatchResult], ts: list[int], activity, mode: str) -> Ref
             total.add(p.overflow[name])
         overflow[name] = total.counts
     return RefsimResult(
-        outputs, activity, cat("counts"), cat("rasters"), cat("voltages"), cat("currents"), overflow, mode
+        outputs, activity, cat("counts"), rasters, cat("voltages"), cat("currents"), overflow, mode
     )
 
 

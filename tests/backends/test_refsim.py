@@ -582,6 +582,14 @@ def test_readout_and_activity_follow_the_chip_spikes(rng):
     act = result.activity["pop"]
     assert act.spikes == result.spike_counts["pop"].sum() and act.examples == 4 and act.timesteps == 20
     assert result.activity["inp"].spikes > 0  # the host input layer is counted too
+    assert act.error_vs_ann is None
+    # with the float network, each population's mean output is compared with its activations
+    b = GraphBuilder("ann")
+    b.output(b.add(ops.Dense(5), [b.input("x", (6,))], params={"weight": np.ones((5, 6)), "bias": np.zeros(5)}, name="pop"))
+    compared = refsim.simulate(graph, xs, [20], reference=b.build())
+    mean_output = result.spike_counts["pop"] * 0.5 / 20
+    ann = xs.sum(axis=1, keepdims=True) * np.ones(5)
+    assert compared.activity["pop"].error_vs_ann == pytest.approx(np.abs(mean_output - ann).sum() / np.abs(ann).sum())
 
 
 def test_first_step_sees_no_input_and_spikes_arrive_one_step_late(rng):
