@@ -43,8 +43,7 @@ def check(label: str, path: Path, pipeline: str, calibration, test, timesteps: i
 
     compiled = compile_model(load_model(path), calibration, pipeline=pipeline, target="loihi", source=path)
     result = verify_loihi(compiled, test, timesteps, progress=None)
-    core_map = compiled.chip.meta.get("core_map", {})
-    cores = core_map.get("totals", {}).get("cores") if isinstance(core_map.get("totals"), dict) else None
+    cores = compiled.chip.meta["core_map"]["cores"]
     split = [n.name for n in compiled.chip.nodes if len(n.meta.get("cores", {}).get("blocks", [])) > 1]
     row = {
         "network": label,
@@ -71,13 +70,13 @@ def markdown(rows, examples: int, timesteps: int, seconds: float) -> str:
         "images and steps; mismatches: (image, step, neuron) where refsim differs; final v: neurons whose "
         "final voltage differs.",
         "",
-        "| network | chip layers | split over cores | spikes | mismatches | final v differ | predictions agree | emulator | refsim |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| network | chip layers | cores | split over cores | spikes | mismatches | final v differ | predictions agree | emulator | refsim |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         split = ", ".join(f"`{s}`" for s in r["split"]) or "none"
         lines.append(
-            f"| {r['network']} | {r['layers']} | {split} | {r['spikes']:,} | {r['mismatches']} | {r['voltage_mismatches']} | "
+            f"| {r['network']} | {r['layers']} | {r['cores']} | {split} | {r['spikes']:,} | {r['mismatches']} | {r['voltage_mismatches']} | "
             f"{100 * r['prediction_agreement']:.0f} % | {r['emulator_seconds']:.1f} s | {r['refsim_seconds']:.2f} s |"
         )
     lines += ["", f"Command ({machine()}; {seconds / 60:.1f} min):", "", "```bash", "python benchmarks/loihi_check.py", "```"]

@@ -250,7 +250,7 @@ def _simulate(compiled: Compiled, x, timesteps, backend, batch_size, progress, p
     if backend == "loihi":
         from snnc.backends import loihi
 
-        return loihi.simulate(compiled.chip, x, timesteps, progress=progress)
+        return loihi.run(loihi.build(compiled.chip), x, timesteps, progress=progress).result
     raise SnncError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
 
 
