@@ -133,8 +133,11 @@ class ConvSynapses:
         factor, summed over its tiles (as far as the outputs reach) before the transpose."""
         b, c, h, w = spikes.shape
         pt, pl, pb, pr = self.pads
-        buf = np.zeros((b, c, h + pt + pb, w + pl + pr), dtype=np.uint8)
-        np.not_equal(spikes, 0, out=buf[:, :, pt : pt + h, pl : pl + w], casting="unsafe")
+        if any(self.pads):
+            buf = np.zeros((b, c, h + pt + pb, w + pl + pr), dtype=np.uint8)
+            np.not_equal(spikes, 0, out=buf[:, :, pt : pt + h, pl : pl + w], casting="unsafe")
+        else:  # booleans are 0/1 bytes already
+            buf = (spikes if spikes.dtype == bool else spikes != 0).view(np.uint8)
         if self.pool is not None:
             (sh, sw), (kh, kw), (_, ho, wo) = self.pool, self.kernel, self.out_shape
             reach = buf[:, :, : (ho - 1) * sh + kh, : (wo - 1) * sw + kw]

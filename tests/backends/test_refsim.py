@@ -520,15 +520,16 @@ def test_dense_synapses_are_the_integer_product(rng):
 
 @pytest.mark.parametrize(
     "case",
-    ["boxes", "pool_folded", "scattered_blocks"],
+    ["boxes", "pool_folded", "pool_folded_unpadded", "scattered_blocks"],
 )
 def test_conv_synapses_equal_the_interpreters_conv_per_block(rng, case):
     c, h, w, f = 3, 9, 8, 4
     kernel, stride, pads = (3, 3), (1, 1), (1, 0, 1, 2)
     blocks = 3
     kernels = rng.integers(-127, 128, size=(blocks, f, c, 3, 3)) << 7
-    if case == "pool_folded":
+    if case.startswith("pool_folded"):
         kernel, stride = (4, 4), (2, 2)
+        pads = (0, 0, 0, 0) if case.endswith("unpadded") else pads
         kernels = np.kron(rng.integers(-127, 128, size=(blocks, f, c, 2, 2)), np.ones((2, 2), np.int64)) << 6
     conv = ops.Conv2d(f, kernel, stride, pads)
     out_shape = conv.infer_type([ops.TensorType((c, h, w), "f32")]).shape
@@ -539,10 +540,11 @@ def test_conv_synapses_equal_the_interpreters_conv_per_block(rng, case):
         block[2:, : out_shape[1] // 2] = 1
         block[:, out_shape[1] // 2 :] = 2
     spikes = rng.random((5, c, h, w)) < 0.3
+    spikes = spikes if case.endswith("unpadded") else spikes.astype(np.float64)  # booleans or values
     synapses = ConvSynapses(kernels.astype(np.int32), block.ravel(), out_shape, kernel, stride, pads)
-    assert (synapses.pool is not None) == (case == "pool_folded")
+    assert (synapses.pool is not None) == case.startswith("pool_folded")
     assert bool(synapses.fallback) == (case == "scattered_blocks")
-    ours = synapses.current(spikes.astype(np.float64))
+    ours = synapses.current(spikes)
     # each block's compartments take the interpreter's (float64) conv with the block's kernel
     expected = np.zeros((5, *out_shape))
     for k in range(blocks):
