@@ -596,13 +596,15 @@ def test_readout_and_activity_follow_the_chip_spikes(rng):
 
 def test_first_step_sees_no_input_and_spikes_arrive_one_step_late(rng):
     graph = small_int_graph(rng)
-    xs = np.full((1, 6), 0.99)
-    result = refsim.simulate(graph, xs, [3], record="spikes")
-    state = refsim.simulate(graph, xs, [1])
-    # step 1: only the bias reaches the voltage
-    np.testing.assert_array_equal(state.voltages["pop"], np.full((1, 5), 64))
-    np.testing.assert_array_equal(state.currents["pop"], np.zeros((1, 5)))
-    assert result.spike_counts["pop"].shape == (1, 5)
+    weight = graph.node("syn").params["weight"].astype(np.int64)
+    xs = np.array([[4.0, 0, 4.0, 0, 0, 0]])  # host neurons 0 and 2 spike at step 1 (0.3 * 4 >= 1)
+    one, two = refsim.simulate(graph, xs, [1]), refsim.simulate(graph, xs, [2])
+    assert one.activity["inp"].spikes == 2
+    # step 1: no input reaches the chip (the emulator's t >= 2 rule); only the bias
+    np.testing.assert_array_equal(one.currents["pop"], np.zeros((1, 5)))
+    np.testing.assert_array_equal(one.voltages["pop"], np.full((1, 5), 64))
+    # step 2: the host spikes of step 1 (u had nothing to decay)
+    np.testing.assert_array_equal(two.currents["pop"], (weight[:, 0] + weight[:, 2])[None])
 
 
 def test_refuses_graphs_and_options_it_cannot_run(rng):
