@@ -43,7 +43,10 @@ def lif(tau_ref=0.002, min_voltage=0.0, tau_rc=0.02):
 
     zero = nengo.dists.Choice([0])
     return nengo.LIF(
-        tau_rc=tau_rc, tau_ref=tau_ref, min_voltage=min_voltage, initial_state={"voltage": zero, "refractory_time": zero}
+        tau_rc=tau_rc,
+        tau_ref=tau_ref,
+        min_voltage=min_voltage,
+        initial_state={"voltage": zero, "refractory_time": zero},
     )
 
 
@@ -118,7 +121,8 @@ def block_compartments(shape: tuple, block_shape: tuple | None) -> list[np.ndarr
     if block_shape is None:
         return [full.ravel()]
     ranges = [range(0, n, b) for n, b in zip(shape, block_shape)]
-    return [full[tuple(slice(o, o + b) for o, b in zip(origin, block_shape))].ravel() for origin in itertools.product(*ranges)]
+    tiles = (tuple(slice(o, o + b) for o, b in zip(origin, block_shape)) for origin in itertools.product(*ranges))
+    return [full[tile].ravel() for tile in tiles]
 
 
 def layer_blocks(model, ens, layer: Layer):
@@ -220,7 +224,8 @@ def int_graph(sim, inp, ensembles, input_shape, layers, readout_units=3):
             kernels = conv_kernels(m, pre_shape, layer, block_of, len(blocks), stride, pads)
             # the kernels reproduce every one of the emulator's weights, and nothing more
             one_hot = np.eye(m.shape[0]).reshape(-1, *pre_shape)
-            implied = ConvSynapses(kernels, block_of, layer.shape, layer.weight.shape[2:], stride, pads).current(one_hot)
+            synapses = ConvSynapses(kernels, block_of, layer.shape, layer.weight.shape[2:], stride, pads)
+            implied = synapses.current(one_hot)
             np.testing.assert_array_equal(implied, m)
             f, kh, kw = layer.weight.shape[0], *layer.weight.shape[2:]
             syn_op = ops.LoihiSynapses(
@@ -319,7 +324,8 @@ def emulate(xs: np.ndarray, input_shape, layers, steps: int, target: str = "sim"
                 rasters.append([sim.data[p] > 0 for p in probes])
                 v_ex, u_ex = [], []
                 for layer, ens in zip(layers, ensembles):
-                    v, u = np.empty(layer.n, emu.compartment.voltage.dtype), np.empty(layer.n, emu.compartment.voltage.dtype)
+                    v = np.empty(layer.n, emu.compartment.voltage.dtype)
+                    u = np.empty(layer.n, emu.compartment.current.dtype)
                     for bl, i in zip(*layer_blocks(sim.model, ens, layer)):
                         sl = emu.block_info.slices[bl]
                         v[i], u[i] = emu.compartment.voltage[sl], emu.compartment.current[sl]
@@ -404,7 +410,14 @@ def test_conv_split_over_cores_then_dense_matches_the_emulator(rng):
 
 def test_strided_valid_conv_matches_the_emulator(rng):
     layers = [
-        Layer((3, 3, 3), lif(), np.full(27, 1.5), rng.uniform(0, 1, 27), rng.normal(0.1, 0.5, (3, 1, 3, 3)), conv={"stride": (2, 2)}),
+        Layer(
+            (3, 3, 3),
+            lif(),
+            np.full(27, 1.5),
+            rng.uniform(0, 1, 27),
+            rng.normal(0.1, 0.5, (3, 1, 3, 3)),
+            conv={"stride": (2, 2)},
+        ),
     ]
     xs = rates(rng, (1, 7, 7), 2)
     emulated, graph = emulate(xs, (1, 7, 7), layers, steps=60)
@@ -416,7 +429,15 @@ def test_pool_folded_conv_split_over_cores_matches_the_emulator(rng):
     # an average pool folded into the next conv: a 4x4 stride-2 kernel constant on 2x2 tiles
     kernel = np.kron(rng.normal(0, 0.5, (4, 2, 2, 2)), np.ones((2, 2))) / 4
     layers = [
-        Layer((4, 4, 4), relu(), np.full(64, 1.5), rng.uniform(0, 4, 64), kernel, conv={"stride": (2, 2), "padding": "same"}, block_shape=(2, 4, 2)),
+        Layer(
+            (4, 4, 4),
+            relu(),
+            np.full(64, 1.5),
+            rng.uniform(0, 4, 64),
+            kernel,
+            conv={"stride": (2, 2), "padding": "same"},
+            block_shape=(2, 4, 2),
+        ),
     ]
     xs = rates(rng, (2, 8, 8), 2)
     emulated, graph = emulate(xs, (2, 8, 8), layers, steps=60)
@@ -515,7 +536,8 @@ def test_dense_synapses_are_the_integer_product(rng):
     np.testing.assert_array_equal(synapses.current(spikes * 0.7), expected)  # any nonzero value is a spike
     small = DenseSynapses(weight[:, 1100:])
     assert small.dtype == np.float32
-    np.testing.assert_array_equal(small.current(spikes[:, 1100:]), spikes[:, 1100:].astype(np.int64) @ weight[:, 1100:].T.astype(np.int64))
+    few, light = spikes[:, 1100:], weight[:, 1100:]
+    np.testing.assert_array_equal(small.current(few), few.astype(np.int64) @ light.T.astype(np.int64))
 
 
 @pytest.mark.parametrize(
@@ -587,7 +609,8 @@ def test_readout_and_activity_follow_the_chip_spikes(rng):
     assert act.error_vs_ann is None
     # with the float network, each population's mean output is compared with its activations
     b = GraphBuilder("ann")
-    b.output(b.add(ops.Dense(5), [b.input("x", (6,))], params={"weight": np.ones((5, 6)), "bias": np.zeros(5)}, name="pop"))
+    dense = ops.Dense(5)
+    b.output(b.add(dense, [b.input("x", (6,))], params={"weight": np.ones((5, 6)), "bias": np.zeros(5)}, name="pop"))
     compared = refsim.simulate(graph, xs, [20], reference=b.build())
     mean_output = result.spike_counts["pop"] * 0.5 / 20
     ann = xs.sum(axis=1, keepdims=True) * np.ones(5)
@@ -628,8 +651,22 @@ def float32_values(rng_values: np.ndarray) -> np.ndarray:
 def test_float_mode_matches_the_emulator_without_discretization(rng):
     kernel = float32_values(rng.normal(0, 0.6, (3, 2, 3, 3)))
     layers = [
-        Layer((3, 5, 5), relu(), np.full(75, 1.25), float32_values(rng.uniform(-1, 3, 75)), kernel, conv={"padding": "same"}, block_shape=(3, 3, 5)),
-        Layer((12,), lif(tau_ref=0.002), np.full(12, 2.0), float32_values(rng.uniform(0, 2, 12)), float32_values(rng.normal(0.1, 0.3, (12, 75)))),
+        Layer(
+            (3, 5, 5),
+            relu(),
+            np.full(75, 1.25),
+            float32_values(rng.uniform(-1, 3, 75)),
+            kernel,
+            conv={"padding": "same"},
+            block_shape=(3, 3, 5),
+        ),
+        Layer(
+            (12,),
+            lif(tau_ref=0.002),
+            np.full(12, 2.0),
+            float32_values(rng.uniform(0, 2, 12)),
+            float32_values(rng.normal(0.1, 0.3, (12, 75))),
+        ),
     ]
     xs = rates(rng, (2, 5, 5), 2)
     emulated, _ = emulate(xs, (2, 5, 5), layers, steps=60, target="simreal")
