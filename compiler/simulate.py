@@ -73,12 +73,14 @@ class IfStepper(NeuronStepper):
     def fire(self, t, xs):
         op, v = self.op, self.v
         v += xs[0] if op.gain == 1 else op.gain * xs[0]
-        spiked = v >= op.threshold
+        below = v < op.threshold
+        spiked = ~below
+        # multiplying by 0/1 is exact and much faster than masked assignment
         if op.reset == "subtract":
-            np.subtract(v, op.threshold, out=v, where=spiked)
+            v -= spiked * op.threshold
         else:
-            v[spiked] = 0.0
-        self.spike_count += spiked
+            v *= below
+        np.add(self.spike_count, spiked, out=self.spike_count, casting="unsafe")
         return spiked
 
 
