@@ -23,6 +23,7 @@ wall time grows with the number of spikes.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -123,6 +124,17 @@ def run(
     return LoihiResult(spikes, voltages, host_spikes, outputs, time.perf_counter() - start, traces, activity)
 
 
+#: warnings NengoLoihi's build gives on every snnc network, about nothing the user can change:
+#: Nengo derives max rates from the explicit gains and biases of LIF ensembles (not finite for
+#: ours, and unused), and NengoLoihi fills integer state arrays with NaN before setting them
+BUILD_NOISE = (
+    (".*Non-finite values detected in `max_rates`", UserWarning),
+    (".*invalid value encountered in log1p", RuntimeWarning),
+    (".*divide by zero encountered", RuntimeWarning),
+    (".*invalid value encountered in cast", RuntimeWarning),
+)
+
+
 def _require_nxsdk() -> None:
     from nengo_loihi.hardware import HAS_NXSDK
 
@@ -140,7 +152,10 @@ def simulator(built: BuiltLoihi, target: str = "sim"):
     from nengo.exceptions import NengoException
 
     try:
-        return nengo_loihi.Simulator(built.network, dt=built.dt, target=target, progress_bar=False, seed=0)
+        with warnings.catch_warnings():
+            for message, category in BUILD_NOISE:
+                warnings.filterwarnings("ignore", message, category)
+            return nengo_loihi.Simulator(built.network, dt=built.dt, target=target, progress_bar=False, seed=0)
     except NengoException as exc:
         raise BuildError(f"graph {built.graph.name}: NengoLoihi cannot build it: {exc}") from exc
 
