@@ -156,7 +156,7 @@ def index_bits(max_index: int) -> int:
 class Connection:
     """The synapses from one presynaptic population onto one chip population, as NengoLoihi
     builds them. ``weight`` holds NengoLoihi's float32 chip weights before discretization
-    (make it with :meth:`from_transform`): ``dense``: ``(n_pre, n_post)`` (``Synapse``
+    (:func:`.chip.synapse_weights`, float32): ``dense``: ``(n_pre, n_post)`` (``Synapse``
     orientation); ``conv``: ``(filters, channels, kh, kw)`` (the IR's cross-correlation
     kernel). ``pads`` are ``(top, left, bottom, right)``; NengoLoihi only has ``valid`` and
     ``same`` padding, whose top/left pads are ``0`` and ``total // 2``."""
@@ -175,25 +175,6 @@ class Connection:
             raise ValueError(f"dense weights {self.weight.shape} are not (n_pre, n_post) = {(self.n_pre, self.n_post)}")
         if self.kind == "conv" and (len(self.pre_shape) != 3 or len(self.post_shape) != 3):
             raise ValueError("a conv connection joins two CHW populations")
-
-    @classmethod
-    def from_transform(
-        cls,
-        kind: str,
-        transform: np.ndarray,
-        pre_shape: Sequence[int],
-        post_shape: Sequence[int],
-        *,
-        dt: float,
-        pre_amplitude: float = 1.0,
-        post_gain: float = 1.0,
-        stride: Sequence[int] = (1, 1),
-        pads: Sequence[int] = (0, 0, 0, 0),
-    ) -> "Connection":
-        """From the nengo transform (dense ``(n_post, n_pre)``, conv ``(F, C, kh, kw)``):
-        :func:`chip_weights`."""
-        weight = chip_weights(kind, transform, dt=dt, pre_amplitude=pre_amplitude, post_gain=post_gain)
-        return cls(kind, tuple(pre_shape), tuple(post_shape), weight, tuple(stride), tuple(pads))
 
     @property
     def n_pre(self) -> int:
@@ -223,21 +204,6 @@ class Connection:
         weights in ``w[:, j]``."""
         bits = np.sort(self.weight.view(np.int32), axis=0)
         return 1 + (np.diff(bits, axis=0) != 0).sum(axis=0)
-
-
-def chip_weights(kind: str, transform: np.ndarray, *, dt: float, pre_amplitude: float = 1.0, post_gain: float = 1.0) -> np.ndarray:
-    """NengoLoihi's float32 weights per spike before discretization, with its exact float64
-    operations (``build_full_chip_connection``, ``build_conv2d_connection``)::
-
-        dense: w[i, j] = f32(((T[j, i] * (1 / dt)) * pre_amplitude) * post_gain)   (n_pre, n_post)
-        conv:  k       = f32(((K / dt) * pre_amplitude) * post_gain)               (F, C, kh, kw)
-
-    (equal weights share synapse memory in split blocks, so the rounding matters)."""
-    t = np.asarray(transform, dtype=np.float64)
-    if kind == "dense":
-        w = t * (1.0 / dt) * float(pre_amplitude)
-        return np.ascontiguousarray((w.T * float(post_gain)).astype(np.float32))
-    return ((t / dt) * float(pre_amplitude) * float(post_gain)).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- conv layout

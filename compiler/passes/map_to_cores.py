@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import ops
 from ..errors import PassError
 from ..graph import Graph, Node
-from ..loihi import cores
+from ..loihi import chip, cores
 from .registry import check_choice, register_pass
 from .rewrite import Rewriter
 
@@ -117,18 +119,10 @@ def _populations(graph: Graph) -> list[Node]:
 
 def _connection(graph: Graph, synapse: Node, post: Node) -> cores.Connection:
     pre = graph.node(synapse.inputs[0])
-    op = synapse.op
-    return cores.Connection.from_transform(
-        op.kind,
-        synapse.params["weight"],
-        pre.type.shape,
-        post.type.shape,
-        dt=post.op.dt,
-        pre_amplitude=getattr(pre.op, "amplitude", 1.0),
-        post_gain=post.op.gain,
-        stride=op.stride,
-        pads=op.pads,
-    )
+    weight = chip.synapse_weights(graph, synapse).astype(np.float32)  # the values NengoLoihi stores
+    if synapse.op.kind == "dense":
+        weight = np.ascontiguousarray(weight.T)  # Synapse.set_weights takes (n_pre, n_post)
+    return cores.Connection(synapse.op.kind, pre.type.shape, post.type.shape, weight, synapse.op.stride, synapse.op.pads)
 
 
 def _connections(graph: Graph, populations: list[Node]):
