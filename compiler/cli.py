@@ -214,7 +214,7 @@ def cmd_demo(args) -> int:
 
     result = run_demo(
         timesteps=parse_timesteps(args.timesteps), out=args.output, epochs=args.epochs,
-        seed=args.seed, log=None if args.json else print,
+        seed=args.seed, log=None if args.json else print, target=args.target,
     )
     if args.json:
         print(json.dumps({"train_seconds": result.train_seconds, **result.evaluation.to_json()}, indent=2))
@@ -289,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="train a small CNN on scikit-learn digits, compile it, show accuracy vs T", description=cmd_demo.__doc__)
     p.add_argument("--timesteps", default=timesteps, metavar="T,T,...", help=f"numbers of time steps (default: {timesteps})")
     p.add_argument("--epochs", type=_positive_int, default=30, help="training epochs (default: 30)")
+    p.add_argument("--target", choices=tuple(TARGETS), default="nengo", help="compile for nengo (evaluated on the interpreter) or loihi (on refsim, the chip's integers)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("-o", "--output", metavar="OUT", help="also write the compiled artifact to OUT")
     p.add_argument("--json", action="store_true", help="print one JSON object")

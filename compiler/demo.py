@@ -1,8 +1,9 @@
 """``snnc demo``: the whole flow on real data that ships with the install, in about a minute.
 
 Train a small CNN on scikit-learn's digits with tf.keras, save it as a Keras file, import it
-like any user model, compile it with the default pipeline (calibrating on the training
-images) and evaluate ANN vs SNN accuracy per T on the held-out images.
+like any user model, compile it for the target (calibrating on the training images) and
+evaluate ANN vs SNN accuracy per T on the held-out images: on the interpreter for Nengo, on
+refsim (the chip's integers) for Loihi.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class DemoResult:
     train_seconds: float
 
 
-def run_demo(timesteps, out=None, epochs: int = 30, seed: int = 0, log=print, progress=None) -> DemoResult:
+def run_demo(timesteps, out=None, epochs: int = 30, seed: int = 0, log=print, progress=None, target: str = "nengo") -> DemoResult:
     from .api import load_model
     from .examples.digits import load_digits_split, train_digits_cnn
 
@@ -34,8 +35,8 @@ def run_demo(timesteps, out=None, epochs: int = 30, seed: int = 0, log=print, pr
         path = Path(folder) / "digits_cnn.h5"
         model.save(path)
         ann = load_model(path)
-    log(f"trained in {seconds:.1f} s; compiling with the default pipeline (calibration: the training images) ...")
-    compiled = compile_model(ann, Dataset(x_train, y_train, "digits (train)"))
+    log(f"trained in {seconds:.1f} s; compiling for {target} (calibration: the training images) ...")
+    compiled = compile_model(ann, Dataset(x_train, y_train, "digits (train)"), target=target)
     if out:
         write_artifact(compiled, out)
         log(f"wrote the compiled network to {out}/")

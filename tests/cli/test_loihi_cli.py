@@ -121,3 +121,10 @@ def test_what_does_not_fit_or_is_not_supported_is_one_line(pipeline, message, di
     args = ["compile", EXAMPLE, "--calib", str(digits / "train.npz"), "--target", "loihi", "--pipeline", pipeline, "-o", str(tmp_path / "out")]
     assert main(args) == 2
     assert message in one_error_line(capsys)
+
+
+def test_demo_for_loihi_runs_on_refsim(tmp_path, capsys):
+    assert main(["demo", "--target", "loihi", "--epochs", "5", "--timesteps", "32", "--json", "-o", str(tmp_path / "demo")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["backend"] == "refsim" and report["snn_accuracy"]["32"] > 0.5
+    assert json.loads((tmp_path / "demo" / "manifest.json").read_text())["target"] == "loihi"
