@@ -246,7 +246,7 @@ def _simulate(compiled: Compiled, x, timesteps, backend, batch_size, progress, p
         from snnc.backends import refsim
 
         graph = compiled.model if backend == "refsim" else compiled.chip
-        return refsim.simulate(graph, x, timesteps, batch_size=batch_size, progress=progress)
+        return refsim.simulate(graph, x, timesteps, batch_size=batch_size, progress=progress, reference=compiled.float)
     if backend == "loihi":
         from snnc.backends import loihi
 

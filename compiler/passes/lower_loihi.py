@@ -28,7 +28,7 @@ _PROBE_BATCH = 512
 
 
 @register_pass("lower_loihi")
-def lower_loihi(graph: Graph, *, dt: float = 0.001) -> Graph:
+def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Graph:
     """Turn each chip neuron layer into ``loihi_synapses`` (one per presynaptic population)
     feeding a ``loihi_compartments`` population with NengoLoihi's float parameters.
 
@@ -43,10 +43,15 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001) -> Graph:
       ``gain / threshold`` and the bias ``gain * b / (threshold * dt)``. ``lif_neuron``
       becomes a ``lif`` population with ensemble gain ``gain * dt`` (the chip counts a spike
       as ``1/dt``) and bias ``gain * b + bias``.
+    - A chip compartment resets to zero and starts at zero. ``adapt=false`` makes any other
+      chip neuron (reset by subtraction, a membrane starting above zero) an error;
+      ``adapt=true`` runs it with the chip's reset and start, with a note. The host input
+      layer keeps its neurons either way (the loihi pipeline's choice: reset by subtraction
+      from half the threshold on the host, where it costs nothing).
     - The chip differs from the IR's integrate-and-fire neuron in ways this pass cannot
       remove: it fires when ``v > threshold`` (not ``>=``), its membrane stops at 0 below,
-      and each synapse delays spikes by one step. ``snnc evaluate --backend refsim`` in float
-      mode shows what they cost.
+      and each synapse delays spikes by one step. ``snnc evaluate --backend refsim-float``
+      shows what these differences cost, apart from quantization.
     """
     if graph.stage != ops.SPIKING:
         from ..errors import PassError
@@ -64,7 +69,7 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001) -> Graph:
         if isinstance(node.op, ops.SpikeMaxPool2d):
             raise rw.fail(node, "Loihi cannot gate spikes by rate; replace max pooling (maxpool_to_avgpool, as the loihi pipeline does)")
         if node.name in {n.name for n in chip_neurons}:
-            _lower_population(rw, graph, node, sorted(sources[node.inputs[0]]), dt)
+            _lower_population(rw, graph, node, sorted(sources[node.inputs[0]]), dt, adapt)
         elif node.name in on_host:
             rw.keep(node)
     rw.note(host_neurons[0], f"{len(host_neurons)} input layer(s) run on the host and send spikes to the chip")
@@ -138,10 +143,10 @@ def _pre_populations(graph: Graph, node: Node) -> list[str]:
 # ----------------------------------------------------------------------------- one population
 
 
-def _lower_population(rw: Rewriter, graph: Graph, node: Node, pres: list[str], dt: float) -> None:
+def _lower_population(rw: Rewriter, graph: Graph, node: Node, pres: list[str], dt: float, adapt: bool) -> None:
     region = _region(graph, node.inputs[0], set(pres))
     bias = _evaluate(region, {p: np.zeros((1, *graph.node(p).type.shape)) for p in pres}, node.inputs[0], graph)[0]
-    gain, chip_bias, compartment = _compartment_op(rw, node, bias, dt)
+    gain, chip_bias, compartment = _compartment_op(rw, node, bias, dt, adapt)
     synapses = []
     for pre in pres:
         op, weight, how = _connection(graph, region, node, pre, pres)
@@ -157,14 +162,16 @@ def _lower_population(rw: Rewriter, graph: Graph, node: Node, pres: list[str], d
     rw.keep(node, op=compartment, params={"bias": chip_bias.astype(np.float32)}, inputs=synapses)
 
 
-def _compartment_op(rw: Rewriter, node: Node, bias: np.ndarray, dt: float):
+def _compartment_op(rw: Rewriter, node: Node, bias: np.ndarray, dt: float, adapt: bool):
     op = node.op
     if isinstance(op, ops.IfNeuron):
-        if op.reset != "zero" or op.v_init != 0:
+        if (op.reset != "zero" or op.v_init != 0) and adapt:
+            rw.note(node, f"on the chip: reset to zero from zero (the spiking graph has reset={op.reset}, v_init={op.v_init:g})")
+        elif op.reset != "zero" or op.v_init != 0:
             raise rw.fail(
                 node,
                 f"Loihi resets the membrane to zero and starts it at zero (this layer: reset={op.reset}, "
-                f"v_init={op.v_init:g}); convert with convert_to_spiking{{reset=zero,v_init=0}} (the loihi pipeline does)",
+                f"v_init={op.v_init:g}); convert with convert_to_spiking{{reset=zero,v_init=0}}, or lower_loihi{{adapt=true}} to run it so (the loihi pipeline does)",
             )
         gain = op.gain / op.threshold
         chip_bias = gain * bias / dt

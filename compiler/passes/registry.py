@@ -46,10 +46,11 @@ PIPELINES: dict[str, str] = {
     "default": "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking",
     # targets that cannot gate spikes by rate: replace max pooling (reported) before conversion
     "avgpool": "canonicalize,fold_batchnorm,maxpool_to_avgpool,threshold_balance,convert_to_spiking",
-    # Loihi: neurons reset to zero from zero; core blocks are chosen before quantization
+    # Loihi: the host input layer keeps reset by subtraction from half the threshold, chip
+    # neurons reset to zero from zero (noted); core blocks are chosen before quantization
     # because NengoLoihi discretizes each core block separately
     "loihi": "canonicalize,fold_batchnorm,maxpool_to_avgpool,threshold_balance,"
-    "convert_to_spiking{reset=zero,v_init=0},lower_loihi,map_to_cores,quantize_loihi",
+    "convert_to_spiking,lower_loihi{adapt=true},map_to_cores,quantize_loihi",
     "float": "canonicalize,fold_batchnorm",
 }
 

@@ -111,3 +111,12 @@ def test_what_the_chip_cannot_do_is_a_clear_error(pipeline, message, rng):
 def test_a_float_graph_is_refused(rng):
     with pytest.raises(PassError, match="runs on spiking graphs"):
         lower_loihi(NETS["flatten"](rng))
+
+
+def test_adapt_runs_chip_neurons_with_the_chips_reset_and_keeps_the_host_layer(rng):
+    snn = spiking(NETS["flatten"](rng), rng, "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking")
+    chip = lower_loihi(snn, adapt=True)
+    host = chip.node("relu1")
+    assert (host.op.NAME, host.op.reset, host.op.v_init) == ("if_neuron", "subtract", 0.5)
+    assert chip.node("relu2").op.NAME == "loihi_compartments"
+    assert ("relu2", "on the chip: reset to zero from zero (the spiking graph has reset=subtract, v_init=0.5)") in notes(chip, "lower_loihi")
