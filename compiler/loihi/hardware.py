@@ -14,6 +14,7 @@ MAX_COMPARTMENT_BASE = 256  # builder/validate.py validate_synapse max_base; con
 MAX_COMPARTMENT_CFGS = 32  # hardware/nxsdk_objects.py MAX_COMPARTMENT_CFGS
 MAX_VTH_CFGS = 8  # hardware/nxsdk_objects.py MAX_VTH_CFGS
 MAX_SYNAPSE_CFGS = 8  # hardware/nxsdk_objects.py MAX_SYNAPSE_CFGS
+MAX_SYNAPSE_FORMATS = 15  # hardware/validate.py validate_core: len(core.synapse_cfgs) <= 16, index 0 unused
 
 # --- threshold and bias formats (nengo_loihi/builder/discretize.py)
 VTH_MAN_MAX = 2**17 - 1  # discretize.VTH_MAN_MAX: threshold mantissa, 1..2^17-1

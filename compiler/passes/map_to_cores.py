@@ -17,6 +17,7 @@ from .. import ops
 from ..errors import PassError
 from ..graph import Graph, Node
 from ..loihi import chip, cores
+from ..loihi.hardware import MAX_SYNAPSE_FORMATS
 from .registry import check_choice, register_pass
 from .rewrite import Rewriter
 
@@ -49,6 +50,11 @@ def map_to_cores(graph: Graph, *, split: str = "auto", max_compartments: int = 1
     "shape", "core", "chip", "compartments", "input_axons", "output_axons",
     "synapse_bits"}]}`` (blocks in NengoLoihi's order); the graph's gets ``core_map``, the
     per-population summary and totals. Parameters are unchanged.
+
+    A core also holds at most 15 synapse formats, 31 compartment profiles and 7 threshold
+    profiles: a block of one population uses one compartment and one threshold profile (its
+    neurons are alike) and at most one synapse format per presynaptic population, so a
+    population fed by more than 15 populations is refused.
     """
     check_choice("split", split, SPLITS)
     if not 1 <= max_compartments <= cores.MAX_COMPARTMENTS:
@@ -56,6 +62,12 @@ def map_to_cores(graph: Graph, *, split: str = "auto", max_compartments: int = 1
     if max_cores < 0:
         raise PassError(f"option max_cores={max_cores} must be 0 (unlimited) or a number of cores")
     populations = _populations(graph)
+    for node in populations:
+        if len(node.inputs) > MAX_SYNAPSE_FORMATS:
+            raise PassError(
+                f"%{node.name}: {len(node.inputs)} presynaptic populations need as many synapse formats, "
+                f"more than the {MAX_SYNAPSE_FORMATS} of one core; merge some of its inputs before it (e.g. fewer concatenated layers)"
+            )
     inputs, outputs = _connections(graph, populations)
 
     block_shapes: dict[str, tuple[int, ...]] = {}
@@ -149,6 +161,12 @@ def core_usage(graph: Graph, block_shapes: dict[str, tuple[int, ...]]) -> dict[s
     """Each population's per-block usage when split by ``block_shapes`` (population name ->
     block shape; missing: one block), exactly as NengoLoihi counts it."""
     populations = _populations(graph)
+    for node in populations:
+        if len(node.inputs) > MAX_SYNAPSE_FORMATS:
+            raise PassError(
+                f"%{node.name}: {len(node.inputs)} presynaptic populations need as many synapse formats, "
+                f"more than the {MAX_SYNAPSE_FORMATS} of one core; merge some of its inputs before it (e.g. fewer concatenated layers)"
+            )
     inputs, outputs = _connections(graph, populations)
     shape_of = {n.name: tuple(block_shapes.get(n.name, n.type.shape)) for n in populations}
     return {

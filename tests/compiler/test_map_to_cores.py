@@ -457,6 +457,15 @@ def test_synapse_rows_over_a_cores_memory_cannot_fit(rng):
         map_to_cores(graph)
 
 
+def test_more_presynaptic_populations_than_a_cores_synapse_formats(rng):
+    net = Net(rng, (4,))
+    layers = [net.dense(net.host, 2, name=f"l{i}") for i in range(16)]
+    synapses = [net.b.add(ops.LoihiSynapses("dense", units=3), [x], {"weight": np.ones((3, 2), np.float32)}, name=f"from_{x}") for x in layers]
+    graph = net.build(net.population(synapses, "sum"))
+    with pytest.raises(PassError, match="%sum: 16 presynaptic populations need as many synapse formats, more than the 15 of one core"):
+        map_to_cores(graph)
+
+
 def test_the_pipeline_string_configures_the_pass():
     (spec,) = parse_pipeline("map_to_cores{split=none,max_compartments=512,max_cores=8}")
     assert spec.options == {"split": "none", "max_compartments": 512, "max_cores": 8}
