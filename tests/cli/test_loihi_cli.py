@@ -128,3 +128,15 @@ def test_demo_for_loihi_runs_on_refsim(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["backend"] == "refsim" and report["snn_accuracy"]["32"] > 0.5
     assert json.loads((tmp_path / "demo" / "manifest.json").read_text())["target"] == "loihi"
+
+
+def test_run_a_loihi_artifact_on_refsim(artifact, digits, tmp_path):
+    x = np.load(digits / "test.npz")["x"][:4]
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(artifact), "--input", str(tmp_path / "x.npy"), "--timesteps", "32", "-o", str(tmp_path / "y.npy")]) == 0
+    from snnc.backends import refsim
+    from snnc.compiler.api import to_ir_layout
+
+    model = load_model(artifact)
+    expected = refsim.simulate(model, to_ir_layout(model, {model.inputs[0].name: x}), [32]).outputs[32]
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), next(iter(expected.values())))
