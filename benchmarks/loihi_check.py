@@ -33,6 +33,7 @@ NETWORKS = [  # (label, model file, pipeline)
     ("MLP, LIF neurons with biases (`mnist_mlp.h5`)", REPO / "benchmarks/models/mnist_mlp.h5", LIF_PIPELINE),
     ("`mnist_cnn_avgpool.h5` (layers split over cores)", SHARED / "models/mnist_cnn_avgpool.h5", "loihi"),
     ("residual + BN (`mnist_resnet_bn.h5`)", REPO / "benchmarks/models/mnist_resnet_bn.h5", "loihi"),
+    ("PyTorch CNN, ONNX (`mnist_torch_cnn.onnx`, max pool → avg pool)", REPO / "benchmarks/models/mnist_torch_cnn.onnx", "loihi"),
 ]
 
 
