@@ -64,7 +64,7 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Grap
     host_neurons, chip_neurons = _split_neurons(rw, graph, sources)
     if not chip_neurons:
         raise rw.fail(host_neurons[0] if host_neurons else graph.nodes[0], "no neuron layer reads spikes: nothing to place on the chip")
-    on_host = _host_nodes(graph, {n.name for n in chip_neurons})
+    on_host = _host_nodes(graph, {n.name for n in chip_neurons}, sources)
     for node in graph.nodes:
         if isinstance(node.op, ops.SpikeMaxPool2d):
             raise rw.fail(node, "Loihi cannot gate spikes by rate; replace max pooling (maxpool_to_avgpool, as the loihi pipeline does)")
@@ -106,7 +106,7 @@ def _split_neurons(rw: Rewriter, graph: Graph, sources) -> tuple[list[Node], lis
     return host, chip
 
 
-def _host_nodes(graph: Graph, chip: set[str]) -> set[str]:
+def _host_nodes(graph: Graph, chip: set[str], sources) -> set[str]:
     """Nodes the host still runs: everything the outputs and the input layers read, except
     the linear ops that only feed chip populations (they become synapses)."""
     keep: set[str] = set()
@@ -117,27 +117,9 @@ def _host_nodes(graph: Graph, chip: set[str]) -> set[str]:
             continue
         keep.add(name)
         node = graph.node(name)
-        if name in chip:
-            stack.extend(_pre_populations(graph, node))
-        else:
-            stack.extend(node.inputs)
+        # a chip population reads its presynaptic populations through synapses, not its inputs
+        stack.extend(sources[node.inputs[0]] if name in chip else node.inputs)
     return keep
-
-
-def _pre_populations(graph: Graph, node: Node) -> list[str]:
-    """The neuron populations and inputs a chip population's input region reads."""
-    found, stack, seen = [], list(node.inputs), set()
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        src = graph.node(name)
-        if isinstance(src.op, (ops.Input, *ops.NEURON_OPS)):
-            found.append(name)
-        else:
-            stack.extend(src.inputs)
-    return found
 
 
 # ----------------------------------------------------------------------------- one population

@@ -62,12 +62,6 @@ def map_to_cores(graph: Graph, *, split: str = "auto", max_compartments: int = 1
     if max_cores < 0:
         raise PassError(f"option max_cores={max_cores} must be 0 (unlimited) or a number of cores")
     populations = _populations(graph)
-    for node in populations:
-        if len(node.inputs) > MAX_SYNAPSE_FORMATS:
-            raise PassError(
-                f"%{node.name}: {len(node.inputs)} presynaptic populations need as many synapse formats, "
-                f"more than the {MAX_SYNAPSE_FORMATS} of one core; merge some of its inputs before it (e.g. fewer concatenated layers)"
-            )
     inputs, outputs = _connections(graph, populations)
 
     block_shapes: dict[str, tuple[int, ...]] = {}
@@ -126,6 +120,12 @@ def _populations(graph: Graph) -> list[Node]:
                 f"%{node.name} = {node.op.NAME}: already quantized; map_to_cores runs before quantize_loihi "
                 "(NengoLoihi discretizes each core block separately)"
             )
+    for node in populations:
+        if len(node.inputs) > MAX_SYNAPSE_FORMATS:
+            raise PassError(
+                f"%{node.name}: {len(node.inputs)} presynaptic populations need as many synapse formats, "
+                f"more than the {MAX_SYNAPSE_FORMATS} of one core; merge some of its inputs before it (e.g. fewer concatenated layers)"
+            )
     return populations
 
 
@@ -161,12 +161,6 @@ def core_usage(graph: Graph, block_shapes: dict[str, tuple[int, ...]]) -> dict[s
     """Each population's per-block usage when split by ``block_shapes`` (population name ->
     block shape; missing: one block), exactly as NengoLoihi counts it."""
     populations = _populations(graph)
-    for node in populations:
-        if len(node.inputs) > MAX_SYNAPSE_FORMATS:
-            raise PassError(
-                f"%{node.name}: {len(node.inputs)} presynaptic populations need as many synapse formats, "
-                f"more than the {MAX_SYNAPSE_FORMATS} of one core; merge some of its inputs before it (e.g. fewer concatenated layers)"
-            )
     inputs, outputs = _connections(graph, populations)
     shape_of = {n.name: tuple(block_shapes.get(n.name, n.type.shape)) for n in populations}
     return {
