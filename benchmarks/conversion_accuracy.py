@@ -21,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from doc_sections import machine, write_section
+from doc_sections import command_lines, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SNNC_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -78,12 +78,7 @@ def markdown(rows, examples: int, command: str) -> str:
             "subtraction, readout of the output layer's accumulated membrane.",
             "",
             *lines,
-            "",
-            f"Command ({machine()}; {sum(r['seconds'] for r in rows) / 60:.0f} min):",
-            "",
-            "```bash",
-            command,
-            "```",
+            *command_lines(command, sum(r["seconds"] for r in rows)),
             "",
             "![accuracy vs time steps](conversion_accuracy.png)",
         ]

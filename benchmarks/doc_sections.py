@@ -26,3 +26,16 @@ def write_section(path: Path, name: str, text: str, heading: str) -> None:
     else:
         doc = doc.rstrip() + f"\n\n## {heading}\n\n{block}\n"
     write_text(path, doc.lstrip())
+
+
+def command_lines(command: str, seconds: float) -> list[str]:
+    """The Markdown lines saying which command measured a section, where and how long it took."""
+    return ["", f"Command ({machine()}; {seconds / 60:.1f} min):", "", "```bash", command, "```"]
+
+
+def publish(text: str, print_only: bool, path: Path, name: str, heading: str) -> None:
+    """Print ``text``, or write it into ``path`` between the ``name`` markers."""
+    if print_only:
+        print(text)
+    else:
+        write_section(path, name, text, heading)

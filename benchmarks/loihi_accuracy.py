@@ -18,9 +18,8 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
-from doc_sections import machine, write_section
+from doc_sections import command_lines, write_section
 from loihi_check import LIF_PIPELINE, REPO, SHARED
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -70,8 +69,7 @@ def markdown(rows, examples: int, command: str) -> str:
             ann += f" (float after passes {100 * r['float_accuracy']:.2f})"
         cells = " | ".join(f"{100 * r['snn_accuracy'][str(t)]:.2f}" for t in TIMESTEPS)
         lines.append(f"| {r['network']} | {ann} | {r['what']} | {cells} |")
-    minutes = sum(r["seconds"] for r in rows) / 60
-    lines += ["", f"Command ({machine()}; {minutes:.0f} min):", "", "```bash", command, "```"]
+    lines += command_lines(command, sum(r["seconds"] for r in rows))
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from doc_sections import machine, write_section
+from doc_sections import command_lines, publish
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -80,7 +80,7 @@ def markdown(rows, examples: int, timesteps: int, seconds: float) -> str:
             f"| {r['network']} | {r['layers']} | {r['cores']} | {split} | {r['spikes']:,} | {r['mismatches']} | {r['voltage_mismatches']} | "
             f"{100 * r['prediction_agreement']:.0f} % | {r['emulator_seconds']:.1f} s | {r['refsim_seconds']:.2f} s |"
         )
-    lines += ["", f"Command ({machine()}; {seconds / 60:.1f} min):", "", "```bash", "python benchmarks/loihi_check.py", "```"]
+    lines += command_lines("python benchmarks/loihi_check.py", seconds)
     return "\n".join(lines)
 
 
@@ -103,10 +103,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     rows = [check(label, path, pipeline, calibration, test, args.timesteps) for label, path, pipeline in NETWORKS]
     text = markdown(rows, args.n, args.timesteps, time.perf_counter() - start)
-    if args.no_write:
-        print(text)
-    else:
-        write_section(REPO / "docs" / "results.md", "loihi-verify", text, "Loihi: refsim against NengoLoihi's emulator")
+    publish(text, args.no_write, REPO / "docs" / "results.md", "loihi-verify", "Loihi: refsim against NengoLoihi's emulator")
     return 0 if all(r["ok"] for r in rows) else 1
 
 

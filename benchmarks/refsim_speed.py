@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from doc_sections import machine, write_section
+from doc_sections import command_lines, publish
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -36,14 +36,12 @@ def timed(fn):
     return result, time.perf_counter() - start
 
 
-def measure(label: str, path: Path, pipeline: str, timesteps: int, emulator_images: int, batch: int) -> dict:
+def measure(label: str, path: Path, pipeline: str, calibration, test, timesteps: int, emulator_images: int) -> dict:
     from snnc.backends import loihi, refsim
     from snnc.compiler import load_model
-    from snnc.compiler.datasets import load_dataset
     from snnc.compiler.driver import compile_model, model_inputs
 
-    calibration = load_dataset(SHARED / "mnist", split="train").head(1000)
-    test = load_dataset(SHARED / "mnist", split="test").head(batch)
+    batch = len(test)
     compiled = compile_model(load_model(path), calibration, pipeline=pipeline, target="loihi", source=path)
     name = compiled.ann.inputs[0].name
     x = model_inputs(compiled.ann, test)[name]
@@ -94,7 +92,7 @@ def markdown(rows: list[dict], seconds: float) -> str:
             f"{r['emulator_many'] / r['emulator_images']:.2f} s | {r['refsim_batch'] / r['batch'] * 1000:.2f} ms | "
             f"{r['throughput_ratio']:.0f}× | {'yes' if r['bit_exact'] else 'NO'} |"
         )
-    lines += ["", f"Command ({machine()}; {seconds / 60:.1f} min):", "", "```bash", "python benchmarks/refsim_speed.py", "```"]
+    lines += command_lines("python benchmarks/refsim_speed.py", seconds)
     return "\n".join(lines)
 
 
@@ -107,13 +105,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from loihi_check import NETWORKS
 
+    from snnc.compiler.datasets import load_dataset
+
+    calibration = load_dataset(SHARED / "mnist", split="train").head(1000)
+    test = load_dataset(SHARED / "mnist", split="test").head(args.batch)
     start = time.perf_counter()
-    rows = [measure(label, path, pipeline, args.timesteps, args.emulator_images, args.batch) for label, path, pipeline in NETWORKS]
+    rows = [measure(label, path, pipeline, calibration, test, args.timesteps, args.emulator_images) for label, path, pipeline in NETWORKS]
     text = markdown(rows, time.perf_counter() - start)
-    if args.no_write:
-        print(text)
-    else:
-        write_section(REPO / "docs" / "benchmarks.md", "refsim-speed", text, "refsim against NengoLoihi's emulator")
+    publish(text, args.no_write, REPO / "docs" / "benchmarks.md", "refsim-speed", "refsim against NengoLoihi's emulator")
     return 0 if all(r["bit_exact"] for r in rows) else 1
 
 

@@ -9,9 +9,8 @@ not. Reads MNIST like ``train_mnist_resnet_bn.py`` and writes
 """
 
 import os
-import time
 
-from train_mnist_resnet_bn import REPO, default_data_dir, load_mnist, parse_args, save_atomic, train
+from train_mnist_resnet_bn import REPO, parse_args, train_and_save
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -32,18 +31,7 @@ def build_model():
 
 
 def main(argv=None):
-    args = parse_args(argv, default_out=DEFAULT_OUT, epochs=5, description=__doc__)
-    import tensorflow as tf
-
-    tf.keras.utils.set_random_seed(args.seed)
-    (x_train, y_train), (x_test, y_test) = load_mnist(args.data or default_data_dir())
-    model = build_model()
-    start = time.perf_counter()
-    train(model, x_train, y_train, args.epochs, args.batch_size, args.lr)
-    seconds = time.perf_counter() - start
-    _, accuracy = model.evaluate(x_test, y_test, batch_size=512, verbose=0)
-    save_atomic(model, args.output)
-    print(f"training time: {seconds:.1f} s; test accuracy: {100 * accuracy:.2f} %; saved {args.output}")
+    train_and_save(build_model, parse_args(argv, default_out=DEFAULT_OUT, epochs=5, description=__doc__))
 
 
 if __name__ == "__main__":

@@ -115,13 +115,13 @@ def parse_args(argv=None, default_out: Path = DEFAULT_OUT, epochs: int = 3, desc
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def train_and_save(build, args) -> None:
+    """Seed, train ``build()`` on MNIST as ``args`` say, report the test accuracy, save."""
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_mnist(args.data or default_data_dir())
-    model = build_model()
+    model = build()
     print(f"{model.name}: {model.count_params()} parameters")
     start = time.perf_counter()
     train(model, x_train, y_train, args.epochs, args.batch_size, args.lr)
@@ -131,6 +131,10 @@ def main(argv=None):
     print(f"training time: {seconds:.1f} s")
     print(f"test accuracy: {100 * accuracy:.2f} %")
     print(f"saved {args.output} ({args.output.stat().st_size} bytes)")
+
+
+def main(argv=None):
+    train_and_save(build_model, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_testing import one_error_line
 from snnc.compiler import interpreter, ops
 from snnc.compiler.cli import main
 from snnc.compiler.graph import GraphBuilder
@@ -29,12 +30,6 @@ def ir_model(tmp_path, rng):
     b.output(x)
     return save(b.build(), tmp_path / "small.ir")
 
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("snnc: error: ")
-    return err[0]
 
 
 def test_help_does_not_import_tensorflow():

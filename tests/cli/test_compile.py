@@ -7,23 +7,14 @@ import json
 import numpy as np
 import pytest
 
+from cli_testing import one_error_line
 from snnc.compiler import load_model
 from snnc.compiler.api import to_ir_layout
 from snnc.compiler.cli import main
-from snnc.compiler.examples.digits import load_digits_split
 from snnc.compiler.simulate import simulate
 
 EXAMPLE = "example:digits_cnn"
 
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    """The digits split as .npz files: train (calibration) and the held-out test images."""
-    folder = tmp_path_factory.mktemp("digits")
-    (x_train, y_train), (x_test, y_test) = load_digits_split()
-    np.savez(folder / "train.npz", x=x_train, y=y_train)
-    np.savez(folder / "test.npz", x=x_test, y=np.eye(10)[y_test])  # one-hot labels are accepted
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +23,6 @@ def compiled(digits, tmp_path_factory):
     assert main(["compile", EXAMPLE, "--calib", str(digits / "train.npz"), "-o", str(out)]) == 0
     return out
 
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("snnc: error: ")
-    return err[0]
 
 
 def test_compile_writes_a_self_describing_artifact(compiled):

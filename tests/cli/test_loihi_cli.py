@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
+from cli_testing import one_error_line
 from snnc.compiler import load_model, ops
 from snnc.compiler.cli import main
-from snnc.compiler.examples.digits import load_digits_split
 from snnc.compiler.text import load, save
 
 EXAMPLE = "example:digits_cnn"
@@ -21,14 +21,6 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("digits")
-    (x_train, y_train), (x_test, y_test) = load_digits_split()
-    np.savez(folder / "train.npz", x=x_train, y=y_train)
-    np.savez(folder / "test.npz", x=x_test, y=y_test)
-    return folder
-
 
 @pytest.fixture(scope="module")
 def artifact(digits, tmp_path_factory):
@@ -37,12 +29,6 @@ def artifact(digits, tmp_path_factory):
     assert main(args) == 0
     return out
 
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("snnc: error: ")
-    return err[0]
 
 
 def test_compile_for_loihi_writes_integers_and_a_core_map(artifact):
