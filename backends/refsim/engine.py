@@ -56,6 +56,7 @@ from .compartments import FloatCompartments, IntCompartments, Overflow
 from .synapses import ConvSynapses, DenseSynapses, float_synapses, int_synapses
 
 RECORD = ("counts", "spikes")
+ENGINES = ("auto", "compiled", "numpy")
 
 
 class RefsimOverflowWarning(UserWarning):
@@ -192,10 +193,7 @@ def simulate_batch(
     graph, ts = p.graph, check_timesteps(timesteps)
     steps = ts[-1]
     batch = next(iter(arrays.values())).shape[0]
-    values = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
-    for node in graph.nodes:
-        if node.name in p.static and not isinstance(node.op, ops.Input):
-            values[node.name] = evaluator(node)(node, [values[i] for i in node.inputs])
+    values = static_values(p, arrays)
     compartments, steppers = {}, {}
     for node in p.dynamic:
         if isinstance(node.op, ops.LoihiCompartments):
@@ -248,6 +246,15 @@ def simulate_batch(
     )
 
 
+def static_values(p: Plan, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The inputs (float64) and the values computed from them that do not change over time."""
+    values = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+    for node in p.graph.nodes:
+        if node.name in p.static and not isinstance(node.op, ops.Input):
+            values[node.name] = evaluator(node)(node, [values[i] for i in node.inputs])
+    return values
+
+
 def _input_current(values: dict, node: Node, batch: int, mode: str) -> np.ndarray:
     """The sum of a population's synapse currents this step, ``(B, n)``. Integer mode: the
     float products are exact integers, summed as int32 when each is a float32 (below
@@ -276,6 +283,7 @@ def simulate(
     progress: bool | None = False,
     reference: Graph | None = None,
     workers: int | None = None,
+    engine: str = "auto",
 ) -> RefsimResult:
     """Run a Loihi ``graph`` on batched ``inputs`` (IR layout, one array or a dict by input
     name) for ``max(timesteps)`` steps, ``batch_size`` examples at a time.
@@ -287,7 +295,9 @@ def simulate(
     population's mean output is compared with the activations of the node of the same name.
     ``workers`` batches run at once in threads (NumPy releases the GIL in its loops; default:
     one per CPU core, BLAS then single-threaded in each); results do not depend on it.
-    ``progress`` shows a bar (``None``: when stderr is a terminal). Wrap-arounds in the
+    ``engine``: ``"compiled"`` runs integer mode on :mod:`.compiled`'s kernel (event-driven,
+    machine code), ``"numpy"`` on :func:`simulate_batch`, ``"auto"`` the kernel wherever the
+    graph fits it; the results are the same. ``progress`` shows a bar (``None``: when stderr is a terminal). Wrap-arounds in the
     fixed-width arithmetic are counted in the result and reported with a
     :class:`RefsimOverflowWarning`.
     """
@@ -295,8 +305,11 @@ def simulate(
         raise DataError(f"record must be one of {', '.join(RECORD)}, got {record!r}")
     if batch_size < 1:
         raise DataError(f"batch_size must be positive, got {batch_size}")
+    if engine not in ENGINES:
+        raise DataError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     ts = check_timesteps(timesteps)
     prepared = plan(graph)
+    run_batch_on = _batch_runner(prepared, engine)
     arrays = bind_inputs(graph, inputs)
     n = next(iter(arrays.values())).shape[0]
     if n == 0:
@@ -311,7 +324,7 @@ def simulate(
         batch = {k: v[start : start + batch_size] for k, v in arrays.items()}
         expected = run_batch(reference, batch) if reference is not None else None
         views = {name: r[start : start + batch_size] for name, r in rasters.items()}
-        return simulate_batch(prepared, batch, ts, record, views), expected
+        return run_batch_on(batch, ts, record, views), expected
 
     parts: list[BatchResult] = []
     activity: dict[str, LayerActivity] = {}
@@ -325,6 +338,19 @@ def simulate(
     result = _gather(parts, ts, activity, rasters, prepared.mode)
     _warn_overflow(graph, result.overflow)
     return result
+
+
+def _batch_runner(prepared: Plan, engine: str):
+    """The function that runs one batch: the compiled kernel's or :func:`simulate_batch`."""
+    if engine != "numpy":
+        from . import compiled
+
+        prog = compiled.program(prepared)
+        if isinstance(prog, compiled.Program):
+            return lambda batch, ts, record, views: compiled.simulate_batch(prog, prepared, batch, ts, record, views)
+        if engine == "compiled":
+            raise BuildError(f"graph {prepared.graph.name} does not fit refsim's compiled engine: {prog}")
+    return lambda batch, ts, record, views: simulate_batch(prepared, batch, ts, record, views)
 
 
 def _in_threads(fn, items: Sequence, workers: int | None) -> Iterator:
