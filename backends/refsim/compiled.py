@@ -275,21 +275,47 @@ def simulate_batch(prog: Program, plan, arrays: dict[str, np.ndarray], timesteps
 
 def _host_inputs(prog: Program, values: dict, batch: int, steps: int):
     """The host IF neurons' constant inputs ``(B, n_if)`` and the other host neurons' spikes
-    ``(B, T, n_raster)``, run with the interpreter's steppers (they are fed constants, so they
-    do not depend on the chip), in kernel order."""
+    ``(T, B, n_raster)``, in kernel order. Those are fed constants, so they do not depend on
+    the chip: LIF neurons run in :func:`lif_spikes`, any other on the interpreter's stepper."""
     x_if = np.zeros((batch, prog.n_if))
-    host_raster = np.zeros((batch, steps if prog.n_raster else 1, prog.n_raster), np.uint8)
-    for p in prog.populations:
-        n, source = p.node.type.size, p.node.inputs
+    host_raster = np.zeros((steps if prog.n_raster else 1, batch, prog.n_raster), np.uint8)
+    for p in (p for p in prog.populations if p.kind != k.CHIP):
+        n, shape = p.node.type.size, (batch, *p.node.type.shape)
+        xs = [np.broadcast_to(values[i], shape) for i in p.node.inputs]
         if p.kind == k.HOST_IF:
-            x_if[:, p.state_at : p.state_at + n] = np.broadcast_to(values[source[0]], (batch, *p.node.type.shape)).reshape(batch, n)[:, p.perm]
+            x_if[:, p.state_at : p.state_at + n] = xs[0].reshape(batch, n)[:, p.perm]
         elif p.kind == k.HOST_RASTER:
-            stepper = STEPPERS[type(p.node.op)](p.node, batch)
-            xs = [values[i] for i in source]
-            for t in range(steps):
-                fired = stepper.fire(t + 1, xs).reshape(batch, n)
-                host_raster[:, t, p.state_at : p.state_at + n] = fired[:, p.perm]
+            columns = host_raster[:, :, p.state_at : p.state_at + n]
+            in_order = np.array_equal(p.perm, np.arange(n))
+            if isinstance(p.node.op, ops.LifNeuron):
+                steps_of = lif_spikes(p.node.op, xs[0].reshape(batch, n), steps)
+            else:
+                stepper = STEPPERS[type(p.node.op)](p.node, batch)
+                steps_of = (stepper.fire(t + 1, xs).reshape(batch, n) for t in range(steps))
+            for t, fired in enumerate(steps_of):
+                columns[t] = fired if in_order else fired[:, p.perm]
     return x_if, host_raster
+
+
+def lif_spikes(op: ops.LifNeuron, x: np.ndarray, steps: int):
+    """Host LIF neurons driven by a constant ``x`` ``(B, n)``: their spikes at each step
+    (``(B, n)`` uint8, yielded; the buffer is reused), bit for bit
+    :class:`snnc.compiler.simulate.LifStepper`'s (compiled passes, with NumPy's expm1 and log1p
+    where they are needed: :mod:`.kernel`)."""
+    j = (op.gain * x + op.bias).ravel()  # the stepper's J, the same at every step
+    size = j.size
+    v, ref, factor, dt_eff = np.zeros(size), np.zeros(size), np.empty(size), np.empty(size)
+    full_step = float(np.expm1(-np.full(1, op.dt) / op.tau_rc)[0])
+    arguments, where = np.empty(size), np.empty(size, np.int64)
+    spike_arguments, spiking = np.empty(size), np.empty(size, np.int64)
+    fired = np.empty(size, np.uint8)
+    for _ in range(steps):
+        listed = k.lif_refractory(ref, dt_eff, op.dt, arguments, where)
+        factors = np.expm1(arguments[:listed] / op.tau_rc)
+        spiked = k.lif_voltage(v, j, factor, full_step, factors, where, listed, spike_arguments, spiking)
+        logs = np.log1p(spike_arguments[:spiked])
+        k.lif_reset(v, ref, spiking, logs, spiked, op.dt, op.tau_rc, op.tau_ref, fired)
+        yield fired.reshape(x.shape)
 
 
 def _tail_outputs(prog: Program, plan, values: dict, spikes_of: dict, batch: int, ts: list[int]) -> dict:

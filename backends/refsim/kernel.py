@@ -254,7 +254,7 @@ def run(
                     subtract = if_table[p, SUBTRACT] != 0.0
                     step_if(x_if[b, at : at + n], vif[at : at + n], gain, threshold, subtract, fired)
                 elif kind == HOST_RASTER:
-                    fired = host_raster[b, t, at : at + n]
+                    fired = host_raster[t, b, at : at + n]
                 else:
                     c, end = chip_table[p], at + n
                     step_compartments(q[at:end], u[at:end], v[at:end], ref[at:end], comp[VTH, at:end], comp[BIAS, at:end],
@@ -272,3 +272,64 @@ def run(
             previous_ptr, current_ptr = current_ptr, previous_ptr
         u_out[b] = u
         v_out[b] = v
+
+
+# Host LIF neurons: nengo's LIF step, split around its two transcendental functions. NumPy's
+# expm1 and log1p (vectorized, SVML on AVX-512 machines) and the C library's, which compiled
+# code calls, differ in the last bit for some arguments, and the emulator's host runs NumPy's;
+# so the caller evaluates them with NumPy on the few neurons that need them (those leaving
+# their refractory period, and those that spike) between these three passes.
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def lif_refractory(ref, dt_eff, dt, arguments, where):
+    """``r -= dt``; ``dt_eff = clip(dt - r, 0, dt)``; lists the neurons where ``dt_eff < dt``
+    (``where``) and the argument ``-dt_eff / tau_rc`` of their ``expm1`` (``arguments``,
+    divided by ``tau_rc`` by the caller). Returns how many were listed. (Each pass is a loop
+    without branches; the listing a second one, so the first runs on vector instructions.)"""
+    for i in range(ref.size):
+        r = ref[i] - dt
+        ref[i] = r
+        dt_eff[i] = min(max(dt - r, 0.0), dt)
+    k = 0
+    for i in range(ref.size):
+        where[k] = i
+        k += dt_eff[i] != dt
+    for m in range(k):
+        arguments[m] = -dt_eff[where[m]]
+    return k
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def lif_voltage(v, j, factor, full_step, factors, where, k, arguments, spiking):
+    """``factor = expm1(-dt_eff / tau_rc)``: ``full_step`` but at ``where`` (``factors``, the
+    caller's); ``v -= (J - v) * factor``; lists the neurons with ``v > 1`` and the argument
+    ``-(v - 1) / (J - 1)`` of their spike time's log1p. Returns how many spiked."""
+    factor[:] = full_step
+    for m in range(k):
+        factor[where[m]] = factors[m]
+    for i in range(v.size):
+        v[i] = v[i] - (j[i] - v[i]) * factor[i]
+    n = 0
+    for i in range(v.size):
+        spiking[n] = i
+        n += v[i] > 1.0
+    for m in range(n):
+        i = spiking[m]
+        arguments[m] = -(v[i] - 1.0) / (j[i] - 1.0)
+    return n
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def lif_reset(v, ref, spiking, logs, n, dt, tau_rc, tau_ref, fired):
+    """``v = max(v, 0)``; where spiked: ``v = 0``, ``r = tau_ref + (dt + tau_rc * log1p(...))``
+    (``logs``: the caller's log1p); ``fired`` marks them."""
+    for i in range(v.size):
+        fired[i] = 0
+        if v[i] < 0.0:
+            v[i] = 0.0
+    for m in range(n):
+        i = spiking[m]
+        v[i] = 0.0
+        ref[i] = tau_ref + (dt + tau_rc * logs[m])
+        fired[i] = 1
