@@ -10,6 +10,7 @@ wrap-around counts (tested on every network of the test suite).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -136,7 +137,7 @@ def _tables(plan, populations, names, synapses, sizes) -> dict[str, np.ndarray] 
             flat, geometry[s], pattern = _conv_tables(node, populations[src].node.type.shape)
             patterns.append(pattern)
             pattern_ends.append(_pattern_ends(pattern.reshape(node.type.shape[1:])))
-            reaches.append(conv_reach(geometry[s]))
+            reaches.append(conv_reach(geometry[s], pattern.reshape(node.type.shape[1:])))
             reach_at += reaches[-1].shape[0]
             patterns_at += pattern.size
             bound[dst] += np.abs(w.astype(np.int64)).reshape(*w.shape[:2], -1).sum(axis=2).max(initial=0)
@@ -154,7 +155,7 @@ def _tables(plan, populations, names, synapses, sizes) -> dict[str, np.ndarray] 
         "weights": np.concatenate(weights) if weights else np.zeros(0, np.int32),
         "patterns": np.concatenate(patterns) if patterns else np.zeros(0, np.int64),
         "pattern_ends": np.concatenate(pattern_ends) if pattern_ends else np.zeros(0, np.int64),
-        "reach": np.concatenate(reaches) if reaches else np.zeros((0, 7), np.int64),
+        "reach": np.concatenate(reaches) if reaches else np.zeros((0, 9), np.int64),
     }
 
 
@@ -170,37 +171,48 @@ def _conv_tables(node: Node, src_shape: tuple):
     combinations, pattern = np.unique(per_position, axis=0, return_inverse=True)
     filters = np.arange(f_out)
     kernels = np.stack([w[blocks, filters] for blocks in combinations])  # patterns, F, C, kh, kw
-    return conv_rows(kernels.transpose(0, 2, 3, 4, 1), op.stride[1]), geometry, pattern.astype(np.int64).ravel()
+    return conv_rows(kernels.transpose(0, 2, 3, 4, 1), op.stride), geometry, pattern.astype(np.int64).ravel()
 
 
-def conv_rows(kernels: np.ndarray, sw: int) -> np.ndarray:
+def conv_rows(kernels: np.ndarray, stride) -> np.ndarray:
     """Kernels ``(P, C, kh, kw, F)`` as :func:`.kernel.add_conv` reads them,
-    ``(P, C, kh, sw, ceil(kw / sw), F)``: for each phase ``v mod sw``, that phase's columns from
-    the last to the first, the order in which successive output columns meet them."""
-    patterns, c, kh, kw, f = kernels.shape
-    rows = np.zeros((patterns, c, kh, sw, -(-kw // sw), f), kernels.dtype)
-    for phase in range(sw):
-        columns = list(range(phase, kw, sw))[::-1]
-        rows[:, :, :, phase, : len(columns)] = kernels[:, :, :, columns]
-    return rows
+    ``(P, C, sh, sw, ceil(kh / sh), ceil(kw / sw), F)``: for each phase ``(u mod sh, v mod sw)``,
+    that phase's rows and columns from the last to the first, the order in which successive
+    output rows and columns meet them."""
+    (sh, sw), (patterns, c, kh, kw, f) = stride, kernels.shape
+    out = np.zeros((patterns, c, sh, sw, -(-kh // sh), -(-kw // sw), f), kernels.dtype)
+    for phase_y, phase_x in itertools.product(range(sh), range(sw)):
+        rows, columns = list(range(phase_y, kh, sh))[::-1], list(range(phase_x, kw, sw))[::-1]
+        out[:, :, phase_y, phase_x, : len(rows), : len(columns)] = kernels[:, :, rows][:, :, :, columns]
+    return out
 
 
-def conv_reach(g) -> np.ndarray:
-    """Per source position ``(y, x)`` of a conv synapse (geometry row ``g``): the first and last
-    output rows and columns its spikes reach, the kernel row ``u`` at the first output row, the
-    column phase ``v mod sw`` and the index of its column at the first output column in
-    :func:`conv_rows`' order."""
-    h_in, w_in, h_out, w_out = g[k.H_IN], g[k.W_IN], g[k.H_OUT], g[k.W_OUT]
-    kh, kw, sh, sw = g[k.KH], g[k.KW], g[k.SH], g[k.SW]
+def conv_reach(g, pattern: np.ndarray) -> np.ndarray:
+    """Per source position ``(y, x)`` of a conv synapse (geometry row ``g``): the first and
+    last output rows and columns its spikes reach; its row and column phases; the indices, in
+    :func:`conv_rows`' order, of the taps it meets at the first output row and column; and
+    whether all the outputs it reaches take one pattern (``pattern``: ``(Ho, Wo)``)."""
+    h_in, w_in = g[k.H_IN], g[k.W_IN]
     ty = np.arange(h_in)[:, None] + g[k.PAD_TOP] + np.zeros((1, w_in), np.int64)
     tx = np.arange(w_in)[None, :] + g[k.PAD_LEFT] + np.zeros((h_in, 1), np.int64)
-    oy_first, oy_last = np.maximum(0, -((kh - 1 - ty) // sh)), np.minimum(ty // sh, h_out - 1)
-    ox_first, ox_last = np.maximum(0, -((kw - 1 - tx) // sw)), np.minimum(tx // sw, w_out - 1)
-    phase = tx % sw
-    taps = (kw - phase + sw - 1) // sw
-    m_first = taps - 1 - (tx - ox_first * sw - phase) // sw
-    columns = (oy_first, oy_last, ox_first, ox_last, ty - oy_first * sh, phase, m_first)
+    oy_first, oy_last, phase_y, my = _reach_1d(ty, g[k.KH], g[k.SH], g[k.H_OUT])
+    ox_first, ox_last, phase_x, mx = _reach_1d(tx, g[k.KW], g[k.SW], g[k.W_OUT])
+    uniform = np.zeros((h_in, w_in), np.int64)
+    for y, x in itertools.product(range(h_in), range(w_in)):
+        window = pattern[oy_first[y, x] : oy_last[y, x] + 1, ox_first[y, x] : ox_last[y, x] + 1]
+        uniform[y, x] = window.size > 0 and bool((window == window.flat[0]).all())
+    columns = (oy_first, oy_last, ox_first, ox_last, phase_y, phase_x, my, mx, uniform)
     return np.stack([c.ravel() for c in columns], axis=1).astype(np.int64)
+
+
+def _reach_1d(t, kernel: int, stride: int, size: int):
+    """Along one axis, for padded input coordinates ``t``: the first and last outputs
+    ``o`` with ``o * stride + tap = t`` for a tap in ``0..kernel-1``, the phase ``t mod
+    stride`` and the index of the first output's tap among its phase's taps, last to first."""
+    first, last = np.maximum(0, -((kernel - 1 - t) // stride)), np.minimum(t // stride, size - 1)
+    phase = t % stride
+    taps = (kernel - phase + stride - 1) // stride
+    return first, last, phase, taps - 1 - (t - first * stride - phase) // stride
 
 
 def _pattern_ends(pattern: np.ndarray) -> np.ndarray:

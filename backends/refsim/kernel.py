@@ -90,37 +90,54 @@ def add_conv(q, at, spiked, first, last, weights, offset, g, pattern, pattern_en
     """Each spike at source ``(y, x, c)`` adds its weights to every output ``(oy, ox)`` whose
     window holds it (``oy * sh + u = y + pad_top``, ``ox * sw + v = x + pad_left``).
 
-    The weights are laid out (:func:`.compiled.conv_rows`) so that, within one output row, the
-    outputs a spike reaches and the weights it adds are both one contiguous run: outputs are
-    channels last, and the kernel columns ``v`` that one input column meets are stored in the
-    order the outputs take them. A run stops where the outputs change kernel pattern
-    (``pattern[oy, ox]``: the core blocks their filters belong to; ``pattern_end``: the last
-    column of the same pattern in that row). ``reach[y * W + x]`` holds, per source position,
-    the outputs it reaches and where its weights start (:func:`.compiled.conv_reach`), so the
-    loop needs no division."""
+    The weights are laid out (:func:`.compiled.conv_rows`) so that the outputs a spike reaches
+    and the weights it adds are the same rectangle in both: outputs are channels last, and the
+    kernel taps one input position meets are stored in the order the outputs take them (rows
+    and columns of one phase ``u mod sh``, ``v mod sw``, last to first). ``reach[y * W + x]``
+    holds, per source position, that rectangle and where its weights start
+    (:func:`.compiled.conv_reach`), so the loop needs no division. Where the rectangle's
+    outputs take the kernels of more than one core block (``pattern[oy, ox]``), each output row
+    is cut into runs of one pattern (``pattern_end``: the last column of the same pattern)."""
     c_in, f_out, w_out = g[C_IN], g[FILTERS], g[W_OUT]
-    kh, sh, sw = g[KH], g[SH], g[SW]
-    per_phase = (g[KW] + sw - 1) // sw
+    sh, sw = g[SH], g[SW]
+    per_row = (g[KW] + sw - 1) // sw  # taps of one column phase
+    per_column = (g[KH] + sh - 1) // sh
+    q_row, w_row = w_out * f_out, per_row * f_out
     for e in range(first, last):
         j = spiked[e]
         source_position = j // c_in
         c = j - source_position * c_in
         r = reach[source_position]
-        oy_first, oy_last, ox_first, ox_last, u, phase, m_first = r[0], r[1], r[2], r[3], r[4], r[5], r[6]
+        oy_first, oy_last, ox_first, ox_last = r[0], r[1], r[2], r[3]
+        if oy_first > oy_last or ox_first > ox_last:
+            continue
+        taps = ((c * sh + r[4]) * sw + r[5]) * per_column  # rows of this channel and phase
+        position = oy_first * w_out + ox_first
+        if r[8]:  # one pattern over the whole rectangle
+            rows, width = np.uint64(oy_last - oy_first + 1), np.uint64((ox_last - ox_first + 1) * f_out)
+            row = offset + (((pattern[position] * c_in * sh * sw * per_column + taps + r[6]) * per_row) + r[7]) * f_out
+            target = q[at + position * f_out :]
+            source = weights[row:]
+            for i in range(rows):
+                t0, s0 = i * np.uint64(q_row), i * np.uint64(w_row)
+                for f in range(width):
+                    target[t0 + f] += source[s0 + f]
+            continue
+        my = r[6]
         for oy in range(oy_first, oy_last + 1):
-            ox, m = ox_first, m_first
+            ox, mx = ox_first, r[7]
             while ox <= ox_last:
                 position = oy * w_out + ox
                 stop = min(pattern_end[position], ox_last)
-                row = offset + ((((pattern[position] * c_in + c) * kh + u) * sw + phase) * per_phase + m) * f_out
+                row = offset + (((pattern[position] * c_in * sh * sw * per_column + taps + my) * per_row) + mx) * f_out
                 base = at + position * f_out
                 length = (stop - ox + 1) * f_out
                 target, source = q[base : base + length], weights[row : row + length]
                 for i in range(length):
                     target[i] += source[i]
-                m += stop - ox + 1
+                mx += stop - ox + 1
                 ox = stop + 1
-            u -= sh
+            my += 1
 
 
 # The compartment update runs in four passes over the population, each touching at most four
