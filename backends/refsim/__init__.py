@@ -18,7 +18,8 @@ statistics per population and the wrap-arounds of the fixed-width arithmetic.
 
 Modules: :mod:`.arith` (integer helpers), :mod:`.synapses` (weighted spike sums: dense, and
 conv with one kernel per core block), :mod:`.compartments` (the update), :mod:`.engine` (the
-step loop, batches, results).
+NumPy engine's step loop, batches, results), :mod:`.compiled` and :mod:`.kernel` (the compiled,
+event-driven engine for integer mode: the same results, several times faster).
 """
 
 from .engine import RefsimOverflowWarning, RefsimResult, plan, simulate

@@ -69,9 +69,9 @@ def program(plan) -> Program | str:
         if isinstance(op, ops.LoihiSynapses):
             continue
         if isinstance(op, ops.NEURON_OPS):
-            if tail and not isinstance(op, ops.LoihiCompartments):
-                return f"%{node.name}: a host neuron after a host layer that reads the chip"
             if isinstance(op, ops.LoihiCompartments):
+                if not all(isinstance(graph.node(i).op, ops.LoihiSynapses) for i in node.inputs):
+                    return f"%{node.name}: compartments fed by something other than loihi_synapses"
                 kind = k.CHIP
             elif any(i not in plan.static for i in node.inputs):
                 return f"%{node.name}: a host neuron whose input changes over time"
@@ -84,11 +84,8 @@ def program(plan) -> Program | str:
             return f"%{node.name}: {op.name} after the chip"
         else:
             tail.append(node)
-    for node in plan.dynamic:
-        feeds_chip = isinstance(node.op, (*ops.CHIP_OPS, ops.IfNeuron, ops.LifNeuron))
-        if feeds_chip and any(i in {n.name for n in tail} for i in node.inputs):
-            return f"%{node.name}: reads a host layer that reads the chip"
-    synapses = [n for n in plan.dynamic if isinstance(n.op, ops.LoihiSynapses)]
+    # one row per input of each population: a synapse listed twice adds its current twice
+    synapses = [graph.node(i) for p in populations if p.kind == k.CHIP for i in p.node.inputs]
     tables = _tables(plan, populations, names, synapses, sizes)
     if isinstance(tables, str):
         return tables

@@ -15,15 +15,11 @@ Per step ``t = 1..T`` the nodes run in graph order:
 
 One run of ``max(T)`` steps gives the outputs at every requested T.
 
-Speed: everything is vectorized over compartments and examples; synaptic sums are BLAS
-products in float32 wherever that is exact (:mod:`.synapses`), compartment state is int32,
-and batches run in worker threads (one per core). On a 2-core machine the compiled MNIST CNN
-(``mnist_cnn_avgpool.h5``: 10816 host neurons, 3872 + 128 chip compartments, 100 steps)
-takes 23 ms for one image and 5.6 ms per image over 1000 (rasters recorded), against
-2.2 s and 1.65 s per image in NengoLoihi's emulator (``benchmarks/refsim_speed.py``). A
-third of the time is the host input layer (float64, the interpreter's IF neurons), a third
-the pooled conv (im2col and one product per step), the rest the compartments and the dense
-synapses.
+This is the NumPy engine: the readable definition, vectorized over compartments and
+examples, with synaptic sums as BLAS products in float32 wherever that is exact
+(:mod:`.synapses`). Integer graphs run by default on the compiled engine (:mod:`.compiled`),
+event-driven machine code that gives the same results several times faster; ``simulate``
+chooses (``engine``). Either runs batches in worker threads (one per core).
 """
 
 from __future__ import annotations
