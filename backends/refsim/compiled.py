@@ -128,8 +128,8 @@ def _tables(plan, populations, names, synapses, sizes) -> dict[str, np.ndarray] 
         syns[s] = (k.DENSE if node.op.kind == "dense" else k.CONV), src, dst, weights_at, patterns_at, reach_at
         w = node.params["weight"]
         if node.op.kind == "dense":
-            flat = w[populations[dst].perm][:, populations[src].perm].T  # (n_src, n_dst)
-            bound[dst] += np.abs(w.astype(np.int64)).sum(axis=1).max(initial=0)
+            flat = w.T[np.ix_(populations[src].perm, populations[dst].perm)]  # (n_src, n_dst)
+            bound[dst] += np.abs(w, dtype=np.int64).sum(axis=1).max(initial=0)
         else:
             flat, geometry[s], pattern = _conv_tables(node, populations[src].node.type.shape)
             patterns.append(pattern)
@@ -137,7 +137,7 @@ def _tables(plan, populations, names, synapses, sizes) -> dict[str, np.ndarray] 
             reaches.append(conv_reach(geometry[s], pattern.reshape(node.type.shape[1:])))
             reach_at += reaches[-1].shape[0]
             patterns_at += pattern.size
-            bound[dst] += np.abs(w.astype(np.int64)).reshape(*w.shape[:2], -1).sum(axis=2).max(initial=0)
+            bound[dst] += np.abs(w, dtype=np.int64).reshape(*w.shape[:2], -1).sum(axis=2).max(initial=0)
         weights.append(np.ascontiguousarray(flat, dtype=np.int32).ravel())
         weights_at += weights[-1].size
     if bound.max(initial=0) >= 2**31:
@@ -254,7 +254,8 @@ def simulate_batch(prog: Program, plan, arrays: dict[str, np.ndarray], timesteps
         steps, pops, t["if_table"], t["chip_table"], t["comp"], t["syns"], t["geometry"], t["weights"],
         t["patterns"], t["pattern_ends"], t["reach"], x_if, host_raster, counts, raster, u_out, v_out, overflow,
     )  # fmt: skip
-    result = BatchResult({}, {}, {}, {}, {}, {}, {})
+    rasters = ({} if rasters is None else rasters) if record == "spikes" else {}
+    result = BatchResult({}, {}, rasters, {}, {}, {}, {})
     spikes_of = {}
     for i, p in enumerate(prog.populations):
         name, n = p.node.name, p.node.type.size
@@ -271,13 +272,10 @@ def simulate_batch(prog: Program, plan, arrays: dict[str, np.ndarray], timesteps
         result.currents[name] = to_ir_order(u_out[:, at : at + n], p.perm)
         result.overflow[name] = Overflow(dict(zip(OVERFLOW_KINDS, map(int, overflow[i]))))
         if record == "spikes":
-            if rasters is None:
-                rasters = {}
-            if name in rasters:
+            if name in rasters:  # the caller's view of the whole run's rasters
                 rasters[name][...] = spikes_of[name]
             else:
                 rasters[name] = spikes_of[name].astype(bool)
-    result.rasters = rasters if record == "spikes" else {}
     result.outputs = _tail_outputs(prog, plan, values, spikes_of, batch, ts)
     return result
 

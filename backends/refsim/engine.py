@@ -30,6 +30,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -93,9 +94,18 @@ class Plan:
     mode: str
     static: set
     dynamic: list
-    synapses: dict
     float_params: dict
     valued: set  # neuron populations whose spikes a host layer reads (as amplitude values)
+
+    @cached_property
+    def synapses(self) -> dict[str, DenseSynapses | ConvSynapses]:
+        """The NumPy engine's synapse weights, prepared on first use (the compiled engine
+        prepares its own)."""
+        return {
+            node.name: _synapses(self.graph, node, self.mode)
+            for node in self.graph.nodes
+            if isinstance(node.op, ops.LoihiSynapses)
+        }
 
 
 def plan(graph: Graph) -> Plan:
@@ -114,12 +124,13 @@ def plan(graph: Graph) -> Plan:
         raise BuildError(f"graph {graph.name} is a {graph.stage} graph; refsim runs spiking and integer Loihi graphs")
     static = static_nodes(graph)
     dynamic = [n for n in graph.nodes if not isinstance(n.op, ops.Input) and n.name not in static]
-    synapses, float_params = {}, {}
+    float_params = {}
     for node in chip_nodes:
         if (mode == "int") != (node.op.format == "int"):
             raise BuildError(f"%{node.name}: a {graph.stage} graph with a format={node.op.format} Loihi op")
         if isinstance(node.op, ops.LoihiSynapses):
-            synapses[node.name] = _synapses(graph, node, mode)
+            if mode == "int":
+                _check_blocks(node)
         elif mode == "float":
             float_params[node.name] = _float_compartment_params(graph, node)
     for node in dynamic:
@@ -133,14 +144,17 @@ def plan(graph: Graph) -> Plan:
         for src in node.inputs
         if isinstance(graph.node(src).op, ops.NEURON_OPS)
     }
-    return Plan(graph, mode, static, dynamic, synapses, float_params, valued)
+    return Plan(graph, mode, static, dynamic, float_params, valued)
+
+
+def _check_blocks(node: Node) -> None:
+    block = node.params["block"]
+    if block.size and (block.min() < 0 or block.max() >= node.op.blocks):
+        raise BuildError(f"%{node.name}: block indices must be in 0..{node.op.blocks - 1}")
 
 
 def _synapses(graph: Graph, node: Node, mode: str) -> DenseSynapses | ConvSynapses:
     if mode == "int":
-        block = node.params["block"]
-        if block.size and (block.min() < 0 or block.max() >= node.op.blocks):
-            raise BuildError(f"%{node.name}: block indices must be in 0..{node.op.blocks - 1}")
         return int_synapses(node)
     from snnc.compiler.loihi import chip
 
