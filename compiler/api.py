@@ -6,7 +6,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import interpreter
-from .errors import DataError
+from .errors import DataError, reraise_internal
 from .graph import Graph
 
 
@@ -20,9 +20,12 @@ def load_model(path) -> Graph:
     from .artifact import is_artifact, load_artifact
     from .examples import resolve
 
-    if is_artifact(path):
-        return load_artifact(path).model
-    return load(resolve(path))
+    try:
+        if is_artifact(path):
+            return load_artifact(path).model
+        return load(resolve(path))
+    except BaseException as exc:
+        reraise_internal(f"reading {path}", exc)
 
 
 def layout_perm(source: str, target: str) -> tuple[int, ...]:

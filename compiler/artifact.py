@@ -24,11 +24,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelFormatError
+from .errors import ModelFormatError, SnncError
 from .graph import Graph
 
 FORMAT = "snnc-artifact"
@@ -82,27 +81,48 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def save_artifact(out, manifest: dict, graphs: dict[str, Graph]) -> Path:
-    """Write the artifact directory ``out`` (replacing an earlier artifact there)."""
-    from .fileio import write_text
+def save_artifact(out, manifest: dict, graphs: dict[str, Graph], force: bool = False) -> Path:
+    """Write the artifact directory ``out``, replacing an earlier artifact there for the same
+    target (for another target only with ``force``: a user's Loihi build is not silently
+    lost to a Nengo one)."""
+    from .fileio import make_staging_dir, naming, write_text
     from .text import save
 
     out = Path(out)
-    if out.exists() and not is_artifact(out) and (not out.is_dir() or any(out.iterdir())):
-        raise ModelFormatError(f"{out}: exists and is not an snnc artifact; not overwriting it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    check_replaceable(out, manifest.get("target"), force)
+    staging = make_staging_dir(out)
     try:
-        for key, filename in {**GRAPH_FILES, **OPTIONAL_GRAPH_FILES}.items():
-            if key in GRAPH_FILES or graphs.get(key) is not None:
-                save(graphs[key], staging / filename)
-        full = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}
-        write_text(staging / MANIFEST, json.dumps(full, indent=2, sort_keys=False) + "\n")
-        _swap_into_place(staging, out)
+        with naming(out):
+            for key, filename in {**GRAPH_FILES, **OPTIONAL_GRAPH_FILES}.items():
+                if key in GRAPH_FILES or graphs.get(key) is not None:
+                    save(graphs[key], staging / filename)
+            full = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}
+            write_text(staging / MANIFEST, json.dumps(full, indent=2, sort_keys=False) + "\n")
+            _swap_into_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def check_replaceable(out, target: str | None, force: bool = False) -> None:
+    """Refuse to write an artifact for ``target`` at ``out`` when that would destroy something
+    else: a file or directory that is not an artifact, or (without ``force``) an artifact
+    compiled for another target."""
+    out = Path(out)
+    if out.exists() and not is_artifact(out) and (not out.is_dir() or any(out.iterdir())):
+        raise ModelFormatError(f"{out}: exists and is not an snnc artifact; not overwriting it")
+    if is_artifact(out) and not force:
+        old = _recorded_target(out)
+        if old != target:
+            raise SnncError(f"{out}: holds an artifact compiled for {old}; not replacing it with one for {target} (give --force to overwrite it)")
+
+
+def _recorded_target(path: Path) -> str:
+    try:
+        return str(json.loads((path / MANIFEST).read_text()).get("target", "an unknown target"))
+    except (OSError, ValueError, AttributeError):
+        return "an unknown target (its manifest is unreadable)"
 
 
 def _swap_into_place(staging: Path, out: Path) -> None:

@@ -8,11 +8,12 @@ so ``snnc --help`` is instant; commands import what they need.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+#: 3: an unexpected exception inside snnc (a bug); never 1 or 2, which users' scripts read as
+#: "the check failed" and "my input is bad"
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 MODEL_HELP = "model: .keras, .h5, SavedModel dir, .onnx, .ir, or example:NAME (e.g. example:digits_cnn)"
 
 
@@ -64,22 +65,50 @@ def cmd_dump(args) -> int:
 
 def cmd_run(args) -> int:
     """Run a model on inputs in the model's own layout: a float model through the
-    interpreter, a compiled spiking network (snnc compile -o OUT) for --timesteps steps."""
+    interpreter (inputs as given, times --input-scale if given), a compiled network
+    (snnc compile -o OUT) for --timesteps steps on inputs prepared as it was calibrated
+    (8-bit data scaled as compile scaled them)."""
     from .api import load_model, run_model
+    from .artifact import is_artifact
     from .datasets import load_inputs, save_outputs
 
-    graph = load_model(args.model)
-    inputs = load_inputs(args.input, [n.name for n in graph.inputs])
-    if graph.stage == "float":
-        if args.timesteps is not None:
-            raise UsageError(f"--timesteps applies to compiled spiking networks; {args.model} is a float model")
-        outputs = run_model(graph, inputs, batch_size=args.batch_size, progress=None)
+    if is_artifact(args.model):
+        outputs = _run_artifact(args)
     else:
-        from .api import run_spiking
+        graph = load_model(args.model)
+        inputs = load_inputs(args.input, [n.name for n in graph.inputs])
+        if args.input_scale is not None:
+            inputs = {name: x * args.input_scale for name, x in inputs.items()}
+        if graph.stage == "float":
+            if args.timesteps is not None:
+                raise UsageError(f"--timesteps applies to compiled spiking networks; {args.model} is a float model")
+            outputs = run_model(graph, inputs, batch_size=args.batch_size, progress=None)
+        else:  # a spiking .ir file: no record of how its inputs were prepared, taken as given
+            from .api import run_spiking
 
-        outputs = run_spiking(graph, inputs, args.timesteps or 64, batch_size=args.batch_size, progress=None)
+            outputs = run_spiking(graph, inputs, args.timesteps or 64, batch_size=args.batch_size, progress=None)
     save_outputs(args.output, outputs)
     return EXIT_OK
+
+
+def _run_artifact(args) -> dict:
+    from .datasets import Dataset, load_inputs
+    from .driver import load_compiled, run_compiled
+
+    compiled = load_compiled(args.model)
+    names = [n.name for n in compiled.ann.inputs]
+    if len(names) != 1:
+        raise UsageError(f"{args.model}: snnc run feeds compiled networks with one input; this one has {len(names)}")
+    (x,) = load_inputs(args.input, names).values()
+    outputs, notes = run_compiled(compiled, Dataset(x, None, args.input), args.timesteps or 64,
+                                  input_scale=args.input_scale, batch_size=args.batch_size)
+    _print_input_notes(notes)
+    return outputs
+
+
+def _print_input_notes(notes) -> None:
+    for note in notes:
+        print(f"snnc: note: {note}", file=sys.stderr)
 
 
 def _print_notes(notes, stream) -> None:
@@ -114,10 +143,12 @@ def cmd_compile(args) -> int:
     and a manifest of how it was made."""
     import json
 
+    from .artifact import check_replaceable
     from .driver import write_artifact
 
+    check_replaceable(args.output, args.target, args.force)  # before minutes of compiling, not after
     compiled = _compile_from_args(args, args.model, _calibration_data(args.calib), sys.stderr)
-    out = write_artifact(compiled, args.output)
+    out = write_artifact(compiled, args.output, force=args.force)
     if args.json:
         print(json.dumps({"artifact": str(out), **compiled.manifest}, indent=2))
         return EXIT_OK
@@ -157,6 +188,7 @@ def cmd_evaluate(args) -> int:
         compiled = _compile_from_args(args, args.model, calib, sys.stderr)
     ev = evaluate(compiled, data, timesteps, backend=args.backend, input_scale=args.input_scale,
                   batch_size=args.batch_size, progress=None)
+    _print_input_notes(ev.notes)
     if args.plot:
         from .driver import plot_evaluation
 
@@ -185,6 +217,7 @@ def cmd_verify(args) -> int:
     compiled = load_compiled(args.artifact)
     data = load_dataset(args.data, split="test", need_labels=False).head(args.n)
     result = verify_loihi(compiled, data, args.timesteps, input_scale=args.input_scale, progress=None)
+    _print_input_notes(result.notes)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
@@ -214,7 +247,7 @@ def cmd_demo(args) -> int:
 
     result = run_demo(
         timesteps=parse_timesteps(args.timesteps), out=args.output, epochs=args.epochs,
-        seed=args.seed, log=None if args.json else print, target=args.target,
+        seed=args.seed, log=None if args.json else print, target=args.target, force=args.force,
     )
     if args.json:
         print(json.dumps({"train_seconds": result.train_seconds, **result.evaluation.to_json()}, indent=2))
@@ -253,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, metavar="X", help="inputs: .npy (one input) or .npz (one key per input name, or 'x')")
     p.add_argument("-o", "--output", required=True, metavar="Y", help="outputs: .npy (one output) or .npz (one key per output)")
     p.add_argument("--timesteps", type=_positive_int, metavar="T", help="time steps for a compiled network (default: 64)")
+    p.add_argument("--input-scale", type=_positive_float, metavar="S",
+                   help="multiply inputs by S (a compiled network: overrides the scale recorded at compile time, said on stderr)")
     _batch_size(p)
     p.set_defaults(func=cmd_run)
 
@@ -260,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--calib", required=True, metavar="DATA", help=f"calibration data: {DATA_HELP} (its train split)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="artifact directory to write")
+    p.add_argument("--force", action="store_true", help="replace an artifact at OUT even if it was compiled for another target")
     _compile_options(p, TARGETS)
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=cmd_compile)
@@ -281,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="DATA", help=f"inputs: {DATA_HELP} (its test split; labels not needed)")
     p.add_argument("-n", type=_positive_int, default=20, metavar="N", help="inputs to run (default: 20; the emulator runs one at a time)")
     p.add_argument("--timesteps", type=_positive_int, default=100, metavar="T", help="time steps per input (default: 100)")
-    p.add_argument("--input-scale", type=float, metavar="S", help="multiply inputs by S (default: 1/255 for integer data, else 1)")
+    _input_scale(p, compiling=False)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_verify)
@@ -292,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=tuple(TARGETS), default="nengo", help="compile for nengo (evaluated on the interpreter) or loihi (on refsim, the chip's integers)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("-o", "--output", metavar="OUT", help="also write the compiled artifact to OUT")
+    p.add_argument("--force", action="store_true", help="replace an artifact at OUT even if it was compiled for another target")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_demo)
@@ -308,6 +345,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive finite number")
+    return value
+
+
+def _input_scale(p, compiling: bool) -> None:
+    default = ("1/255 for integer data unless the model rescales its input itself, else 1; "
+               "recorded in the artifact")
+    recorded = "compiled networks: the scale recorded at compile time; S overrides it, said on stderr"
+    p.add_argument("--input-scale", type=_positive_float, metavar="S",
+                   help=f"multiply inputs by S (default: {default}; {recorded})" if compiling else f"multiply inputs by S (default: {recorded})")
+
+
 def _batch_size(p) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=256, help="examples simulated at once (default: 256)")
     p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
@@ -317,7 +372,7 @@ def _compile_options(p, targets) -> None:
     p.add_argument("--pipeline", metavar="P", help="passes, e.g. 'canonicalize,fold_batchnorm,threshold_balance{method=max},convert_to_spiking' (default: the target's)")
     p.add_argument("--target", choices=tuple(targets), default="nengo", help="what the network is compiled for (default: nengo)")
     p.add_argument("--calib-examples", type=_positive_int, default=1000, metavar="N", help="calibration examples used (default: 1000)")
-    p.add_argument("--input-scale", type=float, metavar="S", help="multiply inputs by S (default: 1/255 for integer data, else 1)")
+    _input_scale(p, compiling=True)
     p.add_argument("--dump-after", action="append", metavar="PASS", help="print the IR after PASS to stderr (repeatable, or 'all')")
     p.add_argument("--dump-dir", metavar="DIR", help="write the IR after each pass to DIR/NN_pass.ir")
     p.add_argument("--time-passes", action="store_true", help="print each pass's time to stderr")
@@ -326,11 +381,16 @@ def _compile_options(p, targets) -> None:
 
 def main(argv=None) -> int:
     """Entry point of the ``snnc`` console script; returns the exit status."""
-    from .errors import SnncError
+    from .errors import InternalError, SnncError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     verbose = "--verbose" in argv
+    if not verbose:
+        from .quiet import hide_library_warnings
+
+        hide_library_warnings()
     parser = build_parser()
+    command = "snnc"
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -340,6 +400,7 @@ def main(argv=None) -> int:
 
         # under --json: one JSON object on stdout, nothing on stderr but errors
         set_default(False if getattr(args, "json", False) else None)
+        command = f"snnc {args.command}"
         return args.func(args)
     except SystemExit as exc:  # --help and --version exit through argparse
         return int(exc.code or 0)
@@ -354,6 +415,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("snnc: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug in snnc: say where, keep the trace for --verbose
+        internal = exc if isinstance(exc, InternalError) else InternalError(command, exc)
+        if verbose:
+            traceback.print_exc()
+        print(f"snnc: internal error in {_one_line(internal)} (a bug in snnc, not in your input; --verbose shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def _one_line(exc: BaseException) -> str:
@@ -363,8 +430,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 def console_main() -> None:  # pragma: no cover - thin wrapper for the console script
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.exit(main())
+    if "--verbose" in sys.argv[1:]:
+        sys.exit(main())
+    from .quiet import native_logs_filtered
+
+    with native_logs_filtered():
+        status = main()
+    sys.exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover

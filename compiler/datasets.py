@@ -42,10 +42,21 @@ def load_idx(path) -> np.ndarray:
     return np.frombuffer(body, dtype=dtype).reshape(dims)
 
 
+#: what NumPy's files begin with: ``.npy`` (a magic string) and ``.npz`` (a zip archive)
+_NUMPY_MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK"}
+
+
 def _load_array_file(path: Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
+    magic = _NUMPY_MAGIC.get(path.suffix)
+    if path.is_file() and magic is not None:
+        with open(path, "rb") as stream:
+            head = stream.read(len(magic))
+        if head != magic:  # NumPy would call anything else "pickled data"
+            what = "empty" if not head else f"not a NumPy {path.suffix} file"
+            raise DataError(f"{path}: {what}; give a file written by numpy.save / numpy.savez")
     try:
         if path.suffix == ".npy":
             return {"": np.load(path, allow_pickle=False)}
@@ -63,6 +74,10 @@ def load_inputs(path, input_names: list[str]) -> dict[str, np.ndarray]:
     """Model inputs from ``.npy`` (models with one input) or ``.npz`` (a key per input name;
     a single-input model also takes the key ``x`` or a file holding one array)."""
     arrays = _load_array_file(path)
+    return {name: _checked_inputs(x, f"{path}: input {name}") for name, x in _match_inputs(path, arrays, input_names).items()}
+
+
+def _match_inputs(path, arrays: dict[str, np.ndarray], input_names: list[str]) -> dict[str, np.ndarray]:
     if set(input_names) <= set(arrays):
         return {k: arrays[k] for k in input_names}
     if len(input_names) == 1:
@@ -75,6 +90,17 @@ def load_inputs(path, input_names: list[str]) -> dict[str, np.ndarray]:
         f"{path}: holds {sorted(arrays) or 'one unnamed array'}, but the model's inputs are "
         f"{input_names}; use an .npz with one key per input"
     )
+
+
+def _checked_inputs(x: np.ndarray, source: str) -> np.ndarray:
+    """Refuse inputs that would give results without meaning: no examples, non-numbers, NaN."""
+    if x.ndim == 0 or len(x) == 0:
+        raise DataError(f"{source}: no examples (shape {list(x.shape)}); give a batch, examples first")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise DataError(f"{source}: inputs of type {x.dtype} are not numeric")
+    if np.issubdtype(x.dtype, np.inexact) and not np.all(np.isfinite(x)):
+        raise DataError(f"{source}: the inputs contain NaN or infinite values")
+    return x
 
 
 def save_outputs(path, outputs: dict[str, np.ndarray]) -> None:
@@ -124,8 +150,10 @@ def load_dataset(path, split: str = "test", need_labels: bool = True) -> Dataset
     if path.is_dir():
         return _load_idx_folder(path, split)
     arrays = _load_array_file(path)
+    if "" in arrays:  # an .npy file: inputs without labels
+        arrays = {"x": arrays[""]}
     if "x" not in arrays:
-        raise DataError(f"{path}: no array 'x' (holds {sorted(arrays)}); give {DATA_HELP}")
+        raise DataError(f"{path}: no array 'x' (holds {sorted(arrays) or 'no arrays'}); give {DATA_HELP}")
     x, y = arrays["x"], arrays.get("y")
     if y is None and need_labels:
         raise DataError(f"{path}: no labels 'y' (holds {sorted(arrays)}); give {DATA_HELP}")
@@ -154,6 +182,10 @@ def _load_idx_folder(folder: Path, split: str) -> Dataset:
 def as_labels(y: np.ndarray, path) -> np.ndarray:
     """Integer class labels from integer labels or one-hot rows."""
     y = np.asarray(y)
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+        raise DataError(f"{path}: labels must be integers (N,) or one-hot (N, classes), got {y.dtype} values")
+    if np.issubdtype(y.dtype, np.inexact) and not np.all(np.isfinite(y)):
+        raise DataError(f"{path}: the labels contain NaN or infinite values")
     if y.ndim == 2 and y.shape[1] > 1:
         return y.argmax(axis=1).astype(np.int64)
     if y.ndim == 2 and y.shape[1] == 1:
@@ -173,15 +205,12 @@ def _checked(data: Dataset) -> Dataset:
     return data
 
 
-def fit_inputs(x: np.ndarray, shape: tuple[int, ...], scale: float | None, source: str) -> np.ndarray:
-    """Inputs as float32 of per-example ``shape`` (the model's own layout).
-
-    Integer data (e.g. 8-bit pixels) is multiplied by ``scale``, default ``1/255``; float
-    data by ``scale``, default 1. Only axes of size 1 may be added or dropped (MNIST's
-    ``(N, 28, 28)`` fits a model taking ``(28, 28, 1)``); anything else is an error.
+def fit_inputs(x: np.ndarray, shape: tuple[int, ...], scale: float, source: str) -> np.ndarray:
+    """Inputs multiplied by ``scale`` (see :mod:`snnc.compiler.inputs` for who chooses it),
+    as float32 of per-example ``shape`` (the model's own layout). Only axes of size 1 may be
+    added or dropped (MNIST's ``(N, 28, 28)`` fits a model taking ``(28, 28, 1)``); anything
+    else is an error.
     """
-    if scale is None:
-        scale = 1 / 255 if np.issubdtype(x.dtype, np.integer) else 1.0
     out = x.astype(np.float32) * np.float32(scale)
     if out.shape[1:] != tuple(shape):
         if _non_unit(out.shape[1:]) != _non_unit(shape):

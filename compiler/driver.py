@@ -7,7 +7,7 @@ the CLI only parses arguments and prints.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,10 +15,12 @@ import numpy as np
 
 from . import ops
 from .api import source_shape, to_ir_layout
+from . import inputs
 from .datasets import Dataset, fit_inputs
-from .errors import DataError, SnncError
+from .inputs import InputPreparation
+from .errors import DataError, SnncError, reraise_internal
 from .graph import Graph
-from .passes import PIPELINES, PassManager, PassRecord
+from .passes import PIPELINES, PassManager, PassRecord, PipelineError
 
 #: compilation targets and the pipeline each uses unless one is given
 TARGETS = {"nengo": "default", "loihi": "loihi"}
@@ -49,13 +51,29 @@ class Compiled:
         return self.snn if self.snn is not None else self.model
 
 
-def model_inputs(graph: Graph, data: Dataset, input_scale: float | None = None) -> dict[str, np.ndarray]:
-    """A dataset's inputs fitted to a one-input model and moved into the IR layout."""
+def model_inputs(graph: Graph, data: Dataset, preparation: InputPreparation | None = None) -> dict[str, np.ndarray]:
+    """A dataset's inputs prepared (scaled) for a one-input model and moved into the IR layout;
+    ``preparation`` defaults to what ``compile`` would choose for ``graph``."""
     if len(graph.inputs) != 1:
         raise DataError(f"model {graph.name} has {len(graph.inputs)} inputs; datasets feed one-input models")
+    preparation = preparation or inputs.for_model(graph)
     name = graph.inputs[0].name
-    x = fit_inputs(data.x, source_shape(graph, name), input_scale, data.source)
+    x = fit_inputs(data.x, source_shape(graph, name), preparation.scale_for(data.x), data.source)
     return to_ir_layout(graph, {name: x})
+
+
+def recorded_preparation(compiled: "Compiled") -> InputPreparation:
+    """How ``compiled``'s inputs were prepared at compile time (its manifest's record)."""
+    return InputPreparation.from_json(compiled.manifest.get("input"))
+
+
+def compiled_inputs(compiled: "Compiled", data: Dataset, input_scale: float | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
+    """``data`` prepared as ``compiled`` was calibrated (``input_scale``: an override, said
+    in the notes), in the IR layout; and the notes for the user."""
+    preparation, notes = inputs.resolve(recorded_preparation(compiled), input_scale)
+    x = model_inputs(compiled.ann, data, preparation)
+    note = inputs.range_note(preparation, next(iter(x.values())), data.source)
+    return x, notes + ([note] if note else [])
 
 
 def compile_model(
@@ -78,12 +96,16 @@ def compile_model(
         raise SnncError(f"unknown target {target!r}; targets: {', '.join(TARGETS)}")
     pipeline = pipeline or PIPELINES[TARGETS[target]]
     manager = PassManager(pipeline, keep_graphs=True, **instruments)
-    calib_inputs = None
+    _check_pipeline_reaches(target, manager.pipeline)
+    preparation, calib_inputs = inputs.for_model(ann, input_scale), None
     if calibration is not None:
         calibration = calibration.head(calibration_examples)
-        calib_inputs = model_inputs(ann, calibration, input_scale)
+        calib_inputs = model_inputs(ann, calibration, preparation)
+        x = next(iter(calib_inputs.values()))
+        preparation = replace(preparation, calibration_range=(float(x.min()), float(x.max())))
     graph, records = manager.run(ann, calib_inputs)
     float_graph = next((r.graph for r in reversed(records) if r.graph.stage == ops.FLOAT), ann)
+    lif_notes = _lif_error_notes(graph if graph.stage == ops.SPIKING else None, float_graph, calib_inputs)
     snn, chip = _loihi_stages(graph, records)
     manifest = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -92,12 +114,32 @@ def compile_model(
         "pipeline": ",".join(str(r.spec) for r in records),
         "stage": graph.stage,
         "passes": [r.to_dict() for r in records],
-        "calibration": _calibration_record(graph, calibration, input_scale),
-        "notes": list(graph.meta.get("notes", [])),
+        "input": _input_record(ann, preparation),
+        "calibration": _calibration_record(graph, calibration),
+        "notes": _input_notes(ann, preparation) + list(graph.meta.get("notes", [])) + _stage_notes(graph) + lif_notes,
     }
     if chip is not None:
         manifest["core_map"] = dict(chip.meta.get("core_map", {}))
     return Compiled(graph, ann, float_graph, records, manifest, snn, chip)
+
+
+#: the passes that take a spiking graph down to the chip's integers, in order
+LOIHI_PASSES = ("lower_loihi", "map_to_cores", "quantize_loihi")
+
+
+def _check_pipeline_reaches(target: str, specs) -> None:
+    """Refuse a pipeline that cannot give the target's network: an artifact "for Loihi" that
+    never reached the chip's integers (or one for Nengo that did) would run, and mislead."""
+    names = [spec.name for spec in specs]
+    lowers = [name for name in names if name in LOIHI_PASSES]
+    given = ",".join(str(spec) for spec in specs)
+    if target == "loihi" and LOIHI_PASSES[-1] not in lowers:  # the passes check their own order
+        raise PipelineError(
+            f"--target loihi: the pipeline {given!r} does not reach the chip's integers; it must run "
+            f"{', '.join(LOIHI_PASSES)} after convert_to_spiking (the 'loihi' pipeline does)"
+        )
+    if target != "loihi" and lowers:
+        raise PipelineError(f"--target {target}: the pipeline {given!r} runs {lowers[0]}, a Loihi pass; compile with --target loihi")
 
 
 def _is_chip_graph(graph: Graph) -> bool:
@@ -125,7 +167,64 @@ def _source_record(ann: Graph, source) -> dict:
     return record
 
 
-def _calibration_record(graph: Graph, calibration: Dataset | None, input_scale) -> dict:
+def _input_record(ann: Graph, preparation: InputPreparation) -> dict:
+    """The manifest's record of the model's input: its name, shape and layout as the source
+    model takes it, and how data are prepared for it."""
+    if len(ann.inputs) != 1:
+        return preparation.to_json()
+    node = ann.inputs[0]
+    layout = node.op.source_layout or node.type.layout
+    return {"name": node.name, "shape": list(source_shape(ann, node.name)), "layout": layout, **preparation.to_json()}
+
+
+def _input_notes(ann: Graph, preparation: InputPreparation) -> list[dict]:
+    """Say how inputs are scaled where the model scales its input itself (a Rescaling layer):
+    the one case where snnc's default for 8-bit data depends on the model."""
+    rescaling = inputs.input_rescaling(ann)
+    if rescaling is None:
+        return []
+    node, factor = rescaling
+    if preparation.integer_scale == 1.0:
+        message = preparation.describe()
+    else:
+        message = f"the model scales its input by up to {factor:.3g}, so it expects inputs of about unit range: {preparation.describe()}"
+    return [{"pass": "input", "node": node, "message": message + "; give --input-scale if your data differ"}]
+
+
+#: how much of the calibration data measures LIF neurons' error at compile time, and for how long
+LIF_CHECK_EXAMPLES, LIF_CHECK_STEPS = 64, 64
+
+
+def _lif_error_notes(spiking: Graph | None, float_graph: Graph, calib_inputs) -> list[dict]:
+    """LIF neurons stand in for ReLUs the network was trained with, but their rate curve is
+    not ReLU's: measure each layer's error on a little calibration data and say it."""
+    lif = [] if spiking is None else [n for n in spiking.nodes if isinstance(n.op, ops.LifNeuron)]
+    if not lif or calib_inputs is None:
+        return []
+    from .simulate import simulate
+
+    x = {name: v[:LIF_CHECK_EXAMPLES] for name, v in calib_inputs.items()}
+    activity = simulate(spiking, x, [LIF_CHECK_STEPS], reference=float_graph).activity
+    errors = ", ".join(
+        f"%{name} {100 * a.error_vs_ann:.0f} %" for name, a in activity.items() if a.error_vs_ann is not None
+    )
+    message = (
+        f"LIF neurons in place of the ReLUs the network was trained with: each layer's mean output differs from "
+        f"the float network's by {errors} (relative L1 on {len(next(iter(x.values())))} calibration examples, "
+        f"T={LIF_CHECK_STEPS}). A LIF rate curve is zero below a threshold current and bends towards 1/tau_ref, so "
+        "errors grow layer by layer; use neuron=if for ReLU-trained networks, or train with LIF-shaped activations"
+    )
+    return [{"pass": "convert_to_spiking", "node": lif[0].name, "message": message}]
+
+
+def _stage_notes(graph: Graph) -> list[dict]:
+    if graph.stage != ops.FLOAT:
+        return []
+    message = "the pipeline stops at the float stage: the artifact holds no spiking network (add convert_to_spiking)"
+    return [{"pass": "compile", "node": graph.outputs[0].name, "message": message}]
+
+
+def _calibration_record(graph: Graph, calibration: Dataset | None) -> dict:
     if calibration is None:
         return {}
     layers = {
@@ -136,18 +235,18 @@ def _calibration_record(graph: Graph, calibration: Dataset | None, input_scale) 
     return {
         "data": calibration.source,
         "examples": len(calibration),
-        "input_scale": input_scale,
         "method": dict(graph.meta.get("threshold_balance", {})),
         "layers": layers,
     }
 
 
-def write_artifact(compiled: Compiled, out) -> Path:
+def write_artifact(compiled: Compiled, out, force: bool = False) -> Path:
+    """Write ``compiled`` as an artifact directory (``force``: replace one of another target)."""
     from .artifact import package_versions, save_artifact
 
     manifest = {"versions": package_versions(), **compiled.manifest}
     graphs = {"model": compiled.model, "ann": compiled.ann, "float": compiled.float, "snn": compiled.snn, "chip": compiled.chip}
-    return save_artifact(out, manifest, graphs)
+    return save_artifact(out, manifest, graphs, force=force)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -166,9 +265,11 @@ class Evaluation:
     agreement: dict[int, float]  # fraction of examples where the SNN predicts what the ANN does
     layers: dict[str, dict]
     seconds: float
+    notes: list[str] = field(default_factory=list)  # for the user: how inputs were prepared
 
     def to_json(self) -> dict:
         return {
+            "notes": self.notes,
             "examples": self.examples,
             "backend": self.backend,
             "timesteps": self.timesteps,
@@ -214,7 +315,7 @@ def evaluate(
     if backend in LOIHI_BACKENDS and compiled.model.stage != ops.INTEGER:
         raise SnncError(f"backend {backend} runs networks compiled for Loihi (snnc compile --target loihi)")
     start = time.perf_counter()
-    x = model_inputs(compiled.ann, data, input_scale)
+    x, notes = compiled_inputs(compiled, data, input_scale)
     ann_pred = _predictions(interpreter.run(compiled.ann, x, batch_size=batch_size, progress=progress))
     float_pred = _predictions(interpreter.run(compiled.float, x, batch_size=batch_size, progress=progress))
     result = _simulate(compiled, x, timesteps, backend, batch_size, progress, precision)
@@ -229,10 +330,18 @@ def evaluate(
         agreement={t: float(np.mean(p == ann_pred)) for t, p in snn_pred.items()},
         layers={name: a.to_dict() for name, a in result.activity.items()},
         seconds=time.perf_counter() - start,
+        notes=notes,
     )
 
 
 def _simulate(compiled: Compiled, x, timesteps, backend, batch_size, progress, precision):
+    try:
+        return _run_backend(compiled, x, timesteps, backend, batch_size, progress, precision)
+    except BaseException as exc:
+        reraise_internal(f"backend {backend}", exc)
+
+
+def _run_backend(compiled: Compiled, x, timesteps, backend, batch_size, progress, precision):
     if backend == "interp":
         from .simulate import simulate
 
@@ -252,6 +361,20 @@ def _simulate(compiled: Compiled, x, timesteps, backend, batch_size, progress, p
 
         return loihi.run(loihi.build(compiled.chip), x, timesteps, progress=progress).result
     raise SnncError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
+
+
+def run_compiled(compiled: Compiled, data: Dataset, timesteps: int, input_scale: float | None = None,
+                 batch_size: int = 256) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Run a compiled network for ``timesteps`` steps on ``data``'s inputs, prepared as it was
+    calibrated (``input_scale``: an override); returns each output after the last step, in the
+    source model's output layout (on refsim for a network compiled for Loihi), and the notes."""
+    from .api import from_ir_layout
+
+    x, notes = compiled_inputs(compiled, data, input_scale)
+    backend = "refsim" if compiled.model.stage == ops.INTEGER else "interp"
+    result = _simulate(compiled, x, [timesteps], backend, batch_size, None, "float64")
+    graph = compiled.model if backend == "refsim" else compiled.spiking
+    return from_ir_layout(graph, result.outputs[timesteps]), notes
 
 
 def format_evaluation(ev: Evaluation) -> str:

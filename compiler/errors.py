@@ -35,3 +35,23 @@ class PassError(SnncError):
 
 class BuildError(SnncError):
     """A backend that cannot build a graph (an op it does not lower, a limit it cannot meet)."""
+
+
+class InternalError(Exception):
+    """An unexpected exception inside snnc (a bug), with where it happened: ``where`` names
+    the pass, backend or file being worked on. Not a :class:`SnncError`: the CLI reports it
+    with its own exit status, so it is never mistaken for bad input or a failed check."""
+
+    def __init__(self, where: str, cause: BaseException):
+        super().__init__(f"{where}: {type(cause).__name__}: {cause}")
+        self.where = where
+        self.cause = cause
+
+
+def reraise_internal(where: str, exc: BaseException):
+    """Re-raise ``exc`` unchanged when it is already reported cleanly (a :class:`SnncError`,
+    an :class:`InternalError` that knows its place, an interrupt); otherwise as an
+    :class:`InternalError` naming ``where``. Call it from an ``except BaseException`` block."""
+    if isinstance(exc, (SnncError, InternalError)) or not isinstance(exc, Exception):
+        raise exc
+    raise InternalError(where, exc) from exc

@@ -9,7 +9,7 @@ against NengoLoihi's and refsim's arithmetic against the emulator's at once.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -45,6 +45,7 @@ class Verification:
     refsim_agreement_with_ann: float
     emulator_seconds: float
     refsim_seconds: float
+    notes: list[str] = field(default_factory=list)  # for the user: how inputs were prepared
 
     @property
     def ok(self) -> bool:
@@ -61,6 +62,7 @@ class Verification:
             "refsim_agreement_with_ann": self.refsim_agreement_with_ann,
             "emulator_seconds": round(self.emulator_seconds, 3),
             "refsim_seconds": round(self.refsim_seconds, 3),
+            "notes": self.notes,
         }
 
 
@@ -90,11 +92,11 @@ def verify_loihi(compiled, data: Dataset, timesteps: int, input_scale=None, prog
     from snnc.backends import loihi, refsim
 
     from . import interpreter
-    from .driver import model_inputs
+    from .driver import compiled_inputs
 
     if compiled.model.stage != ops.INTEGER or compiled.chip is None:
         raise SnncError(f"{compiled.model.name}: verify checks networks compiled for Loihi (snnc compile --target loihi)")
-    x = model_inputs(compiled.ann, data, input_scale)
+    x, notes = compiled_inputs(compiled, data, input_scale)
     start = time.perf_counter()
     emulated = loihi.run(loihi.build(compiled.chip), x, [timesteps], progress=progress)
     emulator_seconds = time.perf_counter() - start
@@ -117,6 +119,7 @@ def verify_loihi(compiled, data: Dataset, timesteps: int, input_scale=None, prog
         refsim_agreement_with_ann=float(np.mean(ref_pred == ann)),
         emulator_seconds=emulator_seconds,
         refsim_seconds=refsim_seconds,
+        notes=notes,
     )
 
 

@@ -87,6 +87,12 @@ def convert_to_spiking(
             raise rw.fail(node, f"has no spiking form; run {earlier} before convert_to_spiking")
         else:
             rw.keep(node)
+    if not any(isinstance(n.op, ops.ReLU) for n in graph.nodes):
+        # the "spiking" network would be the ANN itself, its output read as a constant current
+        raise PassError(
+            f"{graph.name} has no relu layer, so no layer becomes spiking neurons; "
+            "convert_to_spiking turns relu activations (plain or clipped) into neurons"
+        )
     meta = {**graph.meta, "spiking": {"neuron": neuron, "max_rate": max_rate, "readout": readout}}
     return rw.finish(stage=ops.SPIKING, meta=meta)
 

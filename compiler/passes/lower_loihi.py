@@ -58,6 +58,9 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Grap
 
         raise PassError(f"runs on spiking graphs; this one is {graph.stage} (run convert_to_spiking first)")
     rw = Rewriter(graph, "lower_loihi")
+    lowered = next((n for n in graph.nodes if isinstance(n.op, ops.CHIP_OPS)), None)
+    if lowered is not None:
+        raise rw.fail(lowered, "the graph is already lowered to Loihi populations; lower_loihi runs once")
     if not dt > 0:
         raise rw.fail(graph.nodes[0], f"option dt={dt} must be positive")
     sources = _sources(graph)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
 
-from ..errors import PassError, VerificationError
+from ..errors import PassError, VerificationError, reraise_internal
 from ..graph import Graph
 from ..verify import verify
 from .registry import PASSES, PassSpec, PipelineError, parse_pipeline
@@ -104,6 +104,8 @@ class PassManager:
         except (PassError, VerificationError) as exc:
             ran = ", ".join(r.spec.name for r in records) or "none"
             raise PassError(f"pass {spec.name} failed: {exc} (passes run before it: {ran})") from exc
+        except BaseException as exc:
+            reraise_internal(f"pass {spec.name}", exc)
 
     def _dump(self, index: int, name: str, graph: Graph) -> None:
         if self.dump_dir is None:
