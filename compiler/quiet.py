@@ -21,7 +21,7 @@ import warnings
 from contextlib import contextmanager
 
 #: modules whose Python warnings the CLI hides
-NOISY_MODULES = r"(tensorflow|keras|nengo|nengo_dl|nengo_loihi|absl)(\..*)?$"
+NOISY_MODULES = r"(tensorflow|keras|nengo|nengo_dl|nengo_loihi|absl|pkg_resources|setuptools)(\..*)?$"
 #: a native log line of TensorFlow/absl: "2026-12-03 09:43:31.589120: W tensorflow/..." or "W0000 ..."
 NATIVE_LOG = re.compile(rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] |[IW]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ )")
 
