@@ -58,11 +58,7 @@ class KerasFile:
 @contextmanager
 def open_keras_file(path: Path) -> Iterator[KerasFile]:
     """Open a ``.h5``/``.keras`` model file; its weights are readable inside the ``with``."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError as exc:
-        raise ModelFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    head = _file_head(path)
     with ExitStack() as stack:
         if head.startswith(ZIP_SIGNATURE):
             yield _open_archive(path, stack)
@@ -70,6 +66,15 @@ def open_keras_file(path: Path) -> Iterator[KerasFile]:
             yield _open_h5(path, _h5_file(path, path, stack))
         else:
             raise ModelFormatError(f"{path}: neither a Keras zip archive (.keras) nor an HDF5 file (.h5)")
+
+
+def _file_head(path: Path) -> bytes:
+    """The first bytes of a file, which tell its kind."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(8)
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _h5_file(path: Path, data, stack: ExitStack):
@@ -182,12 +187,7 @@ def find_weights(config_path: Path) -> Path:
 
 
 def _check_hdf5(path: Path) -> None:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError as exc:
-        raise ModelFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if head != HDF5_SIGNATURE:
+    if _file_head(path) != HDF5_SIGNATURE:
         raise ModelFormatError(f"{path}: not a Keras weights file (an HDF5 .h5 file from save_weights or save)")
 
 
