@@ -80,21 +80,25 @@ def test_compile_records_the_weights_file(pair, tmp_path, capsys):
     assert "goes with a Keras .json model config only" in one_error_line(capsys)
 
 
-def _other_weights(model, path):
-    model.save_weights(path, save_format="h5")
-    return path
+def no_weights(folder):
+    return []
+
+
+def weights_missing_a_layer(folder):
+    conv_only = tf.keras.Sequential([L.Input((6, 6, 2)), L.Conv2D(3, 3, name="conv")])
+    conv_only.save_weights(folder / "w.h5", save_format="h5")
+    return ["--weights", str(folder / "w.h5")]
+
+
+def weights_of_a_wider_fc(folder):
+    cnn(units=7).save_weights(folder / "w.h5", save_format="h5")
+    return ["--weights", str(folder / "w.h5")]
 
 
 ERRORS = {
-    "no_weights_found": (lambda d: [], ["no weights file beside", "model.weights.h5", "model_weights.h5", "model.h5", "--weights"]),
-    "weights_missing_a_layer": (
-        lambda d: ["--weights", str(_other_weights(tf.keras.Sequential([L.Input((6, 6, 2)), L.Conv2D(3, 3, name="conv")]), d / "w.h5"))],
-        ["layer 'bn' (BatchNormalization)", "no weights group 'bn'"],
-    ),
-    "shape_mismatch": (
-        lambda d: ["--weights", str(_other_weights(cnn(units=7), d / "w.h5"))],
-        ["layer 'fc' (Dense)", "weight kernel has shape [48, 7]", "expected [48, 4]"],
-    ),
+    "no_weights_found": (no_weights, ["no weights file beside", "model.weights.h5", "model_weights.h5", "model.h5", "--weights"]),
+    "weights_missing_a_layer": (weights_missing_a_layer, ["layer 'bn' (BatchNormalization)", "no weights group 'bn'"]),
+    "shape_mismatch": (weights_of_a_wider_fc, ["layer 'fc' (Dense)", "weight kernel has shape [48, 7]", "expected [48, 4]"]),
 }
 
 

@@ -7,6 +7,7 @@ import json
 import zipfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -190,8 +191,6 @@ def test_json_that_is_not_a_model_config(text, tmp_path):
 
 def test_weights_file_that_is_not_keras_weights(tmp_path):
     """The error names the file at fault: the weights file."""
-    import h5py
-
     config = to_json(sequential_cnn(), tmp_path / "model.json")
     not_hdf5 = tmp_path / "model_weights.h5"
     not_hdf5.write_text("hello")
