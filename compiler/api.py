@@ -10,20 +10,21 @@ from .errors import DataError, reraise_internal
 from .graph import Graph
 
 
-def load_model(path) -> Graph:
-    """Import a model file (Keras ``.keras``/``.h5``/SavedModel, ONNX ``.onnx``) or IR text
-    (``.ir``, with its ``.npz``) into a verified float graph; a compiled artifact directory
-    (``snnc compile -o``) gives its compiled graph. ``example:NAME`` names a model that ships
-    with snnc (see :mod:`snnc.compiler.examples`)."""
+def load_model(path, weights=None) -> Graph:
+    """Import a model file (Keras ``.keras``/``.h5``/SavedModel, a Keras ``.json`` model
+    config with its weights file ``weights``, by default found beside it, ONNX ``.onnx``) or
+    IR text (``.ir``, with its ``.npz``) into a verified float graph; a compiled artifact
+    directory (``snnc compile -o``) gives its compiled graph. ``example:NAME`` names a model
+    that ships with snnc (see :mod:`snnc.compiler.examples`)."""
     from snnc.frontends import load
 
     from .artifact import is_artifact, load_artifact
     from .examples import resolve
 
     try:
-        if is_artifact(path):
+        if is_artifact(path) and weights is None:  # (with weights: refused by load, as for any non-.json)
             return load_artifact(path).model
-        return load(resolve(path))
+        return load(resolve(path), weights)
     except BaseException as exc:
         reraise_internal(f"reading {path}", exc)
 

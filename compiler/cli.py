@@ -46,7 +46,7 @@ def cmd_dump(args) -> int:
     from .dump import dump_dot, dump_json
     from .text import print_graph, save
 
-    graph = load_model(args.model)
+    graph = load_model(args.model, weights=args.weights)
     if args.format == "text":
         if args.output:
             save(graph, args.output)  # text plus the .npz beside it: parses back exactly
@@ -72,10 +72,10 @@ def cmd_run(args) -> int:
     from .artifact import is_artifact
     from .datasets import load_inputs, save_outputs
 
-    if is_artifact(args.model):
+    if is_artifact(args.model) and args.weights is None:  # (with weights: refused by load_model)
         outputs = _run_artifact(args)
     else:
-        graph = load_model(args.model)
+        graph = load_model(args.model, weights=args.weights)
         inputs = load_inputs(args.input, [n.name for n in graph.inputs])
         if args.input_scale is not None:
             inputs = {name: x * args.input_scale for name, x in inputs.items()}
@@ -122,7 +122,7 @@ def _compile_from_args(args, model_path, calib, stream):
     from .driver import compile_model
     from .examples import resolve
 
-    ann = load_model(model_path)
+    ann = load_model(model_path, weights=args.weights)
     return compile_model(
         ann,
         calib,
@@ -180,7 +180,7 @@ def cmd_evaluate(args) -> int:
     data = load_dataset(args.data, split="test").head(args.n)
     if is_artifact(args.model):
         compiled = load_compiled(args.model)
-        for flag in ("pipeline", "calib", "dump_dir", "dump_after"):
+        for flag in ("pipeline", "calib", "dump_dir", "dump_after", "weights"):
             if getattr(args, flag):
                 raise UsageError(f"--{flag.replace('_', '-')} applies when compiling; {args.model} is already compiled")
     else:
@@ -276,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("dump", help="import a model and print its IR", description=cmd_dump.__doc__)
     p.add_argument("model", help=MODEL_HELP)
+    _weights_option(p)
     p.add_argument("--format", choices=("text", "json", "dot"), default="text", help="output format (default: text)")
     p.add_argument("-o", "--output", help="write to FILE (text: FILE plus its parameters in FILE's .npz)")
     p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
@@ -283,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a model or a compiled network on inputs", description=cmd_run.__doc__)
     p.add_argument("model", help=MODEL_HELP + ", or a compiled artifact directory")
+    _weights_option(p)
     p.add_argument("--input", required=True, metavar="X", help="inputs: .npy (one input) or .npz (one key per input name, or 'x')")
     p.add_argument("-o", "--output", required=True, metavar="Y", help="outputs: .npy (one output) or .npz (one key per output)")
     p.add_argument("--timesteps", type=_positive_int, metavar="T", help="time steps for a compiled network (default: 64)")
@@ -293,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="compile a model into a spiking network", description=cmd_compile.__doc__)
     p.add_argument("model", help=MODEL_HELP)
+    _weights_option(p)
     p.add_argument("--calib", required=True, metavar="DATA", help=f"calibration data: {DATA_HELP} (its train split)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="artifact directory to write")
     p.add_argument("--force", action="store_true", help="replace an artifact at OUT even if it was compiled for another target")
@@ -302,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="ANN vs SNN accuracy per number of time steps", description=cmd_evaluate.__doc__)
     p.add_argument("model", help="a compiled artifact directory, or a model to compile first (" + MODEL_HELP + ")")
+    _weights_option(p)
     p.add_argument("--data", required=True, metavar="DATA", help=f"labelled data: {DATA_HELP} (its test split)")
     p.add_argument("--calib", metavar="DATA", help="calibration data when MODEL is not compiled (default: an IDX folder's train split, else DATA)")
     p.add_argument("--timesteps", default=timesteps, metavar="T,T,...", help=f"numbers of time steps (default: {timesteps})")
@@ -361,6 +365,14 @@ def _input_scale(p, compiling: bool) -> None:
     recorded = "compiled networks: the scale recorded at compile time; S overrides it, said on stderr"
     p.add_argument("--input-scale", type=_positive_float, metavar="S",
                    help=f"multiply inputs by S (default: {default}; {recorded})" if compiling else f"multiply inputs by S (default: {recorded})")
+
+
+def _weights_option(p) -> None:
+    p.add_argument(
+        "--weights", metavar="FILE",
+        help="weights (.h5) of a Keras .json model config (model.to_json()); default: found beside it as "
+        "NAME.weights.h5, NAME_weights.h5, NAME.h5 or NAME.hdf5",
+    )
 
 
 def _batch_size(p) -> None:

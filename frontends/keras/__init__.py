@@ -1,7 +1,8 @@
 """The Keras frontend: Sequential and functional Keras models into the IR.
 
-Model files are read as data, with ``json``, ``zipfile`` and ``h5py`` (:mod:`.files`), never
-by building the model: that reads every Keras generation the pinned TensorFlow cannot load
+Model files, and model configs from ``model.to_json()`` with their weights files, are read
+as data, with ``json``, ``zipfile`` and ``h5py`` (:mod:`.files`), never by building the
+model: that reads every Keras generation the pinned TensorFlow cannot load
 (Keras 3 ``.keras`` archives, Keras 2.0 files from the Theano backend) and runs no code
 from the file. SavedModel directories are the exception: they are loaded by tf.keras, and
 the live model's config and weights go through the same converters.
@@ -23,11 +24,11 @@ from snnc.compiler.graph import Graph
 from .config import parse_model
 from .context import Source
 from .convert import convert_model
-from .files import open_keras_file
+from .files import WEIGHTS_BESIDE_JSON, open_json_model, open_keras_file
 from .layers import SUPPORTED_LAYERS
 from .weights import LiveModelWeights
 
-__all__ = ["SUPPORTED_LAYERS", "load_keras", "load_savedmodel"]
+__all__ = ["SUPPORTED_LAYERS", "WEIGHTS_BESIDE_JSON", "load_keras", "load_keras_json", "load_savedmodel"]
 
 #: what a damaged model config can raise while it is being parsed
 CONFIG_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
@@ -46,6 +47,26 @@ def load_keras(path) -> Graph:
     """
     path = Path(path)
     with open_keras_file(path) as model_file:
+        return _convert(model_file.config, model_file.weights, model_file.source)
+
+
+def load_keras_json(path, weights=None) -> Graph:
+    """Import a Keras model config ``NAME.json`` (``model.to_json()``, Keras 2 or 3) with its
+    weights file: ``weights`` if given, else the first of :data:`WEIGHTS_BESIDE_JSON` found
+    beside it (``NAME.weights.h5``, ``NAME_weights.h5``, ``NAME.h5``, ``NAME.hdf5``). The graph's
+    ``source`` metadata names the weights file used and its SHA-256.
+
+    Raises
+    ------
+    ModelFormatError
+        The JSON is not a Keras model config, no weights file is found, or the weights file
+        is not Keras weights or lacks a layer's arrays or has them in another shape (names
+        the files, the layer and both shapes).
+    UnsupportedError
+        As :func:`load_keras`.
+    """
+    path = Path(path)
+    with open_json_model(path, None if weights is None else Path(weights)) as model_file:
         return _convert(model_file.config, model_file.weights, model_file.source)
 
 

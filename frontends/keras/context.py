@@ -25,9 +25,11 @@ class Source:
     """The file a model came from and what wrote it (for messages, kernels and metadata)."""
 
     path: Path
-    format: str  # "h5", "keras" (zip archive) or "savedmodel"
+    format: str  # "h5", "keras" (zip archive), "savedmodel" or "json" (a config + a weights file)
     keras_version: str | None = None
     backend: str | None = None
+    weights: Path | None = None  # the separate weights file of a "json" model
+    weights_sha256: str | None = None
 
     @property
     def flips_kernels(self) -> bool:
@@ -39,6 +41,9 @@ class Source:
             info["keras_version"] = self.keras_version
         if self.backend:
             info["keras_backend"] = self.backend
+        if self.weights:
+            info["weights"] = self.weights.name
+            info["weights_sha256"] = self.weights_sha256
         return {"source": info}
 
 
@@ -86,14 +91,17 @@ class LayerCall:
     def weights(self, *expected: tuple[str, tuple[int, ...] | None]) -> list[np.ndarray]:
         """The layer's weight arrays, checked against ``(label, shape)`` pairs in Keras's
         order (``shape=None``: any)."""
+        # A config read apart from its weights names the weights file: the one at fault.
+        weights_file = str(self.source.weights) if self.source.weights else "the file"
+        in_file = f" in {self.source.weights}" if self.source.weights else ""
         try:
             arrays = self._store.get(self.scope)
         except (LookupError, OSError) as exc:
-            raise self.malformed(f"cannot read its weights: {exc}") from None
+            raise self.malformed(f"cannot read its weights{in_file}: {exc}") from None
         labels = ", ".join(label for label, _ in expected)
         if len(arrays) != len(expected):
-            raise self.malformed(f"expected {len(expected)} weight arrays ({labels}), the file has {len(arrays)}")
+            raise self.malformed(f"expected {len(expected)} weight arrays ({labels}), {weights_file} has {len(arrays)}")
         for (label, shape), array in zip(expected, arrays):
             if shape is not None and array.shape != tuple(shape):
-                raise self.malformed(f"weight {label} has shape {list(array.shape)}, expected {list(shape)}")
+                raise self.malformed(f"weight {label} has shape {list(array.shape)}{in_file}, expected {list(shape)}")
         return arrays

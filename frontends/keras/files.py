@@ -5,6 +5,10 @@
   ``model_weights`` group.
 - Zip archive (``.keras`` from ``save_format="keras_v3"`` in tf 2.12, and Keras 3):
   ``config.json``, ``metadata.json`` and ``model.weights.h5``.
+- A model config ``NAME.json`` (``model.to_json()``) with a separate weights file (the
+  convention of hls4ml and SNN Toolbox): the weights file is any of the three HDF5 layouts
+  above (``save_weights`` in Keras 2 or 3, or a whole model saved as ``.h5``); unless given,
+  it is looked for beside the config under the names in :data:`WEIGHTS_BESIDE_JSON`.
 
 The kind of file is told by its first bytes, not its name. Every error of the libraries
 reading them (zipfile, zlib, h5py, json) is caught here and reported as a
@@ -30,6 +34,10 @@ from .weights import KerasArchiveWeights, LegacyH5Weights, WeightStore, text
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
 ARCHIVE_WEIGHTS = "model.weights.h5"
+#: Weights files looked for beside a model config ``NAME.json``, in this order: Keras 3's
+#: ``save_weights`` name, hls4ml's (``model.json`` + ``model_weights.h5``), SNN Toolbox's
+#: (``NAME.json`` + ``NAME.h5``), and that with the other HDF5 suffix.
+WEIGHTS_BESIDE_JSON = ("{}.weights.h5", "{}_weights.h5", "{}.h5", "{}.hdf5")
 
 #: what reading a damaged archive can raise (CRC and structure errors, bad deflate data,
 #: truncation, unsupported compression or encryption, undecodable JSON)
@@ -50,11 +58,7 @@ class KerasFile:
 @contextmanager
 def open_keras_file(path: Path) -> Iterator[KerasFile]:
     """Open a ``.h5``/``.keras`` model file; its weights are readable inside the ``with``."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError as exc:
-        raise ModelFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    head = _file_head(path)
     with ExitStack() as stack:
         if head.startswith(ZIP_SIGNATURE):
             yield _open_archive(path, stack)
@@ -62,6 +66,15 @@ def open_keras_file(path: Path) -> Iterator[KerasFile]:
             yield _open_h5(path, _h5_file(path, path, stack))
         else:
             raise ModelFormatError(f"{path}: neither a Keras zip archive (.keras) nor an HDF5 file (.h5)")
+
+
+def _file_head(path: Path) -> bytes:
+    """The first bytes of a file, which tell its kind."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(8)
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _h5_file(path: Path, data, stack: ExitStack):
@@ -99,11 +112,17 @@ def _open_h5(path: Path, h5) -> KerasFile:
         backend = h5.attrs.get("backend", weights.attrs.get("backend"))
     except HDF5_ERRORS as exc:
         raise ModelFormatError(f"{path}: corrupt HDF5 file ({_first_line(exc)})") from None
+    version = _keras_version(path, version)
+    source = Source(path, "h5", version, None if backend is None else text(backend))
+    return KerasFile(source, config, LegacyH5Weights(weights))
+
+
+def _keras_version(path: Path, version) -> str | None:
+    """The writer's Keras version as text; Keras 1 files are refused."""
     version = None if version is None else text(version)
     if version and version.startswith("1."):
         raise UnsupportedError(f"{path}: a Keras {version} file; snnc reads files from Keras 2 and later")
-    source = Source(path, "h5", version, None if backend is None else text(backend))
-    return KerasFile(source, config, LegacyH5Weights(weights))
+    return version
 
 
 def _open_archive(path: Path, stack: ExitStack) -> KerasFile:
@@ -124,3 +143,69 @@ def _open_archive(path: Path, stack: ExitStack) -> KerasFile:
     h5 = _h5_file(Path(f"{path}!{ARCHIVE_WEIGHTS}"), weights_data, stack)
     source = Source(path, "keras", metadata.get("keras_version"))
     return KerasFile(source, config, KerasArchiveWeights(h5))
+
+
+@contextmanager
+def open_json_model(path: Path, weights: Path | None = None) -> Iterator[KerasFile]:
+    """Open a model config ``path`` (``model.to_json()``, Keras 2 or 3) with its weights file:
+    ``weights``, else the first of :data:`WEIGHTS_BESIDE_JSON` beside the config."""
+    from snnc.compiler.artifact import file_sha256
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    config = _json(path, "the model config", data)
+    if "class_name" not in config or "config" not in config:
+        raise ModelFormatError(
+            f"{path}: not a Keras model config (what model.to_json() writes: a JSON object with "
+            "class_name and config)"
+        )
+    weights = find_weights(path) if weights is None else weights
+    with ExitStack() as stack:
+        _check_hdf5(weights)
+        h5 = _h5_file(weights, weights, stack)
+        store, attrs = _weights_store(weights, h5)
+        version = _keras_version(path, config.get("keras_version", attrs.get("keras_version")))
+        backend = config.get("backend", attrs.get("backend"))
+        source = Source(
+            path, "json", version, None if backend is None else text(backend), weights, file_sha256(weights)
+        )
+        yield KerasFile(source, config, store)
+
+
+def find_weights(config_path: Path) -> Path:
+    """The weights file beside a model config: the first of :data:`WEIGHTS_BESIDE_JSON`."""
+    names = [pattern.format(config_path.stem) for pattern in WEIGHTS_BESIDE_JSON]
+    for name in names:
+        if (config_path.parent / name).is_file():
+            return config_path.parent / name
+    raise ModelFormatError(
+        f"{config_path}: no weights file beside this model config (looked for {', '.join(names)}); "
+        "give one with --weights FILE"
+    )
+
+
+def _check_hdf5(path: Path) -> None:
+    if _file_head(path) != HDF5_SIGNATURE:
+        raise ModelFormatError(f"{path}: not a Keras weights file (an HDF5 .h5 file from save_weights or save)")
+
+
+def _weights_store(path: Path, h5) -> tuple[WeightStore, dict]:
+    """The store of a weights file, told by its layout, and the attributes that say who wrote
+    it: a whole model (``model_weights``), Keras 2's ``save_weights`` (groups named after the
+    layers, listed in ``layer_names``), or the ``.weights.h5`` layout (Keras 3, and tf 2.12
+    for that suffix)."""
+    try:
+        if "model_weights" in h5:
+            return LegacyH5Weights(h5["model_weights"]), dict(h5.attrs)
+        if "layer_names" in h5.attrs or "layer_names0" in h5.attrs:  # (long lists are chunked)
+            return LegacyH5Weights(h5), dict(h5.attrs)
+        if any(container in h5 for container in KerasArchiveWeights.CONTAINERS):
+            return KerasArchiveWeights(h5), {}
+    except HDF5_ERRORS as exc:
+        raise ModelFormatError(f"{path}: corrupt HDF5 file ({_first_line(exc)})") from None
+    raise ModelFormatError(
+        f"{path}: an HDF5 file but not Keras weights (no layer_names attribute, layers group or "
+        "model_weights group)"
+    )

@@ -196,7 +196,7 @@ def test_an_exception_inside_a_backend_is_an_internal_error_naming_it(digits, tm
 def test_an_exception_reading_a_model_names_the_file(tmp_path, capsys, monkeypatch):
     import snnc.frontends as frontends
 
-    def broken(path):
+    def broken(path, weights=None):
         raise ZeroDivisionError("division by zero")
 
     monkeypatch.setattr(frontends, "load", broken)
