@@ -119,9 +119,9 @@ def _layer_spec(data: dict, calls, ordinals: dict[str, int], where: str) -> Laye
     check_not_custom(data, where)
     class_name = data["class_name"]
     config = data["config"]
-    name = _text(data.get("name") or config["name"], "a layer name")
     if not isinstance(config, dict) and not (class_name == "Sequential" and isinstance(config, list)):
-        raise TypeError(f"the config of layer {name!r} is a {type(config).__name__}, not an object")
+        raise TypeError(f"the config of a {class_name} layer is a {type(config).__name__}, not an object")
+    name = _text(data.get("name") or config["name"], "a layer name")
     ordinal = ordinals.get(class_name, 0)
     ordinals[class_name] = ordinal + 1
     inner = parse_model(data, where) if class_name in MODEL_CLASSES else None

@@ -532,3 +532,122 @@ def test_ir_npz_bytes_damaged(ir_seeds, work, name, data):
     else:
         raw = flipped(raw, data.draw(flips(len(raw))))
     check_load("ir npz bytes", write_ir(work, source, raw))
+
+
+# ----------------------------------------------------------------------------- what the fuzzer found
+# One case of each bug the families above found, kept as plain tests: each raised something
+# other than a SnncError (or loaded a wrong graph) before its fix.
+
+
+def load_error(path: Path) -> str:
+    with pytest.raises(SnncError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message, message
+    return message
+
+
+def test_nan_keras_weight_is_refused_naming_the_layer(tmp_path):
+    """A flipped exponent byte gives NaN weights: refused, naming the layer and the weight
+    (before: UnsupportedError naming an IR node)."""
+    path = h5_copy(tmp_path, MODELS / "mnist_mlp.h5")
+    with h5py.File(path, "r+") as f:
+        f["model_weights/dense2/dense2/kernel:0"][0, 0] = np.nan
+    message = load_error(path)
+    assert "layer 'dense2' (Dense)" in message and "weight kernel has 1 NaN" in message
+
+
+def test_infinite_onnx_initializer_is_refused_naming_the_node(tmp_path):
+    model = onnx.load(ONNX_FIXTURES / "mlp_opset9.onnx")
+    tensor = model.graph.initializer[2]  # fc2.weight
+    array = onnx.numpy_helper.to_array(tensor).copy()
+    array[3, 4] = np.inf
+    tensor.CopyFrom(onnx.numpy_helper.from_array(array, tensor.name))
+    message = load_error(write(tmp_path, "model.onnx", model.SerializeToString()))
+    assert "node '/fc2/Gemm' (Gemm)" in message and "1 NaN or infinite" in message
+
+
+def test_damaged_hdf5_weights_are_a_format_error(tmp_path):
+    """A byte flip in an HDF5 B-tree (found by test_h5_bytes_flipped; before: h5py's RuntimeError)."""
+    raw = (KERAS3 / "func_norm_dense.h5").read_bytes()
+    with pytest.raises(ModelFormatError, match="cannot read its weights"):
+        load_model(write(tmp_path, "model.h5", flipped(raw, [(11480, 2)])))
+
+
+def keras_config_changed(tmp_path: Path, change) -> Path:
+    members = archive_members(REPO / "compiler" / "examples" / "digits_cnn.keras")
+    config = json.loads(members["config.json"])
+    change(config["config"]["layers"])
+    members["config.json"] = json.dumps(config).encode()
+    return write(tmp_path, "model.keras", zipped(members))
+
+
+def conv1(layers) -> dict:
+    return next(layer["config"] for layer in layers if layer["config"].get("name") == "conv1")
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        (lambda layers: layers[1].update(config=None), "is a NoneType, not an object"),  # before: AttributeError
+        (lambda layers: layers[1].update(config=[1]), "is a list, not an object"),  # before: AttributeError
+        (lambda layers: conv1(layers).update(name=None), "is None, not a string"),  # before: TypeError
+        (lambda layers: conv1(layers).update(data_format=["x"]), "unknown data_format"),  # before: TypeError
+        (lambda layers: layers[0]["config"].update(batch_input_shape=7), "malformed shape"),  # before: TypeError
+        (lambda layers: layers[0]["config"].update(batch_input_shape=[None, 8, -8, 1]), "malformed shape"),
+        # before: loaded, and the interpreter failed on the negative dilation / zero stride
+        (lambda layers: conv1(layers).update(dilation_rate=[-1, 1]), "sizes are positive"),
+        (lambda layers: conv1(layers).update(strides=0), "sizes are positive"),
+    ],
+)
+def test_malformed_keras_config_is_a_format_error(tmp_path, change, fragment):
+    with pytest.raises(ModelFormatError, match=re.escape(fragment)):
+        load_model(keras_config_changed(tmp_path, change))
+
+
+def test_onnx_initializer_data_that_does_not_fit_its_dims(tmp_path):
+    """(before: NumPy's ValueError from numpy_helper.to_array)"""
+    model = onnx.load(ONNX_FIXTURES / "mlp_opset9.onnx")
+    tensor = model.graph.initializer[1]  # fc1.bias, 16 values
+    del tensor.dims[:]
+    tensor.dims.extend([4, 5])
+    message = load_error(write(tmp_path, "model.onnx", model.SerializeToString()))
+    assert "initializer 'fc1.bias' does not hold the data" in message
+
+
+def test_onnx_unknown_data_type_is_a_format_error(tmp_path):
+    """(before: onnx's ValueError "Invalid tensor data type")"""
+    model = onnx.load(ONNX_FIXTURES / "mlp_opset9.onnx")
+    model.graph.initializer[1].data_type = 999
+    with pytest.raises(ModelFormatError, match="Invalid tensor data type 999"):
+        load_model(write(tmp_path, "model.onnx", model.SerializeToString()))
+
+
+@pytest.fixture
+def digits_ir(tmp_path) -> Path:
+    return text.save(load_model(REPO / "compiler" / "examples" / "digits_cnn.keras"), tmp_path / "digits.ir")
+
+
+@pytest.mark.parametrize(
+    "old, new, fragment",
+    [
+        ("kernel=[3,3]", 'kernel="x"', 'attribute kernel of conv2d is "x", not tuple[int, int]'),  # TypeError
+        ("kernel=[3,3]", "kernel=[3]", "attribute kernel of conv2d is [3], not tuple[int, int]"),  # IndexError
+        ("perm=[1,2,0]", 'perm=[1,"a",0]', "attribute perm of transpose"),  # TypeError
+        ("units=10", "units=1.5", "attribute units of dense is 1.5, not int"),
+        # before: ZeroDivisionError in the verifier, or loaded and failed in the interpreter
+        ("kernel=[2,2], stride=[2,2]", "kernel=[2,2], stride=[0,2]", "stride and dilation of at least 1"),
+        ("pads=[1,1,1,1], weight=<8x", "pads=[1,-1,1,1], weight=<8x", "pads of at least 0"),
+    ],
+)
+def test_ir_attribute_of_the_wrong_type_or_range(digits_ir, old, new, fragment):
+    source = digits_ir.read_text()
+    assert old in source
+    digits_ir.write_text(source.replace(old, new, 1))
+    assert fragment in load_error(digits_ir)
+
+
+def test_ir_text_that_is_not_utf8(digits_ir):
+    """(before: UnicodeDecodeError from read_text)"""
+    digits_ir.write_bytes(digits_ir.read_bytes().replace(b"conv1", b"conv\xc71", 1))
+    assert "not UTF-8 text" in load_error(digits_ir)
