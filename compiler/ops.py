@@ -116,8 +116,19 @@ def _window_out(size: int, kernel: int, stride: int, pad_sum: int, dilation: int
     return out
 
 
+def _expect_window(op) -> None:
+    """Window sizes, strides and dilations are at least 1; pads are not negative."""
+    sizes = [*op.kernel, *op.stride, *getattr(op, "dilation", ())]
+    if min(sizes) < 1 or min(op.pads) < 0:
+        raise OpTypeError(
+            f"{op.NAME} needs kernel, stride and dilation of at least 1 and pads of at least 0, "
+            f"got kernel={list(op.kernel)} stride={list(op.stride)} pads={list(op.pads)}"
+        )
+
+
 def _pool_type(op, x: TensorType) -> TensorType:
     _expect_image(x, op.NAME)
+    _expect_window(op)
     c, h, w = x.shape
     pt, pl, pb, pr = op.pads
     ho = _window_out(h, op.kernel[0], op.stride[0], pt + pb)
@@ -201,6 +212,8 @@ class Conv2d(Op):
         x = inputs[0]
         _expect_image(x, self.NAME)
         c, h, w = x.shape
+        _expect_window(self)
+        _expect_positive(self, "filters", "groups")
         if c % self.groups or self.filters % self.groups:
             raise OpTypeError(
                 f"conv2d groups={self.groups} must divide input channels {c} and filters {self.filters}"

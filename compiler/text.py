@@ -285,7 +285,37 @@ def _parse_node(line: str, lineno: int, store) -> Node:
         op = OPS[op_name](**attrs)
     except TypeError as exc:
         raise cur.error(f"bad attributes for {op_name}: {exc}") from None
+    for f in dataclasses.fields(op):
+        if not _fits(getattr(op, f.name), f.type):
+            raise cur.error(f"attribute {f.name} of {op_name} is {_format_scalar(getattr(op, f.name))}, not {f.type}")
     return Node(name, op, tuple(inputs), out_type, Params(params), meta)
+
+
+#: the attribute types ops declare (their dataclass fields' annotations), as checks
+_SCALAR_TYPES = {
+    "int": lambda v: type(v) is int,
+    "float": lambda v: type(v) in (int, float),
+    "bool": lambda v: type(v) is bool,
+    "str": lambda v: type(v) is str,
+    "None": lambda v: v is None,
+}
+
+
+def _fits(value, annotation: str) -> bool:
+    """Whether a parsed attribute value has the type an op field declares (``int``,
+    ``float | None``, ``tuple[int, int]``, ``tuple[int, ...]``, ...); the ops' type checks
+    assume it."""
+    if "|" in annotation:
+        return any(_fits(value, a.strip()) for a in annotation.split("|"))
+    if annotation.startswith("tuple[") and annotation.endswith("]"):
+        items = [a.strip() for a in annotation[len("tuple[") : -1].split(",")]
+        if not isinstance(value, tuple):
+            return False
+        if items[-1] == "...":
+            return all(_fits(v, items[0]) for v in value)
+        return len(value) == len(items) and all(_fits(v, a) for v, a in zip(value, items))
+    check = _SCALAR_TYPES.get(annotation)
+    return check is None or check(value)
 
 
 _HEADER = re.compile(r"graph @([A-Za-z_][A-Za-z0-9_]*) : (\w+)(?: meta (.*))? \{$")
@@ -338,7 +368,10 @@ def load(text_path) -> Graph:
     the file."""
     text_path = Path(text_path)
     store_path = params_path(text_path)
-    text = text_path.read_text()
+    try:
+        text = text_path.read_text()
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"{text_path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         if not store_path.exists():
             if re.search(r"<[^>]*#[0-9a-f]+>", text):

@@ -108,11 +108,20 @@ def input_shape(config: dict) -> list | None:
     return None
 
 
+def _text(value, what: str) -> str:
+    """A name from the config, checked to be a string (it names IR values)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} is {value!r}, not a string")
+    return value
+
+
 def _layer_spec(data: dict, calls, ordinals: dict[str, int], where: str) -> LayerSpec:
     check_not_custom(data, where)
     class_name = data["class_name"]
     config = data["config"]
-    name = data.get("name") or config["name"]
+    if not isinstance(config, dict) and not (class_name == "Sequential" and isinstance(config, list)):
+        raise TypeError(f"the config of a {class_name} layer is a {type(config).__name__}, not an object")
+    name = _text(data.get("name") or config["name"], "a layer name")
     ordinal = ordinals.get(class_name, 0)
     ordinals[class_name] = ordinal + 1
     inner = parse_model(data, where) if class_name in MODEL_CLASSES else None
@@ -123,7 +132,7 @@ def _parse_sequential(config, where: str) -> ModelSpec:
     if isinstance(config, list):  # Keras 2.0/2.1
         name, layers = "sequential", config
     else:
-        name, layers = config.get("name", "sequential"), config["layers"]
+        name, layers = _text(config.get("name", "sequential"), "the model name"), config["layers"]
         if not layers:
             raise ValueError("the Sequential model has no layers")
     specs: list[LayerSpec] = []
@@ -177,7 +186,7 @@ def _parse_functional(config: dict, where: str) -> ModelSpec:
         for name, data in specs_data
     )
     return ModelSpec(
-        config.get("name", "model"),
+        _text(config.get("name", "model"), "the model name"),
         specs,
         tuple(ref(t) for t in _endpoint_list(config["input_layers"])),
         tuple(ref(t) for t in _endpoint_list(config["output_layers"])),

@@ -18,6 +18,9 @@ from .weights import WeightStore
 #: Backends whose conv2d is a true convolution (kernel flipped) rather than Keras's usual
 #: cross-correlation; Keras 2 itself flipped such kernels when loading them elsewhere.
 CONVOLVING_BACKENDS = ("theano", "mxnet")
+#: what a weight store raises for absent weights (LookupError) and what h5py raises for
+#: damaged ones (OSError, and RuntimeError/ValueError for corrupt HDF5 structures)
+WEIGHT_ERRORS = (LookupError, OSError, RuntimeError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,9 @@ class LayerCall:
     def add(self, op: Op, inputs: Sequence[str], params: dict | None = None, suffix: str = "") -> str:
         """Append an IR node named after the layer (plus ``_suffix``); returns its value."""
         name = f"{self.name}_{suffix}" if suffix else self.name
+        for key, value in (params or {}).items():  # e.g. computed from an infinite config value
+            if non_finite(np.asarray(value)):
+                raise self.malformed(f"its {key} has {non_finite(np.asarray(value))} NaN or infinite values")
         try:
             return self.builder.add(op, inputs, params, name=name)
         except VerificationError as exc:  # e.g. an Add of tensors whose shapes differ
@@ -96,12 +102,25 @@ class LayerCall:
         in_file = f" in {self.source.weights}" if self.source.weights else ""
         try:
             arrays = self._store.get(self.scope)
-        except (LookupError, OSError) as exc:
-            raise self.malformed(f"cannot read its weights{in_file}: {exc}") from None
+        except WEIGHT_ERRORS as exc:
+            raise self.malformed(f"cannot read its weights{in_file}: {_first_line(exc)}") from None
         labels = ", ".join(label for label, _ in expected)
         if len(arrays) != len(expected):
             raise self.malformed(f"expected {len(expected)} weight arrays ({labels}), {weights_file} has {len(arrays)}")
         for (label, shape), array in zip(expected, arrays):
             if shape is not None and array.shape != tuple(shape):
                 raise self.malformed(f"weight {label} has shape {list(array.shape)}{in_file}, expected {list(shape)}")
+            if array.dtype.kind not in "fiu":
+                raise self.malformed(f"weight {label} holds {array.dtype} values, not numbers")
+            if non_finite(array):
+                raise self.malformed(f"weight {label} has {non_finite(array)} NaN or infinite values{in_file} (a damaged file?)")
         return arrays
+
+
+def non_finite(array: np.ndarray) -> int:
+    """How many NaN or infinite values a float array holds (0 for other arrays)."""
+    return int(array.size - np.count_nonzero(np.isfinite(array))) if array.dtype.kind == "f" else 0
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

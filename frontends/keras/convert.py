@@ -10,7 +10,7 @@ from snnc.compiler.types import default_layout
 from .config import LayerSpec, ModelSpec, TensorRef, input_shape
 from .context import LayerCall, Source
 from .layers import CONVERTERS, SUPPORTED_LAYERS
-from .layout import Tensor, identity, image_perm, ir_shape, source_layout
+from .layout import IMAGE_PERMS, Tensor, identity, image_perm, ir_shape, source_layout
 from .weights import WeightStore
 
 
@@ -18,6 +18,10 @@ def convert_model(model: ModelSpec, store: WeightStore, source: Source) -> Graph
     """The verified float graph of ``model``, reading weights from ``store``."""
     builder = GraphBuilder(model.name)
     data_format = image_data_format(model)
+    if data_format not in (None, *IMAGE_PERMS):
+        raise ModelFormatError(
+            f"{source.path}: unknown data_format {data_format!r} (Keras writes {', '.join(IMAGE_PERMS)})"
+        )
     feeds = {ref: _graph_input(builder, model.layer(ref.layer), data_format, source) for ref in model.inputs}
     values = _convert_calls(builder, model, (), feeds, store, source)
     for ref in model.outputs:
@@ -46,7 +50,7 @@ def image_data_format(model: ModelSpec) -> str | None:
 
 
 def _graph_input(builder: GraphBuilder, layer: LayerSpec, data_format: str | None, source: Source) -> Tensor:
-    shape = input_shape(layer.config)
+    shape = _declared_shape(layer, source)
     if shape is None:
         raise ModelFormatError(f"{source.path}: input {layer.name!r} declares no shape")
     per_example = shape[1:]  # the first dimension is the batch, even when fixed (often 1)
@@ -62,6 +66,19 @@ def _graph_input(builder: GraphBuilder, layer: LayerSpec, data_format: str | Non
         source_layout=source_layout(perm, default_layout(len(perm))),
     )
     return Tensor(value, perm)
+
+
+def _declared_shape(layer: LayerSpec, source: Source) -> list | None:
+    """The input's shape (batch first), checked to be a list of positive ints or nulls."""
+    try:
+        shape = input_shape(layer.config)
+    except TypeError:  # a number where the list belongs
+        shape = False
+    if shape is not None and not (shape and all(d is None or (type(d) is int and d > 0) for d in shape)):
+        raise ModelFormatError(
+            f"{source.path}: input {layer.name!r} declares a malformed shape; dimensions are positive integers or null"
+        )
+    return shape
 
 
 def _convert_calls(builder, model: ModelSpec, scope, feeds: dict, store, source) -> dict[TensorRef, Tensor]:

@@ -42,8 +42,9 @@ WEIGHTS_BESIDE_JSON = ("{}.weights.h5", "{}_weights.h5", "{}.h5", "{}.hdf5")
 #: what reading a damaged archive can raise (CRC and structure errors, bad deflate data,
 #: truncation, unsupported compression or encryption, undecodable JSON)
 ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError)
-#: what h5py raises for damaged or truncated HDF5 data
-HDF5_ERRORS = (OSError, RuntimeError, KeyError, ValueError)
+#: what h5py raises for damaged or truncated HDF5 data (OverflowError: absurd sizes in a
+#: damaged superblock)
+HDF5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, OverflowError)
 
 
 @dataclass(frozen=True)

@@ -49,11 +49,13 @@ def _single(call: LayerCall, inputs: list[Tensor]) -> Tensor:
 
 
 def _pair(value) -> tuple[int, int]:
-    """A Keras size argument (an int or a pair) as two ints."""
-    if isinstance(value, int):
-        return value, value
-    a, b = value
-    return int(a), int(b)
+    """A Keras size argument (an int or a pair: kernel, stride, dilation, pool size) as two
+    positive ints; raises ValueError for anything else."""
+    a, b = (value, value) if isinstance(value, int) else value
+    a, b = int(a), int(b)
+    if a < 1 or b < 1:
+        raise ValueError(f"sizes are positive, got {value}")
+    return a, b
 
 
 def _one_axis(call: LayerCall, axis) -> int:

@@ -2,9 +2,9 @@
 
 A layer is addressed by its *scope*: the :class:`~.config.LayerSpec` path from the top-level
 model down to it (one element unless it sits in a nested model). Each store raises
-:class:`LookupError` for weights that are absent; h5py raises :class:`OSError` for unreadable
-data. :meth:`~.convert.LayerCall.weights` turns both into a ``ModelFormatError`` naming the
-layer.
+:class:`LookupError` for weights that are absent; h5py raises :class:`OSError` (or
+:class:`RuntimeError`/:class:`ValueError` for damaged HDF5 structures) for unreadable data.
+:meth:`~.context.LayerCall.weights` turns them into a ``ModelFormatError`` naming the layer.
 """
 
 from __future__ import annotations

@@ -68,7 +68,10 @@ class NodeCall:
         for attribute in self.node.attribute:
             if attribute.name == name:
                 value = get_attribute_value(attribute)
-                return value.decode() if isinstance(value, bytes) else value
+                try:
+                    return value.decode() if isinstance(value, bytes) else value
+                except UnicodeDecodeError:
+                    raise self.malformed(f"attribute {name} is not valid UTF-8 text") from None
         return default
 
     # ------------------------------------------------------------------ inputs
@@ -123,6 +126,10 @@ class NodeCall:
     def add(self, op: Op, inputs, params: dict | None = None, suffix: str = "") -> str:
         """Append an IR node named after this node (plus ``_suffix``); returns its value."""
         name = f"{self.name}_{suffix}" if suffix else self.name
+        for key, value in (params or {}).items():
+            bad = np.size(value) - np.count_nonzero(np.isfinite(value))
+            if bad:
+                raise self.malformed(f"its {key} has {bad} NaN or infinite values (a damaged file?)")
         try:
             return self.model.builder.add(op, inputs, params, name=name)
         except VerificationError as exc:  # e.g. an Add of tensors whose shapes differ

@@ -12,6 +12,7 @@ from snnc.compiler.types import default_layout
 
 from .context import ModelContext, NodeCall
 from .converters import CONVERTERS
+from .files import initializer_arrays
 from .fold import SHAPE_OPS, FoldError, fold_node, is_foldable
 from .structure import node_label
 
@@ -28,15 +29,13 @@ CONSTANT, SHAPE, CONVERTED = "constant", "shape", "converted"
 
 def convert_model(model, opset: int, path: Path) -> Graph:
     """The verified float graph of a checked, shape-inferred ONNX ``model``."""
-    from onnx import numpy_helper
-
     graph = model.graph
     if graph.sparse_initializer:
         raise UnsupportedError(
             f"{path}: sparse initializers ({graph.sparse_initializer[0].values.name!r}) are not supported"
         )
     nodes = _live_nodes(graph)
-    initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    initializers = initializer_arrays(graph, path)
     builder = GraphBuilder(graph.name or path.stem)
     ctx = ModelContext(
         path, opset, builder, dict(initializers), _readers(nodes), frozenset(o.name for o in graph.output)

@@ -32,14 +32,31 @@ def read_model(path: Path):
     check_structure(model.graph, path)
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
+    except (onnx.checker.ValidationError, ValueError) as exc:  # ValueError: e.g. an unknown data type, bad UTF-8
         raise ModelFormatError(f"{path}: fails the ONNX checker: {_one_line(exc)}") from None
     try:
         # strict: an op whose shapes do not fit is an error here, not a surprise later
         model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError) as exc:
         raise ModelFormatError(f"{path}: fails ONNX shape inference: {_one_line(exc)}") from None
     return model, opset
+
+
+def initializer_arrays(graph, path: Path) -> dict[str, np.ndarray]:
+    """The graph's initializers as arrays, by name (onnx.checker does not check that a
+    tensor's data fits its dims and type: a damaged one fails here)."""
+    from onnx import numpy_helper
+
+    arrays = {}
+    for tensor in graph.initializer:
+        try:
+            arrays[tensor.name] = numpy_helper.to_array(tensor)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ModelFormatError(
+                f"{path}: initializer {tensor.name!r} does not hold the data its dims and type say "
+                f"({_one_line(exc)})"
+            ) from None
+    return arrays
 
 
 def _one_line(exc: BaseException) -> str:
@@ -65,7 +82,19 @@ def _parse(path: Path, data: bytes):
     # Protobuf is lenient: other bytes may parse into an empty message.
     if not model.HasField("graph") or not model.ir_version:
         raise ModelFormatError(f"{path}: not an ONNX model (no graph or no IR version in the protobuf)")
+    _check_names(model.graph, path)
     return model
+
+
+def _check_names(graph, path: Path) -> None:
+    """Protobuf hands a string field that is not UTF-8 back as bytes; names must be text."""
+    values = [*graph.input, *graph.output, *graph.value_info]
+    names = [graph.name, *(v.name for v in values), *(t.name for t in graph.initializer)]
+    for node in graph.node:
+        names += [node.name, node.op_type, node.domain, *node.input, *node.output]
+        names += [a.name for a in node.attribute]
+    if not all(isinstance(name, str) for name in names):
+        raise ModelFormatError(f"{path}: a name in the graph is not valid UTF-8 text (a damaged file?)")
 
 
 def default_opset(model, path: Path) -> int:
