@@ -4,7 +4,9 @@ Each ONNX value is, during conversion, one of: a NumPy array (a constant: an ini
 a folded node), a :class:`~.fold.BatchDependent` shape computation, or the name of an IR
 value (a computed tensor). IR values hold ONNX tensors without their batch axis: ONNX axis
 ``k`` is IR axis ``k - 1``, and ONNX and the IR share the channels-first layout, so no
-transposes are needed.
+transposes are needed; a channels-last graph input that the model itself transposes to
+channels first (as tf2onnx exports Keras models) is read in the IR's layout instead, its
+Transpose absorbed (see ``convert._add_inputs``).
 """
 
 from __future__ import annotations
