@@ -183,3 +183,36 @@ def test_conv_on_a_transposed_image_compiles(tmp_path, rng):
     np.testing.assert_allclose(
         next(iter(run_model(compiled.float, x).values())), ort_outputs(path, [x])[0], rtol=1e-4, atol=1e-5
     )
+
+
+def test_unoptimized_export_with_transposes_around_each_conv_compiles(tmp_path, rng):
+    """tf2onnx without its optimizer wraps each Conv in Transposes to NCHW and back, the
+    ReLUs running on NHWC tensors; the spiking network still picks onnxruntime's class."""
+    nodes = []
+    for i in (1, 2):
+        src = "x" if i == 1 else "relu1"
+        nodes += [
+            helper.make_node("Transpose", [src], [f"nchw{i}"], perm=[0, 3, 1, 2]),
+            helper.make_node("Conv", [f"nchw{i}", f"W{i}"], [f"conv{i}"], kernel_shape=[3, 3]),
+            helper.make_node("Transpose", [f"conv{i}"], [f"nhwc{i}"], perm=[0, 2, 3, 1]),
+            helper.make_node("Relu", [f"nhwc{i}"], [f"relu{i}"]),
+        ]
+    nodes += [
+        helper.make_node("Reshape", ["relu2", "shape"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "M"], ["y"]),
+    ]
+    inits = {
+        "W1": (0.3 * rng.normal(size=(4, 3, 3, 3))).astype(np.float32),
+        "W2": (0.3 * rng.normal(size=(4, 4, 3, 3))).astype(np.float32),
+        "M": rng.normal(size=(64, 10)).astype(np.float32),
+        "shape": np.array([-1, 64]),
+    }
+    path = save(make_model(nodes, {"x": ["N", 8, 8, 3]}, ["y"], inits), tmp_path)
+    x = rng.uniform(0, 1, size=(60, 8, 8, 3)).astype(np.float32)
+    graph = assert_matches_onnxruntime(path, [x])
+    assert graph.inputs[0].op.source_layout == "HWC"
+    compiled = compile_model(graph, Dataset(x, None, "uniform"))
+    expected = ort_outputs(path, [x])[0]
+    np.testing.assert_allclose(next(iter(run_model(compiled.float, x).values())), expected, rtol=1e-4, atol=1e-5)
+    snn = next(iter(run_spiking(compiled.spiking, x, TIMESTEPS).values()))
+    assert np.mean(snn.argmax(1) == expected.argmax(1)) >= MIN_AGREEMENT
