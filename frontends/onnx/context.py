@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from snnc.compiler import ops
 from snnc.compiler.errors import ModelFormatError, UnsupportedError, VerificationError
 from snnc.compiler.graph import GraphBuilder, sanitize_name
-from snnc.compiler.ops import Op
 from snnc.compiler.types import TensorType
 
 from .fold import BatchDependent
@@ -39,6 +39,13 @@ class ModelContext:
     graph_outputs: frozenset = frozenset()
     #: every graph input has a fixed leading dimension of 1 (so a 1 there means "the batch")
     batch_is_one: bool = False
+
+    def transpose(self, value: str, perm: tuple[int, ...], name: str) -> str:
+        """IR value ``value`` with its axes permuted (``perm`` in IR axes), named ``name``.
+        ONNX axes are positional: the result gets its rank's default layout letters back
+        (a same-shape reshape), so that e.g. a Conv may read it as an image."""
+        moved = self.builder.add(ops.Transpose(perm), [value], name=f"{name}_transpose")
+        return self.builder.add(ops.Reshape(self.builder.type_of(moved).shape), [moved], name=name)
 
 
 class NodeCall:
@@ -122,7 +129,7 @@ class NodeCall:
 
     # ------------------------------------------------------------------ building
 
-    def add(self, op: Op, inputs, params: dict | None = None, suffix: str = "") -> str:
+    def add(self, op: ops.Op, inputs, params: dict | None = None, suffix: str = "") -> str:
         """Append an IR node named after this node (plus ``_suffix``); returns its value."""
         name = f"{self.name}_{suffix}" if suffix else self.name
         try:

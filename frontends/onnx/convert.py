@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from snnc.compiler import ops
 from snnc.compiler.errors import UnsupportedError, VerificationError
 from snnc.compiler.graph import Graph, GraphBuilder, sanitize_name
 from snnc.compiler.types import default_layout
@@ -176,8 +175,8 @@ def _add_channels_last_input(ctx: ModelContext, name: str, per_example: list, tr
     for node in transposes:
         ctx.values[node.output[0]] = value
     if name in ctx.graph_outputs or any(node not in transposes for node in ctx.readers.get(name, [])):
-        back = ops.Transpose((*range(1, len(ir_shape)), 0))
-        ctx.values[name] = ctx.builder.add(back, [value], name=f"{sanitize_name(name)}_channels_last")
+        back = (*range(1, len(ir_shape)), 0)
+        ctx.values[name] = ctx.transpose(value, back, f"{sanitize_name(name)}_channels_last")
 
 
 def _dims(path: Path, value) -> list:

@@ -117,33 +117,40 @@ def test_cli_compiles_and_runs_on_nhwc_data(tmp_path, rng):
 # ----------------------------------------------------------------------------- graphs in tf2onnx's style
 
 
-def _channels_last_net(rng, residual_from_input: bool):
-    """NHWC input -> Transpose(0,3,1,2) -> Conv -> Relu -> Transpose(0,2,3,1) [-> Add the
-    NHWC input itself] -> Reshape -> MatMul -> Add."""
+def _channels_last_net(rng, join: str | None):
+    """NHWC input -> Transpose(0,3,1,2) -> Conv -> Relu -> Transpose(0,2,3,1) [-> ``join``
+    (Add, or Concat along channels) with the NHWC input itself] -> Reshape -> MatMul -> Add."""
     weight = rng.normal(size=(2, 2, 3, 3)).astype(np.float32)
-    matrix = rng.normal(size=(4 * 4 * 2, 5)).astype(np.float32)
     nodes = [
         helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]),
         helper.make_node("Conv", ["nchw", "W"], ["conv"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["conv"], ["relu"]),
         helper.make_node("Transpose", ["relu"], ["nhwc"], perm=[0, 2, 3, 1]),
     ]
-    if residual_from_input:
-        nodes.append(helper.make_node("Add", ["nhwc", "x"], ["sum"]))
+    if join == "Add":
+        nodes.append(helper.make_node("Add", ["nhwc", "x"], ["joined"]))
+    elif join == "Concat":
+        nodes.append(helper.make_node("Concat", ["nhwc", "x"], ["joined"], axis=3))
+    size = 4 * 4 * (4 if join == "Concat" else 2)
     nodes += [
-        helper.make_node("Reshape", ["sum" if residual_from_input else "nhwc", "shape"], ["flat"]),
+        helper.make_node("Reshape", ["joined" if join else "nhwc", "shape"], ["flat"]),
         helper.make_node("MatMul", ["flat", "M"], ["mm"]),
         helper.make_node("Add", ["mm", "b"], ["y"]),
     ]
-    initializers = {"W": weight, "M": matrix, "shape": np.array([-1, 32]), "b": rng.normal(size=5).astype(np.float32)}
+    initializers = {
+        "W": weight,
+        "M": rng.normal(size=(size, 5)).astype(np.float32),
+        "shape": np.array([-1, size]),
+        "b": rng.normal(size=5).astype(np.float32),
+    }
     return make_model(nodes, {"x": ["N", 4, 4, 2]}, ["y"], initializers)
 
 
-@pytest.mark.parametrize("residual_from_input", [False, True], ids=["conv", "input-read-in-nhwc-too"])
-def test_channels_last_graph_imports_and_compiles(tmp_path, rng, residual_from_input):
-    """An input read both by the Transpose to NCHW and as it is (NHWC) gets one CHW IR
-    input; the NHWC reader reads it transposed back."""
-    path = save(_channels_last_net(rng, residual_from_input), tmp_path)
+@pytest.mark.parametrize("join", [None, "Add", "Concat"])
+def test_channels_last_graph_imports_and_compiles(tmp_path, rng, join):
+    """An input read both by the Transpose to NCHW and as it is (NHWC, joined with the conv
+    branch) gets one CHW IR input; the NHWC reader reads it transposed back."""
+    path = save(_channels_last_net(rng, join), tmp_path)
     x = rng.uniform(0, 1, size=(40, 4, 4, 2)).astype(np.float32)
     graph = assert_matches_onnxruntime(path, [x])
     assert (graph.inputs[0].op.source_layout, graph.inputs[0].type.shape) == ("HWC", (2, 4, 4))
