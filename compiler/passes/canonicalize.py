@@ -16,7 +16,7 @@ _LAYOUT_OPS = (ops.Reshape, ops.Transpose)
 def canonicalize(graph: Graph, *, keep_softmax: bool = False) -> Graph:
     """Remove what does not compute and fold what a later pass should not see.
 
-    Guarantees, all exact: identity ops are dropped (a reshape to the same shape, an
+    Guarantees, all exact: identity ops are dropped (a reshape to the same shape and layout, an
     identity transpose, an affine with scale 1 and shift 0, zero padding); a chain of
     reshapes and transposes that only feeds a ``dense`` is folded into the dense weights (the
     Keras ``Flatten`` of channels-last models becomes a plain CHW flatten); a ``relu`` right
@@ -48,7 +48,7 @@ def _is_identity(rw: Rewriter, node: Node) -> bool:
     if isinstance(op, (ops.Reshape, ops.Transpose)):
         src = rw.type_of(rw.value(node.inputs[0]))
         return src.shape == node.type.shape and (
-            isinstance(op, ops.Reshape) or op.perm == tuple(range(len(op.perm)))
+            src.layout == node.type.layout if isinstance(op, ops.Reshape) else op.perm == tuple(range(len(op.perm)))
         )
     if isinstance(op, ops.Pad2d):
         return not any(op.pads)

@@ -4,7 +4,9 @@ Each ONNX value is, during conversion, one of: a NumPy array (a constant: an ini
 a folded node), a :class:`~.fold.BatchDependent` shape computation, or the name of an IR
 value (a computed tensor). IR values hold ONNX tensors without their batch axis: ONNX axis
 ``k`` is IR axis ``k - 1``, and ONNX and the IR share the channels-first layout, so no
-transposes are needed.
+transposes are needed; a channels-last graph input that the model itself transposes to
+channels first (as tf2onnx exports Keras models) is read in the IR's layout instead, its
+Transpose absorbed (see ``convert._add_inputs``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from snnc.compiler import ops
 from snnc.compiler.errors import ModelFormatError, UnsupportedError, VerificationError
 from snnc.compiler.graph import GraphBuilder, sanitize_name
-from snnc.compiler.ops import Op
 from snnc.compiler.types import TensorType
 
 from .fold import BatchDependent
@@ -37,6 +39,13 @@ class ModelContext:
     graph_outputs: frozenset = frozenset()
     #: every graph input has a fixed leading dimension of 1 (so a 1 there means "the batch")
     batch_is_one: bool = False
+
+    def transpose(self, value: str, perm: tuple[int, ...], name: str) -> str:
+        """IR value ``value`` with its axes permuted (``perm`` in IR axes), named ``name``.
+        ONNX axes are positional: the result gets its rank's default layout letters back
+        (a same-shape reshape), so that e.g. a Conv may read it as an image."""
+        moved = self.builder.add(ops.Transpose(perm), [value], name=f"{name}_transpose")
+        return self.builder.add(ops.Reshape(self.builder.type_of(moved).shape), [moved], name=name)
 
 
 class NodeCall:
@@ -123,7 +132,7 @@ class NodeCall:
 
     # ------------------------------------------------------------------ building
 
-    def add(self, op: Op, inputs, params: dict | None = None, suffix: str = "") -> str:
+    def add(self, op: ops.Op, inputs, params: dict | None = None, suffix: str = "") -> str:
         """Append an IR node named after this node (plus ``_suffix``); returns its value."""
         name = f"{self.name}_{suffix}" if suffix else self.name
         for key, value in (params or {}).items():

@@ -130,13 +130,52 @@ def _readers(nodes) -> dict[str, list]:
 
 def _add_inputs(ctx: ModelContext, inputs) -> None:
     """IR inputs for the graph inputs: the first axis is the batch (dynamic, or a fixed 1
-    as many exports have); every other axis needs a fixed size."""
+    as many exports have); every other axis needs a fixed size. ONNX is channels first, as
+    the IR, except for inputs that the model itself moves to channels first (see
+    :func:`_add_channels_last_input`)."""
     dims = {v.name: _dims(ctx.path, v) for v in inputs}
     ctx.batch_is_one = bool(dims) and all(d[0] == 1 for d in dims.values())
     for name, shape in dims.items():
         per_example = shape[1:]
-        layout = default_layout(len(per_example))  # ONNX is channels first, as the IR
-        ctx.values[name] = ctx.builder.input(sanitize_name(name), per_example, source_layout=layout)
+        to_channels_first = _channels_first_transposes(ctx, name, len(shape))
+        if to_channels_first:
+            _add_channels_last_input(ctx, name, per_example, to_channels_first)
+        else:
+            layout = default_layout(len(per_example))
+            ctx.values[name] = ctx.builder.input(sanitize_name(name), per_example, source_layout=layout)
+
+
+def _channels_first_transposes(ctx: ModelContext, name: str, rank: int) -> list:
+    """The Transpose nodes reading graph input ``name`` that move its last axis to axis 1
+    (``perm=[0,3,1,2]`` for an image): how tf2onnx and keras2onnx open a channels-last
+    model before its convolutions and pooling."""
+    from onnx.helper import get_attribute_value
+
+    if rank < 3:
+        return []
+    channels_first = [0, rank - 1, *range(1, rank - 1)]
+    return [
+        node
+        for node in ctx.readers.get(name, [])
+        if node.op_type == "Transpose"
+        and node.domain in ("", "ai.onnx")
+        and [list(get_attribute_value(a)) for a in node.attribute if a.name == "perm"] == [channels_first]
+    ]
+
+
+def _add_channels_last_input(ctx: ModelContext, name: str, per_example: list, transposes: list) -> None:
+    """A channels-last input (``[N,H,W,C]``) becomes an IR input in the IR's channels-first
+    layout whose ``source_layout`` is the model's own (``HWC``), so data is transposed at
+    the border; the Transposes to channels first read it as it is (nothing to convert), and
+    any other reader gets it transposed back to the model's layout."""
+    ir_shape = (per_example[-1], *per_example[:-1])
+    layout = default_layout(len(ir_shape))
+    value = ctx.builder.input(sanitize_name(name), ir_shape, source_layout=layout[1:] + layout[0])
+    for node in transposes:
+        ctx.values[node.output[0]] = value
+    if name in ctx.graph_outputs or any(node not in transposes for node in ctx.readers.get(name, [])):
+        back = (*range(1, len(ir_shape)), 0)
+        ctx.values[name] = ctx.transpose(value, back, f"{sanitize_name(name)}_channels_last")
 
 
 def _dims(path: Path, value) -> list:

@@ -536,10 +536,7 @@ def transpose(call):
         raise call.unsupported(f"perm={perm} moves the batch axis; snnc keeps axis 0 as the batch")
     if perm == list(range(rank)):
         return x
-    moved = call.add(ops.Transpose(tuple(p - 1 for p in perm[1:])), [x], suffix="transpose")
-    # ONNX axes are positional: reset the layout letters the transpose permuted, so that
-    # e.g. a Conv may read the result as an image
-    return call.add(ops.Reshape(call.shape(moved)), [moved])
+    return call.model.transpose(x, tuple(p - 1 for p in perm[1:]), call.name)
 
 
 @converts("Concat")

@@ -48,6 +48,21 @@ def test_ops_that_compute_are_kept():
     assert_ir(canonicalize(parse(text)), text)
 
 
+def test_reshape_that_relabels_the_layout_is_kept():
+    # the ONNX frontend resets the letters of a transposed tensor so a conv reads it as an
+    # image: dropping that reshape would leave the conv reading a CWH tensor
+    text = """
+    graph @g : float {
+      %x = input() {shape=[1,3,3]} : f32[1,3,3]
+      %t = transpose(%x) {perm=[0,2,1]} : f32[1,3,3]@CWH
+      %image = reshape(%t) {shape=[1,3,3]} : f32[1,3,3]
+      %c = conv2d(%image) {filters=1, kernel=[2,2], weight=<1x1x2x2 f32 = [1,2,3,4]>, bias=<1 f32 = [0]>} : f32[1,2,2]
+      %output = output(%c) : f32[1,2,2]
+    }
+    """
+    assert_ir(canonicalize(parse(text)), text)
+
+
 def test_keras_flatten_folds_into_the_dense_weights():
     # x is CHW (2,1,2); the Keras model flattened it in HWC order:
     # HWC element k reads CHW element [0, 2, 1, 3][k], so column k of W moves there

@@ -1,0 +1,173 @@
+"""Export the small channels-last Keras models whose tf2onnx ``.onnx`` files the ONNX layout
+tests read (``tests/frontends/fixtures/onnx/tf2onnx/``), so CI never needs TensorFlow's
+ONNX exporter.
+
+Not run by the tests, and not with the project's venv: it needs tf2onnx, which the project
+does not install. Commands used for the committed files, from the repository root::
+
+    python3.11 -m venv /tmp/tf2onnx-venv
+    /tmp/tf2onnx-venv/bin/pip install -c constraints-lock.txt tensorflow-cpu==2.12.1 tf2onnx onnxruntime
+    /tmp/tf2onnx-venv/bin/python benchmarks/make_tf2onnx_fixtures.py
+
+(pip picked tf2onnx 1.17.0.) For each export NAME it writes ``NAME.onnx`` and ``NAME.npz``
+holding ``x`` (a seeded random float32 batch in the model's own NHWC layout) and ``y``
+(onnxruntime's output on ``x``), plus ``MANIFEST.json`` (versions; per export: model,
+exporter, opset, input shape, ops used). Every export is also checked here: onnxruntime
+must reproduce Keras's output.
+
+tf2onnx keeps the model's NHWC input and opens the graph with ``Transpose(perm=[0,3,1,2])``
+before the convolutions; a ``Flatten`` becomes ``Transpose(perm=[0,2,3,1])`` + ``Reshape``
+before the dense ``MatMul``. Models are tiny (a few KB each), with seeded weights, non-zero
+biases and non-trivial BatchNorm statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import tensorflow as tf
+import tf2onnx
+from tensorflow import keras
+from tensorflow.keras import layers
+
+OUT = Path(__file__).resolve().parents[1] / "tests" / "frontends" / "fixtures" / "onnx" / "tf2onnx"
+BATCH = 5
+
+
+# --------------------------------------------------------------------------- models
+
+
+def keras_cnn() -> keras.Model:
+    """Conv2D-ReLU-MaxPool-Conv2D-ReLU-AvgPool-Flatten-Dense-softmax, channels last."""
+    return keras.Sequential(
+        [
+            keras.Input((12, 12, 2)),
+            layers.Conv2D(4, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(6, 3, activation="relu"),
+            layers.AveragePooling2D(2),
+            layers.Flatten(),
+            layers.Dense(10, activation="softmax"),
+        ],
+        name="keras_cnn",
+    )
+
+
+def keras_residual() -> keras.Model:
+    """A Keras-2-style functional model: conv-BN-ReLU stem, a residual block (two conv-BN,
+    an Add with the stem, BN-ReLU after the Add), global average pooling and a dense layer.
+    tf2onnx folds a BN that follows a conv into its weights; the one after the Add stays."""
+    x = keras.Input((8, 8, 3))
+    stem = layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(6, 3, padding="same", use_bias=False)(x)))
+    y = layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(6, 3, padding="same", use_bias=False)(stem)))
+    y = layers.BatchNormalization()(layers.Conv2D(6, 3, padding="same", use_bias=False)(y))
+    y = layers.ReLU()(layers.BatchNormalization()(layers.Add()([y, stem])))
+    y = layers.MaxPooling2D(2)(y)
+    y = layers.Dense(10)(layers.GlobalAveragePooling2D()(y))
+    return keras.Model(x, y, name="keras_residual")
+
+
+def keras_mlp() -> keras.Model:
+    """No convolution: the NHWC input is flattened straight into the dense layers."""
+    return keras.Sequential(
+        [
+            keras.Input((6, 6, 2)),
+            layers.Flatten(),
+            layers.Dense(16, activation="relu"),
+            layers.Dense(10),
+        ],
+        name="keras_mlp",
+    )
+
+
+# --------------------------------------------------------------------------- exports
+
+#: name -> (model function, opset)
+EXPORTS = {
+    "keras_cnn_opset13": (keras_cnn, 13),
+    "keras_residual_opset15": (keras_residual, 15),
+    "keras_mlp_opset13": (keras_mlp, 13),
+}
+
+
+def build(make, seed: int) -> keras.Model:
+    """The model with seeded weights, non-zero biases (tf2onnx drops zero ones) and
+    non-trivial BatchNorm statistics."""
+    keras.utils.set_random_seed(seed)
+    model = make()
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape).astype(np.float32))
+        if isinstance(layer, layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, n).astype(np.float32),  # gamma
+                    rng.normal(0, 0.2, n).astype(np.float32),  # beta
+                    rng.normal(0, 0.2, n).astype(np.float32),  # moving mean
+                    rng.uniform(0.5, 1.5, n).astype(np.float32),  # moving variance
+                ]
+            )
+    return model
+
+
+def export(name: str, model: keras.Model, opset: int) -> Path:
+    path = OUT / f"{name}.onnx"
+    spec = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="x")]
+    tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset, output_path=str(path))
+    return path
+
+
+def onnxruntime_outputs(path: Path, x: np.ndarray) -> np.ndarray:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def describe(path: Path) -> dict:
+    model = onnx.load(str(path))
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    return {
+        "file": path.name,
+        "exporter": f"tf2onnx {tf2onnx.__version__}",
+        "opset": opset,
+        "input_shape": dims,
+        "ops": sorted({n.op_type for n in model.graph.node}),
+    }
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "tf2onnx": tf2onnx.__version__,
+            "onnx": onnx.__version__,
+            "onnxruntime": ort.__version__,
+        },
+        "exports": {},
+    }
+    for seed, (name, (make, opset)) in enumerate(EXPORTS.items()):
+        model = build(make, seed)
+        x = np.random.default_rng(seed).normal(size=(BATCH, *model.input_shape[1:])).astype(np.float32)
+        path = export(name, model, opset)
+        expected = model(x, training=False).numpy()
+        y = onnxruntime_outputs(path, x)
+        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5, err_msg=name)
+        np.savez(path.with_suffix(".npz"), x=x, y=y)
+        manifest["exports"][name] = describe(path) | {"model": make.__name__}
+        print(f"{name}: {path.stat().st_size} bytes, ops {manifest['exports'][name]['ops']}")
+    (OUT / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
