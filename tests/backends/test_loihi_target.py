@@ -176,6 +176,32 @@ def test_refsim_spikes_as_the_emulator_on_depthwise_and_dilated_convolutions():
     assert result.ok
 
 
+def test_a_keras_depthwise_conv_compiles_for_loihi_as_a_conv_synapse(tmp_path):
+    """Keras DepthwiseConv2D (dilated, 'same') read from a saved model: one conv synapse,
+    and refsim spikes as the emulator."""
+    import tensorflow as tf
+
+    from snnc.compiler import load_model
+
+    layers = tf.keras.layers
+    tf.keras.utils.set_random_seed(2)
+    model = tf.keras.Sequential([
+        layers.Conv2D(4, 3, padding="same", activation="relu", input_shape=(7, 7, 1)),
+        layers.DepthwiseConv2D(3, padding="same", dilation_rate=2, activation="relu", name="depthwise"),
+        layers.AveragePooling2D(2),
+        layers.Flatten(),
+        layers.Dense(3),
+    ])  # fmt: skip
+    model.save(tmp_path / "model.h5")
+    rng = np.random.default_rng(4)
+    compiled, data = compiled_for_loihi(load_model(tmp_path / "model.h5"), rng, None)
+    (synapse,) = [n.op for n in compiled.chip.nodes if isinstance(n.op, ops.LoihiSynapses) and n.name.startswith("depthwise")]
+    assert (synapse.kind, synapse.kernel) == ("conv", (5, 5))
+    result = verify_loihi(compiled, data.head(2), 30, progress=False)
+    assert all(layer.emulator_spikes > 0 for layer in result.layers)
+    assert result.ok, [(layer.name, layer.mismatches, layer.first_mismatch) for layer in result.layers]
+
+
 def test_a_changed_integer_is_caught(residual):
     """verify must fail when snnc's integers are not what NengoLoihi runs."""
     compiled, data = residual
