@@ -35,10 +35,12 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Grap
 
     - The linear map from each presynaptic population's spikes to a layer's input current is
       measured with the float interpreter: a convolutional connection (a chain of conv2d,
-      average pooling, per-channel affines, adds and concats) becomes a ``conv`` synapse
-      whose kernel is probed with unit impulses and then checked against the chain on random
-      spikes; any other connection becomes a ``dense`` synapse (one probe per presynaptic
-      neuron). What the chain adds without input is the compartments' bias.
+      grouped and dilated ones included, average pooling, per-channel affines, adds and
+      concats) becomes a ``conv`` synapse whose kernel is probed with unit impulses and then
+      checked against the chain on random spikes; any other connection becomes a ``dense``
+      synapse (one probe per presynaptic neuron), or an error when it has more presynaptic
+      neurons than a core has input axons. What the chain adds without input is the
+      compartments' bias.
     - ``if_neuron`` (reset to zero, membrane starting at 0, as the chip does) becomes a
       ``relu`` population: NengoLoihi's threshold is ``1/dt``, so the ensemble gain is
       ``gain / threshold`` and the bias ``gain * b / (threshold * dt)``. ``lif_neuron``
@@ -227,7 +229,7 @@ def _too_wide(pre: str, n_pre: int, n_post: int) -> str:
         f"per-channel affine, add and concat between CHW maps are), so it would be a dense "
         f"{n_post}x{n_pre} synapse: its {n_pre} presynaptic neurons exceed the {MAX_IN_AXONS} "
         f"input axons of a Loihi core; give it at most {MAX_IN_AXONS} presynaptic neurons "
-        "(e.g. a strided or pooled convolution layer before it)"
+        "(a smaller neuron layer before it, e.g. after a strided convolution)"
     )
 
 
