@@ -17,6 +17,7 @@ import numpy as np
 from .. import ops
 from ..graph import Graph, Node
 from ..interpreter import EVALUATORS
+from ..loihi.hardware import MAX_IN_AXONS
 from .registry import register_pass
 from .rewrite import Rewriter
 
@@ -34,10 +35,12 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Grap
 
     - The linear map from each presynaptic population's spikes to a layer's input current is
       measured with the float interpreter: a convolutional connection (a chain of conv2d,
-      average pooling, per-channel affines, adds and concats) becomes a ``conv`` synapse
-      whose kernel is probed with unit impulses and then checked against the chain on random
-      spikes; any other connection becomes a ``dense`` synapse (one probe per presynaptic
-      neuron). What the chain adds without input is the compartments' bias.
+      grouped and dilated ones included, average pooling, per-channel affines, adds and
+      concats) becomes a ``conv`` synapse whose kernel is probed with unit impulses and then
+      checked against the chain on random spikes; any other connection becomes a ``dense``
+      synapse (one probe per presynaptic neuron), or an error when it has more presynaptic
+      neurons than a core has input axons. What the chain adds without input is the
+      compartments' bias.
     - ``if_neuron`` (reset to zero, membrane starting at 0, as the chip does) becomes a
       ``relu`` population: NengoLoihi's threshold is ``1/dt``, so the ensemble gain is
       ``gain / threshold`` and the bias ``gain * b / (threshold * dt)``. ``lif_neuron``
@@ -134,7 +137,7 @@ def _lower_population(rw: Rewriter, graph: Graph, node: Node, pres: list[str], d
     gain, chip_bias, compartment = _compartment_op(rw, node, bias, dt, adapt)
     synapses = []
     for pre in pres:
-        op, weight, how = _connection(graph, region, node, pre, pres)
+        op, weight, how = _connection(rw, graph, region, node, pre, pres)
         if not np.any(weight):
             rw.note(node, f"the connection from %{pre} has only zero weights; dropped")
             continue
@@ -191,8 +194,9 @@ def _evaluate(region: list[Node], values: dict[str, np.ndarray], target: str, gr
     return out.reshape(out.shape[0], -1)
 
 
-def _connection(graph: Graph, region: list[Node], post: Node, pre: str, pres: list[str]):
-    """The synapse op and float weight of the connection ``pre -> post``, and how it was found."""
+def _connection(rw: Rewriter, graph: Graph, region: list[Node], post: Node, pre: str, pres: list[str]):
+    """The synapse op and float weight of the connection ``pre -> post``, and how it was found.
+    A dense connection that no core could take is refused before its (slow) probe."""
     pre_type, target = graph.node(pre).type, post.inputs[0]
     zeros = {p: np.zeros((1, *graph.node(p).type.shape)) for p in pres}
 
@@ -208,6 +212,8 @@ def _connection(graph: Graph, region: list[Node], post: Node, pre: str, pres: li
             op, kernel = found
             return op, kernel, f"convolution {op.kernel[0]}x{op.kernel[1]} stride {op.stride[0]} from %{pre}"
     n_pre = pre_type.size
+    if n_pre > MAX_IN_AXONS:
+        raise rw.fail(post, _too_wide(pre, n_pre, post.type.size))
     columns = []
     for start in range(0, n_pre, _PROBE_BATCH):
         eye = np.zeros((min(_PROBE_BATCH, n_pre - start), n_pre))
@@ -218,9 +224,25 @@ def _connection(graph: Graph, region: list[Node], post: Node, pre: str, pres: li
     return op, weight, f"dense {weight.shape[0]}x{weight.shape[1]} from %{pre}"
 
 
+def _too_wide(pre: str, n_pre: int, n_post: int) -> str:
+    """Why a dense connection cannot be placed: every presynaptic neuron of a dense synapse is
+    one input axon of every core block it feeds, and a core has MAX_IN_AXONS."""
+    return (
+        f"the connection from %{pre} is not a convolution (only chains of conv2d, avg_pool2d, "
+        f"per-channel affine, add and concat between CHW maps are), so it would be a dense "
+        f"{n_post}x{n_pre} synapse: its {n_pre} presynaptic neurons exceed the {MAX_IN_AXONS} "
+        f"input axons of a Loihi core; give it at most {MAX_IN_AXONS} presynaptic neurons "
+        "(a smaller neuron layer before it, e.g. after a strided convolution)"
+    )
+
+
 def _conv_geometry(graph: Graph, region: list[Node], pre: str, target: str):
     """(kernel, stride, pad top/left) of the strided window chain from ``pre`` to ``target``,
-    or None when the path is not a single chain of window and channel-wise ops."""
+    or None when the path is not a single chain of window and channel-wise ops.
+
+    Grouped and dilated convolutions are convolutions too: a grouped one's full kernel is zero
+    off its groups' channel blocks, a dilated one's between its taps; the probe measures those
+    zeros and NengoLoihi stores them (``map_to_cores`` counts their synapse memory)."""
     if graph.node(pre).type.rank != 3 or graph.node(target).type.rank != 3:
         return None
     on_path = {pre}
@@ -231,15 +253,22 @@ def _conv_geometry(graph: Graph, region: list[Node], pre: str, target: str):
             continue
         if len(reading) > 1 or not isinstance(node.op, _CONV_CHAIN_OPS):
             return None
-        if isinstance(node.op, ops.Conv2d) and (node.op.groups != 1 or node.op.dilation != (1, 1)):
-            return None
         if isinstance(node.op, (ops.Conv2d, ops.AvgPool2d)):
+            span = _window_span(node.op)
             for axis in (0, 1):
-                kernel[axis] += (node.op.kernel[axis] - 1) * stride[axis]
+                kernel[axis] += (span[axis] - 1) * stride[axis]
                 pad[axis] += node.op.pads[axis] * stride[axis]
                 stride[axis] *= node.op.stride[axis]
         on_path.add(node.name)
     return tuple(kernel), tuple(stride), tuple(pad)
+
+
+def _window_span(op) -> tuple[int, int]:
+    """The input rows and columns one output of a window op reads: a dilated kernel spans
+    ``dilation * (kernel - 1) + 1`` (its kernel is that larger kernel with zeros between the
+    taps)."""
+    dilation = getattr(op, "dilation", (1, 1))
+    return tuple(d * (k - 1) + 1 for k, d in zip(op.kernel, dilation))
 
 
 def _probe_kernel(response, in_shape, out_shape, kernel, stride, pad):

@@ -70,6 +70,20 @@ def lif_mlp(rng):
     return b.build()
 
 
+def depthwise_cnn(rng):
+    """host conv → chip depthwise conv (groups = channels) → chip dilated grouped conv
+    (dilation 2, groups 2), 'same' padding → avg pool, flatten → host dense."""
+    b = GraphBuilder("depthwise_cnn")
+    x = b.add(ops.ReLU(), [conv(b, rng, b.input("input", (1, 7, 7)), 4)], name="host")
+    depthwise = {"weight": rng.normal(0, 0.8, (4, 1, 3, 3)).astype(np.float32), "bias": rng.normal(0, 0.1, 4).astype(np.float32)}
+    x = b.add(ops.ReLU(), [b.add(ops.Conv2d(4, (3, 3), pads=(1, 1, 1, 1), groups=4), [x], depthwise)], name="depthwise")
+    dilated = {"weight": rng.normal(0, 0.5, (6, 2, 3, 3)).astype(np.float32), "bias": rng.normal(0, 0.1, 6).astype(np.float32)}
+    x = b.add(ops.ReLU(), [b.add(ops.Conv2d(6, (3, 3), pads=(2, 2, 2, 2), dilation=(2, 2), groups=2), [x], dilated)], name="dilated")
+    x = b.add(ops.Reshape((6 * 3 * 3,)), [b.add(ops.AvgPool2d((2, 2), (2, 2)), [x])])
+    b.output(dense(b, rng, x, 3, name="logits"))
+    return b.build()
+
+
 def compiled_for_loihi(graph, rng, pipeline, n=64):
     (inp,) = graph.inputs
     x = np.abs(rng.normal(size=(n, *inp.type.shape))).astype(np.float32)
@@ -142,6 +156,48 @@ def test_refsim_spikes_as_the_emulator_on_a_dense_lif_network_with_biases():
     assert all(np.any(n.params["bias"] != 0) for n in populations)
     assert all(n.op.decay_v > 0 and n.op.refract_delay > 1 for n in populations)  # leaky, refractory
     result = verify_loihi(compiled, data.head(3), 40, progress=False)
+    assert all(layer.emulator_spikes > 0 for layer in result.layers)
+    assert result.ok, [(layer.name, layer.mismatches, layer.first_mismatch) for layer in result.layers]
+
+
+def test_refsim_spikes_as_the_emulator_on_depthwise_and_dilated_convolutions():
+    """The loihi target lowers grouped and dilated convolutions as conv synapses, which
+    NengoLoihi runs as Convolution transforms: refsim and the emulator agree spike for spike."""
+    rng = np.random.default_rng(5)
+    compiled, data = compiled_for_loihi(depthwise_cnn(rng), rng, None)  # the loihi target's pipeline
+    synapses = {n.name: n.op for n in compiled.chip.nodes if isinstance(n.op, ops.LoihiSynapses)}
+    assert (synapses["depthwise_from_host"].kind, synapses["depthwise_from_host"].kernel) == ("conv", (3, 3))
+    assert (synapses["dilated_from_depthwise"].kind, synapses["dilated_from_depthwise"].kernel) == ("conv", (5, 5))
+    result = verify_loihi(compiled, data.head(3), 30, progress=False)
+    assert [layer.name for layer in result.layers] == ["depthwise", "dilated"]
+    assert all(layer.emulator_spikes > 0 for layer in result.layers)
+    assert [layer.mismatches for layer in result.layers] == [0, 0]
+    assert [layer.voltage_mismatches for layer in result.layers] == [0, 0]
+    assert result.ok
+
+
+def test_a_keras_depthwise_conv_compiles_for_loihi_as_a_conv_synapse(tmp_path):
+    """Keras DepthwiseConv2D (dilated, 'same') read from a saved model: one conv synapse,
+    and refsim spikes as the emulator."""
+    import tensorflow as tf
+
+    from snnc.compiler import load_model
+
+    layers = tf.keras.layers
+    tf.keras.utils.set_random_seed(2)
+    model = tf.keras.Sequential([
+        layers.Conv2D(4, 3, padding="same", activation="relu", input_shape=(7, 7, 1)),
+        layers.DepthwiseConv2D(3, padding="same", dilation_rate=2, activation="relu", name="depthwise"),
+        layers.AveragePooling2D(2),
+        layers.Flatten(),
+        layers.Dense(3),
+    ])  # fmt: skip
+    model.save(tmp_path / "model.h5")
+    rng = np.random.default_rng(4)
+    compiled, data = compiled_for_loihi(load_model(tmp_path / "model.h5"), rng, None)
+    (synapse,) = [n.op for n in compiled.chip.nodes if isinstance(n.op, ops.LoihiSynapses) and n.name.startswith("depthwise")]
+    assert (synapse.kind, synapse.kernel) == ("conv", (5, 5))
+    result = verify_loihi(compiled, data.head(2), 30, progress=False)
     assert all(layer.emulator_spikes > 0 for layer in result.layers)
     assert result.ok, [(layer.name, layer.mismatches, layer.first_mismatch) for layer in result.layers]
 

@@ -11,6 +11,7 @@ from snnc.compiler.graph import GraphBuilder
 from snnc.compiler.interpreter import EVALUATORS
 from snnc.compiler.passes import PassManager
 from snnc.compiler.passes.lower_loihi import lower_loihi
+from snnc.compiler.passes.map_to_cores import map_to_cores
 
 TO_SPIKING = "canonicalize,fold_batchnorm,maxpool_to_avgpool,threshold_balance,convert_to_spiking{reset=zero,v_init=0}"
 
@@ -49,9 +50,27 @@ def synapse_current(node, pre_values):
     return out.reshape(len(xp), -1)
 
 
-@pytest.mark.parametrize("net", ["flatten", "residual", "conv_bn"])
+def depthwise_net(rng, channels=4, size=6, dilation=1, pool=True):
+    """host conv -> a depthwise conv (groups = channels; dilated 'same' if asked) -> average
+    pool, then a grouped conv (groups=2): the two chip layers' synapses are grouped chains."""
+    b = GraphBuilder("depthwise")
+    x = b.add(ops.ReLU(), [conv(b, rng, b.input("input", (1, size, size)), channels)], name="relu1")
+    op = ops.Conv2d(channels, (3, 3), pads=(dilation,) * 4, dilation=(dilation, dilation), groups=channels)
+    params = {"weight": rng.normal(0, 0.6, (channels, 1, 3, 3)).astype(np.float32), "bias": rng.normal(0, 0.2, channels).astype(np.float32)}
+    x = b.add(ops.ReLU(), [b.add(op, [x], params)], name="depthwise")
+    if pool:
+        x = b.add(ops.AvgPool2d((2, 2), (2, 2)), [x])
+    x = b.add(ops.ReLU(), [conv(b, rng, x, 2 * channels, k=1, pad=0, groups=2)], name="grouped")
+    b.output(dense(b, rng, b.add(ops.Reshape((b.type_of(x).size,)), [x]), 3, name="logits"))
+    return b.build()
+
+
+LOWERED_NETS = {**NETS, "depthwise": depthwise_net, "dilated": lambda rng: depthwise_net(rng, size=7, dilation=2)}
+
+
+@pytest.mark.parametrize("net", ["flatten", "residual", "conv_bn", "depthwise", "dilated"])
 def test_synapses_and_bias_reproduce_each_layer_current(net, rng):
-    snn = spiking(NETS[net](rng), rng)
+    snn = spiking(LOWERED_NETS[net](rng), rng)
     chip = lower_loihi(snn)
     x = inputs_for(snn, rng, 3).astype(np.float64)
     spikes = {n.name: (rng.random((3, *n.type.shape)) < 0.4).astype(np.float64) for n in snn.nodes if isinstance(n.op, ops.NEURON_OPS)}
@@ -85,10 +104,48 @@ def test_pooling_folds_into_the_next_convolution_and_the_input_layer_stays_on_th
     assert any("run on the host" in m for _, m in notes(chip, "lower_loihi"))
 
 
-def test_grouped_convolution_becomes_dense_synapses(rng):
-    chip = lower_loihi(spiking(NETS["conv_bn"](rng), rng))
-    kinds = {n.name: n.op.kind for n in chip.nodes if isinstance(n.op, ops.LoihiSynapses)}
-    assert kinds["relu2_from_relu_after_pool"] == "dense"
+def synapse_ops(chip):
+    return {n.name: n.op for n in chip.nodes if isinstance(n.op, ops.LoihiSynapses)}
+
+
+def test_grouped_and_dilated_convolutions_become_conv_synapses(rng):
+    """A grouped conv's kernel is its full kernel, zero off the groups' channel blocks; a
+    dilated one's is the larger kernel it spans, zero between its taps."""
+    syn = synapse_ops(lower_loihi(spiking(NETS["conv_bn"](rng), rng)))["relu2_from_relu_after_pool"]
+    assert (syn.kind, syn.kernel, syn.stride) == ("conv", (6, 6), (2, 2))  # 2x2 pool, then 3x3 groups=2
+    chip = lower_loihi(spiking(depthwise_net(rng, size=7, dilation=2), rng))
+    depthwise, grouped = chip.node("depthwise_from_relu1"), chip.node("grouped_from_depthwise")
+    assert (depthwise.op.kind, depthwise.op.kernel, depthwise.op.pads) == ("conv", (5, 5), (2, 2, 2, 2))
+    kernel = depthwise.params["weight"]
+    assert kernel.shape == (4, 4, 5, 5)
+    zero = np.ones((4, 4, 5, 5), bool)  # off the diagonal (depthwise) channel blocks
+    zero[np.arange(4), np.arange(4)] = np.add.outer(np.arange(5) % 2, np.arange(5) % 2) > 0  # between the dilated taps
+    assert not np.any(kernel[zero]) and np.all(kernel[~zero] != 0)
+    assert (grouped.op.kind, grouped.op.kernel, grouped.op.stride) == ("conv", (2, 2), (2, 2))
+    assert not np.any(grouped.params["weight"][:4, 2:]) and not np.any(grouped.params["weight"][4:, :2])
+
+
+def test_a_depthwise_conv_on_32_channels_of_14x14_fits_the_cores(rng):
+    """6272 neurons: as a dense synapse the fan-in (6272 axons) would exceed a core's 4096;
+    as a conv synapse each compartment reads 9 pixels and the layer fits 7 cores."""
+    chip = lower_loihi(spiking(depthwise_net(rng, channels=32, size=14), rng))
+    assert synapse_ops(chip)["depthwise_from_relu1"].kind == "conv"
+    placed = map_to_cores(chip).meta["core_map"]["populations"]["depthwise"]
+    assert placed["cores"] == 7 and placed["largest"]["input_axons"] <= 4096
+
+
+def test_a_dense_connection_no_core_can_take_is_refused_at_lowering(rng):
+    """Not map_to_cores' fan-in error after probing 4160 columns: one line naming both layers."""
+    b = GraphBuilder("g")
+    x = b.add(ops.ReLU(), [conv(b, rng, b.input("input", (1, 8, 8)), 65)], name="wide")
+    b.output(b.add(ops.ReLU(), [dense(b, rng, b.add(ops.Reshape((65 * 64,)), [x]), 3)], name="narrow"))
+    snn = spiking(b.build(), rng)
+    message = (
+        r"%narrow = if_neuron: the connection from %wide is not a convolution .* dense 3x4160 synapse: "
+        "its 4160 presynaptic neurons exceed the 4096 input axons of a Loihi core"
+    )
+    with pytest.raises(PassError, match=message):
+        lower_loihi(snn)
 
 
 @pytest.mark.parametrize(

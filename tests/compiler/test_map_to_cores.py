@@ -273,6 +273,23 @@ def test_residual_counts_equal_nengo_loihi(rng):
     assert_same_as_nengo_loihi(graph, {"a": (4, 3, 8), "b": (2, 5, 5), "c": (4, 4, 3), "fc": (5,)})
 
 
+def test_grouped_and_dilated_kernels_count_as_nengo_loihi(rng):
+    """What lower_loihi makes of a depthwise conv (a kernel zero off its diagonal channel
+    blocks) and of a dilated grouped one (zero between the taps too): NengoLoihi stores those
+    zeros, and the counts, split by channels and space or not, equal its own."""
+    net = Net(rng, (4, 9, 9))
+    depthwise = rng.normal(0, 0.3, (4, 4, 3, 3)).astype(np.float32) * np.eye(4, dtype=np.float32)[:, :, None, None]
+    a = net.conv(net.host, 4, padding="same", name="depthwise", kernel=depthwise)
+    dilated = np.zeros((6, 4, 5, 5), np.float32)
+    for f in range(6):
+        group = slice(0, 2) if f < 3 else slice(2, 4)
+        dilated[f, group, ::2, ::2] = rng.normal(0, 0.3, (2, 3, 3))
+    b = net.conv(a, 6, k=5, padding="same", name="dilated", kernel=dilated)
+    graph = net.build(b)
+    assert_same_as_nengo_loihi(graph, {"depthwise": (4, 9, 9), "dilated": (6, 9, 9)})
+    assert_same_as_nengo_loihi(graph, {"depthwise": (1, 5, 9), "dilated": (3, 4, 4)})
+
+
 def test_cheap_bounds_agree_with_exact_counts(rng):
     """The quick counts the search uses: input/output axons exact, synapse bits a lower
     bound, and one compartment per block the least any shape needs."""
