@@ -22,7 +22,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SNNC_SHARED_DATA", REPO.parent / "shared" / "data"))  # as tests/conftest.py
-SNNC = Path(sys.executable).with_name("snnc")
+SNNC_SCRIPT = Path(sys.executable).with_name("snnc")  # the console script README runs, where installed
+SNNC = [str(SNNC_SCRIPT)] if SNNC_SCRIPT.is_file() else [sys.executable, "-m", "snnc.compiler.cli"]
 PLACEHOLDER = re.compile(r"\[|\b[A-Z][A-Z_]*\b")  # an option in brackets or an upper-case name
 FAST_EXAMPLES = "500"  # test images the fast tier evaluates where README evaluates all 10,000
 FAST_VERIFY_INPUTS = "1"  # inputs the fast tier verifies where README runs NengoLoihi's emulator on 20 (13 s each)
@@ -90,7 +91,7 @@ def command_id(where) -> str:
 
 def snnc(argv: list[str], cwd) -> subprocess.CompletedProcess:
     assert argv[0] == "snnc", argv
-    return subprocess.run([str(SNNC), *argv[1:]], cwd=cwd, capture_output=True, text=True, timeout=1800)
+    return subprocess.run([*SNNC, *argv[1:]], cwd=cwd, capture_output=True, text=True, timeout=1800)
 
 
 @pytest.mark.parametrize("synopsis", SYNOPSES)
