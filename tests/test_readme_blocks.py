@@ -57,7 +57,13 @@ def is_synopsis(command: str) -> bool:
 
 def fast_variant(argv: list[str]) -> list[str]:
     """What the fast tier runs for ``argv``: ``evaluate`` on the first 500 test images where the
-    line evaluates the whole test set, ``verify`` on 1 input where it runs more; else argv."""
+    line evaluates the whole test set, ``verify`` on 1 input where it runs more; else argv.
+
+    Today that shortens three README lines: ``snnc evaluate out/lenet_snn`` (10,000 images up
+    to T=64 in the interpreter, minutes on 2 cores), ``snnc evaluate out/cnn_loihi`` (10,000
+    on refsim) and ``snnc verify out/cnn_loihi ... -n 20`` (NengoLoihi's emulator, about 13 s
+    an input on 2 shared cores); :func:`test_long_readme_command_runs_as_written` runs them as
+    written under ``-m slow``."""
     if argv[1] == "evaluate" and "-n" not in argv:
         return [*argv, "-n", FAST_EXAMPLES]
     if argv[1] == "verify" and "-n" in argv:
@@ -109,11 +115,9 @@ def test_synopsis_matches_the_commands_help(synopsis):
 def test_readme_has_synopses_and_commands_to_run():
     """The parsing above finds what README holds (a change of format would silently test nothing)."""
     assert any(s.startswith("snnc compile MODEL") for s in SYNOPSES)
-    assert [command_id(c) for c in COMMANDS] == [
-        "--help", "compile ../shared/data/models/snn_toolbox/lenet5/keras/99.14.h5", "evaluate out/lenet_snn",
-        "compile ../shared/data/models/mnist_cnn_avgpool.h5", "evaluate out/cnn_loihi", "verify out/cnn_loihi",
-    ]
-    assert len(readme_blocks("python")) == 1
+    assert {BLOCKS[b][i][1] for b, i in COMMANDS} >= {"compile", "evaluate", "verify"}
+    assert {BLOCKS[b][i][1] for b, i in LONG} >= {"evaluate", "verify"}
+    assert len(readme_blocks("python")) >= 1
 
 
 # ----------------------------------------------------------------------------- commands
