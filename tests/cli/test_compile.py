@@ -93,10 +93,15 @@ def test_pass_instruments_from_the_command_line(digits, tmp_path, capsys):
 
 
 def test_demo_trains_compiles_and_reports(tmp_path, capsys):
-    assert main(["demo", "--epochs", "3", "--timesteps", "8,16", "--json", "-o", str(tmp_path / "demo")]) == 0
+    """README's main job as it runs it (30 epochs, T up to 64), on the 397 held-out digits.
+    Measured: ANN 95.2 %, SNN at T=64 95.2 % agreeing with the ANN on 100 %; the margins: 2 pt
+    (8 digits) below the ANN, 97 % agreement."""
+    assert main(["demo", "--json", "-o", str(tmp_path / "demo")]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report["snn_accuracy"]) == {"8", "16"}
-    assert report["ann_accuracy"] > 0.5  # 3 epochs: a working but untrained-looking model
+    assert set(report["snn_accuracy"]) == {"8", "16", "32", "64"}
+    assert report["ann_accuracy"] > 0.9
+    assert report["snn_accuracy"]["64"] >= report["ann_accuracy"] - 0.02
+    assert report["agreement_with_ann"]["64"] >= 0.97
     assert (tmp_path / "demo" / "manifest.json").is_file()
 
 

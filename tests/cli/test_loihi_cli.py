@@ -121,9 +121,14 @@ def test_what_does_not_fit_or_is_not_supported_is_one_line(pipeline, message, di
 
 
 def test_demo_for_loihi_runs_on_refsim(tmp_path, capsys):
-    assert main(["demo", "--target", "loihi", "--epochs", "5", "--timesteps", "32", "--json", "-o", str(tmp_path / "demo")]) == 0
+    """Measured: ANN 95.2 %, refsim at T=32 94.7 % agreeing with the ANN on 98.7 % of the 397
+    held-out digits; the margins: 2 pt (8 digits) below the ANN, 97 % agreement."""
+    assert main(["demo", "--target", "loihi", "--timesteps", "32", "--json", "-o", str(tmp_path / "demo")]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["backend"] == "refsim" and report["snn_accuracy"]["32"] > 0.5
+    assert report["backend"] == "refsim"
+    assert report["ann_accuracy"] > 0.9
+    assert report["snn_accuracy"]["32"] >= report["ann_accuracy"] - 0.02
+    assert report["agreement_with_ann"]["32"] >= 0.97
     assert json.loads((tmp_path / "demo" / "manifest.json").read_text())["target"] == "loihi"
 
 
