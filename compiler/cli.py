@@ -14,6 +14,9 @@ import traceback
 #: 3: an unexpected exception inside snnc (a bug); never 1 or 2, which users' scripts read as
 #: "the check failed" and "my input is bad"
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+#: compile options' defaults, filled in after parsing so that evaluate can tell a flag given
+#: for an already compiled artifact (refused) from one left out
+COMPILE_DEFAULTS = {"target": "nengo", "calib_examples": 1000}
 MODEL_HELP = "model: .keras, .h5, SavedModel dir, .onnx, .ir, or example:NAME (e.g. example:digits_cnn)"
 
 
@@ -146,6 +149,7 @@ def cmd_compile(args) -> int:
     from .artifact import check_replaceable
     from .driver import write_artifact
 
+    _fill_compile_defaults(args)
     check_replaceable(args.output, args.target, args.force)  # before minutes of compiling, not after
     compiled = _compile_from_args(args, args.model, _calibration_data(args.calib), sys.stderr)
     out = write_artifact(compiled, args.output, force=args.force)
@@ -158,6 +162,12 @@ def cmd_compile(args) -> int:
         print(f"  {r.spec.name:<20} {r.seconds:8.3f} s   {r.nodes_before:3d} -> {r.nodes_after:3d} nodes")
     _print_notes(compiled.manifest["notes"], sys.stdout)
     return EXIT_OK
+
+
+def _fill_compile_defaults(args) -> None:
+    for flag, default in COMPILE_DEFAULTS.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, default)
 
 
 def _calibration_data(path):
@@ -174,18 +184,23 @@ def cmd_evaluate(args) -> int:
 
     from .artifact import is_artifact
     from .datasets import load_dataset
-    from .driver import evaluate, format_evaluation, load_compiled, parse_timesteps
+    from .driver import LOIHI_BACKENDS, evaluate, format_evaluation, load_compiled, parse_timesteps
 
     timesteps = parse_timesteps(args.timesteps)
+    _check_plot_path(args.plot)
     data = load_dataset(args.data, split="test").head(args.n)
     if is_artifact(args.model):
-        compiled = load_compiled(args.model)
-        for flag in ("pipeline", "calib", "dump_dir", "dump_after", "weights"):
-            if getattr(args, flag):
+        for flag in ("pipeline", "calib", "dump_dir", "dump_after", "weights", *COMPILE_DEFAULTS, "time_passes"):
+            if getattr(args, flag) not in (None, False):
                 raise UsageError(f"--{flag.replace('_', '-')} applies when compiling; {args.model} is already compiled")
+        compiled = load_compiled(args.model)
     else:
-        calib = _evaluation_calibration(args)
+        _fill_compile_defaults(args)
+        if args.backend in LOIHI_BACKENDS and args.target != "loihi":  # said before compiling, not after
+            raise UsageError(f"--backend {args.backend} runs networks compiled for Loihi; give --target loihi")
+        calib, note = _evaluation_calibration(args)
         compiled = _compile_from_args(args, args.model, calib, sys.stderr)
+        _print_input_notes([note] if note else [])
     ev = evaluate(compiled, data, timesteps, backend=args.backend, input_scale=args.input_scale,
                   batch_size=args.batch_size, progress=None)
     _print_input_notes(ev.notes)
@@ -228,14 +243,23 @@ def cmd_verify(args) -> int:
 
 def _evaluation_calibration(args):
     """Calibration data for evaluating an uncompiled model: --calib, else the training
-    split of an IDX folder, else the evaluation data itself (said on stderr)."""
+    split of an IDX folder, else the evaluation data itself; and a note saying the last
+    (printed once the model compiled: a failure stays one line)."""
     from .datasets import has_idx_split
 
     if args.calib:
-        return _calibration_data(args.calib)
+        return _calibration_data(args.calib), None
+    note = None
     if not has_idx_split(args.data, "train"):
-        print(f"snnc: note: calibrating on the evaluation data {args.data} (give --calib to choose)", file=sys.stderr)
-    return _calibration_data(args.data)
+        note = f"calibrating on the evaluation data {args.data} (give --calib to choose)"
+    return _calibration_data(args.data), note
+
+
+def _check_plot_path(path) -> None:
+    from pathlib import Path
+
+    if path is not None and Path(path).suffix.lower() != ".png":
+        raise UsageError(f"--plot {path}: draws a PNG image; give a file name ending in .png")
 
 
 def cmd_demo(args) -> int:
@@ -336,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_demo)
+    parser.commands = tuple(sub.choices)
     return parser
 
 
@@ -382,8 +407,8 @@ def _batch_size(p) -> None:
 
 def _compile_options(p, targets) -> None:
     p.add_argument("--pipeline", metavar="P", help="passes, e.g. 'canonicalize,fold_batchnorm,threshold_balance{method=max},convert_to_spiking' (default: the target's)")
-    p.add_argument("--target", choices=tuple(targets), default="nengo", help="what the network is compiled for (default: nengo)")
-    p.add_argument("--calib-examples", type=_positive_int, default=1000, metavar="N", help="calibration examples used (default: 1000)")
+    p.add_argument("--target", choices=tuple(targets), help=f"what the network is compiled for (default: {COMPILE_DEFAULTS['target']})")
+    p.add_argument("--calib-examples", type=_positive_int, metavar="N", help=f"calibration examples used (default: {COMPILE_DEFAULTS['calib_examples']})")
     _input_scale(p, compiling=True)
     p.add_argument("--dump-after", action="append", metavar="PASS", help="print the IR after PASS to stderr (repeatable, or 'all')")
     p.add_argument("--dump-dir", metavar="DIR", help="write the IR after each pass to DIR/NN_pass.ir")
@@ -406,8 +431,7 @@ def main(argv=None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            parser.print_help()
-            return EXIT_BAD_INPUT
+            raise UsageError(f"give a command: {', '.join(parser.commands)} (snnc --help says more)")
         from .progress import set_default
 
         # under --json: one JSON object on stdout, nothing on stderr but errors

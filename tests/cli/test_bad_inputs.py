@@ -237,13 +237,14 @@ CASES = [
     case("pipeline-unbalanced-brace", COMPILE + " --pipeline 'threshold_balance{method=max'", "cannot parse the pipeline at"),
     case("pipeline-stray-brace", COMPILE + " --pipeline 'canonicalize},convert_to_spiking'", "cannot parse the pipeline at"),
     case("pipeline-empty-item", COMPILE + " --pipeline canonicalize,,convert_to_spiking", "empty item"),
-    case("pipeline-trailing-comma", COMPILE + " --pipeline canonicalize,convert_to_spiking,", "empty item"),
+    case("pipeline-trailing-comma", COMPILE + " --pipeline canonicalize,convert_to_spiking,", "empty item at the end of the pipeline"),
+    case("pipeline-leading-comma", COMPILE + " --pipeline ,canonicalize,convert_to_spiking", "empty item in the pipeline"),
     case("pipeline-empty", COMPILE + " --pipeline ''", "empty pipeline"),
     case("pipeline-spaces-only", COMPILE + " --pipeline ' '", "empty pipeline"),
     case("pipeline-named-with-options", COMPILE + " --pipeline 'default{x=1}'", "pipeline default takes no options"),
     case("pipeline-loihi-for-nengo", COMPILE + " --pipeline loihi", "a Loihi pass; compile with --target loihi"),
     case("dump-after-unknown", COMPILE + " --dump-after fold_bn", "--dump-after fold_bn"),
-    case("dump-after-not-in-pipeline", COMPILE + " --pipeline canonicalize,convert_to_spiking --dump-after fold_batchnorm", "--dump-after fold_batchnorm"),
+    case("dump-after-not-in-pipeline", COMPILE + " --pipeline canonicalize,convert_to_spiking --dump-after fold_batchnorm", "--dump-after fold_batchnorm: the pipeline does not run it; it runs canonicalize, convert_to_spiking"),
     # --- evaluate: data
     case("eval-data-missing", EVAL + " {t}/none.npz", "none.npz: no such file"),
     case("eval-data-without-labels", EVAL + " {t}/x.npy", "no labels 'y'", npy("x.npy", X)),
@@ -252,7 +253,10 @@ CASES = [
     case("eval-labels-strings", EVAL + " {t}/d.npz", "labels must be integers", npz("d.npz", x=X, y=np.array(list("abcd")))),
     case("eval-labels-fractions", EVAL + " {t}/d.npz", "labels must be integers", npz("d.npz", x=X, y=np.full(4, 0.5))),
     case("eval-labels-nan", EVAL + " {t}/d.npz", "the labels contain NaN", npz("d.npz", x=X, y=np.array([0, 1, np.nan, 2]))),
-    case("eval-labels-negative", EVAL + " {t}/d.npz", "labels", npz("d.npz", x=X, y=np.array([0, -1, 2, 3]))),
+    case("eval-labels-negative", EVAL + " {t}/d.npz", "d.npz: labels range over -1..3, but model digits_cnn has 10 classes (labels 0..9)",
+         npz("d.npz", x=X, y=np.array([0, -1, 2, 3]))),
+    case("eval-labels-past-the-classes", EVAL + " {t}/d.npz", "d.npz: labels range over 1..10, but model digits_cnn has 10 classes",
+         npz("d.npz", x=X, y=np.array([1, 2, 3, 10]))),
     case("eval-labels-2d", EVAL + " {t}/d.npz", "labels must be integers", npz("d.npz", x=X, y=np.zeros((4, 1, 2)))),
     case("eval-labels-objects", EVAL + " {t}/d.npz", "d.npz: Object arrays cannot be loaded",
          npz("d.npz", pickled=True, x=X, y=np.array([{}, {}, {}, {}], dtype=object))),
@@ -274,14 +278,16 @@ CASES = [
     case("eval-timesteps-float", EVAL + " {d}/test.npz --timesteps 8.5", "--timesteps '8.5': give positive integers"),
     case("eval-backend-unknown", EVAL + " {d}/test.npz --backend gpu", "argument --backend: invalid choice: 'gpu'"),
     case("eval-refsim-on-nengo-artifact", EVAL + " {d}/test.npz --backend refsim", "backend refsim runs networks compiled for Loihi"),
-    case("eval-loihi-on-float-model", EVAL_EX + " --backend loihi", "backend loihi runs networks compiled for Loihi"),
+    case("eval-loihi-on-float-model", EVAL_EX + " --backend loihi", "--backend loihi runs networks compiled for Loihi; give --target loihi"),
+    case("eval-refsim-compiling-for-nengo", EVAL_EX + " --backend refsim --target nengo", "--backend refsim runs networks compiled for Loihi"),
+    case("eval-artifact-with-time-passes", EVAL + " {d}/test.npz --time-passes", "--time-passes applies when compiling"),
     case("eval-artifact-with-pipeline", EVAL + " {d}/test.npz --pipeline default", "--pipeline applies when compiling"),
     case("eval-artifact-with-calib", EVAL + " {d}/test.npz --calib {d}/train.npz", "--calib applies when compiling"),
-    case("eval-artifact-with-target", EVAL + " {d}/test.npz --target loihi", "--target applies when compiling"),
+    case("eval-artifact-with-target", EVAL + " {d}/test.npz --target loihi", "--target applies when compiling; {a} is already compiled"),
     case("eval-artifact-with-calib-examples", EVAL + " {d}/test.npz --calib-examples 5", "--calib-examples applies when compiling"),
     case("eval-calib-wrong-size", EVAL_EX + " --calib {t}/c.npy", "examples of shape [28, 28] do not fit", npy("c.npy", _images(4, (28, 28)))),
     case("eval-plot-under-a-file", EVAL + " {d}/test.npz --timesteps 4 -n 5 --plot {t}/f/acc.png", "f: a file, not a directory", text("f")),
-    case("eval-plot-suffix", EVAL + " {d}/test.npz --timesteps 4 -n 5 --plot {t}/acc.pdf", "acc.pdf: "),
+    case("eval-plot-suffix", EVAL + " {d}/test.npz --timesteps 4 -n 5 --plot {t}/acc.pdf", "--plot {t}/acc.pdf: draws a PNG image; give a file name ending in .png"),
     # --- artifacts
     case("artifact-empty-dir", "evaluate {t}/art --data {d}/test.npz", "art: a directory but not a SavedModel", folder("art")),
     case("artifact-manifest-not-json", "evaluate {t}/art --data {d}/test.npz", "manifest.json: not a readable manifest",
@@ -297,7 +303,7 @@ CASES = [
     case("artifact-truncated-npz", "evaluate {t}/art --data {d}/test.npz", "model.npz", artifact(_truncate)),
     case("run-artifact-missing-model-ir", "run {t}/art --input {t}/x.npy -o {t}/y.npy", "model.ir",
          both(artifact(lambda a: (a / "model.ir").unlink()), npy("x.npy", X))),
-    case("compile-an-artifact", "compile {a} --calib {d}/train.npz -o {t}/out", "already compiled"),
+    case("compile-an-artifact", "compile {a} --calib {d}/train.npz -o {t}/out", "model digits_cnn is already compiled (a spiking graph)"),
     # --- verify
     case("verify-nengo-artifact", VERIFY, "verify checks networks compiled for Loihi"),
     case("verify-not-an-artifact", "verify {ex} --data {d}/test.npz", "not a compiled artifact"),
@@ -325,6 +331,13 @@ def compiled_artifact(digits, tmp_path_factory):
     return out
 
 
+def _fill(template: str, fixtures: dict) -> str:
+    """``{t}`` etc. replaced by the paths (not str.format: pipelines have braces)."""
+    for key, value in fixtures.items():
+        template = template.replace("{%s}" % key, str(value))
+    return template
+
+
 def _snapshot(folder: Path) -> dict[str, str]:
     """Every path under ``folder`` with a hash of its content (directories: '/')."""
     return {
@@ -340,14 +353,11 @@ def test_bad_invocation(bad: Case, digits, compiled_artifact, tmp_path, capsys):
         bad.setup(tmp_path, fixtures)
     before, artifact_before = _snapshot(tmp_path), _snapshot(compiled_artifact)
     capsys.readouterr()
-    argv = bad.argv
-    for key, path in fixtures.items():  # (not str.format: pipelines have braces)
-        argv = argv.replace("{%s}" % key, str(path))
-    status = main(shlex.split(argv))
+    status = main(shlex.split(_fill(bad.argv, fixtures)))
     err = capsys.readouterr().err
     assert status == bad.status, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("snnc: error: "), err
-    assert bad.message in lines[0]
+    assert _fill(bad.message, fixtures) in lines[0]
     assert _snapshot(tmp_path) == before, "a file was left behind or changed"
     assert _snapshot(compiled_artifact) == artifact_before
