@@ -299,18 +299,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("dump", help="import a model and print its IR", description=cmd_dump.__doc__)
-    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("model", type=_path, help=MODEL_HELP)
     _weights_option(p)
     p.add_argument("--format", choices=("text", "json", "dot"), default="text", help="output format (default: text)")
-    p.add_argument("-o", "--output", help="write to FILE (text: FILE plus its parameters in FILE's .npz)")
+    p.add_argument("-o", "--output", type=_path, help="write to FILE (text: FILE plus its parameters in FILE's .npz)")
     p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_dump)
 
     p = sub.add_parser("run", help="run a model or a compiled network on inputs", description=cmd_run.__doc__)
-    p.add_argument("model", help=MODEL_HELP + ", or a compiled artifact directory")
+    p.add_argument("model", type=_path, help=MODEL_HELP + ", or a compiled artifact directory")
     _weights_option(p)
-    p.add_argument("--input", required=True, metavar="X", help="inputs: .npy (one input) or .npz (one key per input name, or 'x')")
-    p.add_argument("-o", "--output", required=True, metavar="Y", help="outputs: .npy (one output) or .npz (one key per output)")
+    p.add_argument("--input", type=_path, required=True, metavar="X", help="inputs: .npy (one input) or .npz (one key per input name, or 'x')")
+    p.add_argument("-o", "--output", type=_path, required=True, metavar="Y", help="outputs: .npy (one output) or .npz (one key per output)")
     p.add_argument("--timesteps", type=_positive_int, metavar="T", help="time steps for a compiled network (default: 64)")
     p.add_argument("--input-scale", type=_positive_float, metavar="S",
                    help="multiply inputs by S (a compiled network: overrides the scale recorded at compile time, said on stderr)")
@@ -318,31 +318,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compile", help="compile a model into a spiking network", description=cmd_compile.__doc__)
-    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("model", type=_path, help=MODEL_HELP)
     _weights_option(p)
-    p.add_argument("--calib", required=True, metavar="DATA", help=f"calibration data: {DATA_HELP} (its train split)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="artifact directory to write")
+    p.add_argument("--calib", type=_path, required=True, metavar="DATA", help=f"calibration data: {DATA_HELP} (its train split)")
+    p.add_argument("-o", "--output", type=_path, required=True, metavar="OUT", help="artifact directory to write")
     p.add_argument("--force", action="store_true", help="replace an artifact at OUT even if it was compiled for another target")
     _compile_options(p, TARGETS)
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("evaluate", help="ANN vs SNN accuracy per number of time steps", description=cmd_evaluate.__doc__)
-    p.add_argument("model", help="a compiled artifact directory, or a model to compile first (" + MODEL_HELP + ")")
+    p.add_argument("model", type=_path, help="a compiled artifact directory, or a model to compile first (" + MODEL_HELP + ")")
     _weights_option(p)
-    p.add_argument("--data", required=True, metavar="DATA", help=f"labelled data: {DATA_HELP} (its test split)")
-    p.add_argument("--calib", metavar="DATA", help="calibration data when MODEL is not compiled (default: an IDX folder's train split, else DATA)")
+    p.add_argument("--data", type=_path, required=True, metavar="DATA", help=f"labelled data: {DATA_HELP} (its test split)")
+    p.add_argument("--calib", type=_path, metavar="DATA", help="calibration data when MODEL is not compiled (default: an IDX folder's train split, else DATA)")
     p.add_argument("--timesteps", default=timesteps, metavar="T,T,...", help=f"numbers of time steps (default: {timesteps})")
     p.add_argument("--backend", choices=BACKENDS, help="simulator (default: interp, the batched NumPy interpreter; refsim for Loihi artifacts)")
     p.add_argument("-n", type=_positive_int, metavar="N", help="evaluate the first N examples only")
-    p.add_argument("--plot", metavar="PNG", help="also draw accuracy vs T into PNG")
+    p.add_argument("--plot", type=_path, metavar="PNG", help="also draw accuracy vs T into PNG")
     _compile_options(p, TARGETS)
     p.add_argument("--json", action="store_true", help="print one JSON object (accuracies as fractions)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("verify", help="check refsim against NengoLoihi's emulator, spike for spike", description=cmd_verify.__doc__)
-    p.add_argument("artifact", metavar="OUT", help="an artifact compiled with --target loihi")
-    p.add_argument("--data", required=True, metavar="DATA", help=f"inputs: {DATA_HELP} (its test split; labels not needed)")
+    p.add_argument("artifact", type=_path, metavar="OUT", help="an artifact compiled with --target loihi")
+    p.add_argument("--data", type=_path, required=True, metavar="DATA", help=f"inputs: {DATA_HELP} (its test split; labels not needed)")
     p.add_argument("-n", type=_positive_int, default=20, metavar="N", help="inputs to run (default: 20; the emulator runs one at a time)")
     p.add_argument("--timesteps", type=_positive_int, default=100, metavar="T", help="time steps per input (default: 100)")
     _input_scale(p, compiling=False)
@@ -355,13 +355,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=30, help="training epochs (default: 30)")
     p.add_argument("--target", choices=tuple(TARGETS), default="nengo", help="compile for nengo (evaluated on the interpreter) or loihi (on refsim, the chip's integers)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("-o", "--output", metavar="OUT", help="also write the compiled artifact to OUT")
+    p.add_argument("-o", "--output", type=_path, metavar="OUT", help="also write the compiled artifact to OUT")
     p.add_argument("--force", action="store_true", help="replace an artifact at OUT even if it was compiled for another target")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_demo)
     parser.commands = tuple(sub.choices)
     return parser
+
+
+def _path(text: str) -> str:
+    if not text.strip():  # Path("") is ".", and errors would name the current directory
+        raise argparse.ArgumentTypeError("an empty path")
+    return text
 
 
 def _positive_int(text: str) -> int:
@@ -394,7 +400,7 @@ def _input_scale(p, compiling: bool) -> None:
 
 def _weights_option(p) -> None:
     p.add_argument(
-        "--weights", metavar="FILE",
+        "--weights", type=_path, metavar="FILE",
         help="weights (.h5) of a Keras .json model config (model.to_json()); default: found beside it as "
         "NAME.weights.h5, NAME_weights.h5, NAME.h5 or NAME.hdf5",
     )
@@ -411,7 +417,7 @@ def _compile_options(p, targets) -> None:
     p.add_argument("--calib-examples", type=_positive_int, metavar="N", help=f"calibration examples used (default: {COMPILE_DEFAULTS['calib_examples']})")
     _input_scale(p, compiling=True)
     p.add_argument("--dump-after", action="append", metavar="PASS", help="print the IR after PASS to stderr (repeatable, or 'all')")
-    p.add_argument("--dump-dir", metavar="DIR", help="write the IR after each pass to DIR/NN_pass.ir")
+    p.add_argument("--dump-dir", type=_path, metavar="DIR", help="write the IR after each pass to DIR/NN_pass.ir")
     p.add_argument("--time-passes", action="store_true", help="print each pass's time to stderr")
     _batch_size(p)
 

@@ -116,7 +116,7 @@ class PassManager:
             return
         from ..text import save
 
-        Path(self.dump_dir).mkdir(parents=True, exist_ok=True)
+        # (save makes the directory, naming a file that stands in the way)
         save(graph, Path(self.dump_dir) / f"{index:02d}_{name}.ir")
 
 

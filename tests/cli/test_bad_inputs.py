@@ -152,6 +152,10 @@ CASES = [
     case("version-after-command", "dump {ex} --version", "unrecognized arguments: --version"),
     case("help-with-a-value", "--help=me", "ignored explicit argument 'me'"),
     case("dump-without-model", "dump", "the following arguments are required: model"),
+    case("model-empty-path", "dump ''", "argument model: an empty path"),
+    case("data-empty-path", "evaluate {ex} --data ''", "argument --data: an empty path"),
+    case("output-empty-path", "compile {ex} --calib {d}/train.npz -o ''", "argument -o/--output: an empty path"),
+    case("weights-empty-path", "dump {t}/m.json --weights ''", "argument --weights: an empty path"),
     # --- model files
     case("model-missing", "dump {t}/missing.h5", "missing.h5: no such file or directory"),
     case("model-directory", "dump {t}/dir", "dir: a directory but not a SavedModel", folder("dir", "a.txt")),
@@ -201,6 +205,7 @@ CASES = [
     case("run-batch-size-0", "run {a} --input {t}/x.npy -o {t}/y.npy --batch-size 0", "argument --batch-size: 0 must be at least 1", npy("x.npy", X)),
     case("run-artifact-wrong-shape", "run {a} --input {t}/x.npy -o {t}/y.npy", "do not fit the model's input [8, 8, 1]", npy("x.npy", _images(4, (28, 28)))),
     case("run-artifact-nan", "run {a} --input {t}/x.npy -o {t}/y.npy", "NaN", npy("x.npy", X * np.nan)),
+    case("run-output-a-directory", "run {ex} --input {t}/x.npy -o {t}/y.npy", "y.npy: Is a directory", both(npy("x.npy", X), folder("y.npy"))),
     case("run-without-output", "run {ex} --input {t}/x.npy", "the following arguments are required: -o/--output", npy("x.npy", X)),
     # --- --input-scale
     case("input-scale-0", COMPILE + " --input-scale 0", "argument --input-scale: 0 must be a positive finite number"),
@@ -225,6 +230,9 @@ CASES = [
     case("output-existing-file", "compile {ex} --calib {d}/train.npz -o {t}/out", "out: exists and is not an snnc artifact", text("out")),
     case("output-non-empty-dir", "compile {ex} --calib {d}/train.npz -o {t}/out", "out: exists and is not an snnc artifact", folder("out", "mine.txt")),
     case("output-under-a-file", "compile {ex} --calib {d}/train.npz -o {t}/f/out", "f: a file, not a directory", text("f")),
+    case("dump-dir-a-file", COMPILE + " --dump-dir {t}/f", "f: a file, not a directory", text("f")),
+    case("dump-dir-under-a-file", COMPILE + " --dump-dir {t}/f/ir", "f: a file, not a directory", text("f")),
+    case("target-loihi-float-pipeline", COMPILE + " --target loihi --pipeline default", "does not reach the chip's integers"),
     case("target-unknown", COMPILE + " --target spinnaker", "argument --target: invalid choice: 'spinnaker'"),
     # --- --pipeline
     case("pipeline-unknown-pass", COMPILE + " --pipeline canonicalize,fold_bn", "unknown pass 'fold_bn'; passes: canonicalize"),
