@@ -144,9 +144,12 @@ def load_artifact(path) -> Artifact:
         manifest = json.loads((path / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         raise ModelFormatError(f"{path / MANIFEST}: not a readable manifest ({exc})") from None
-    if manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelFormatError(f"{path}: {MANIFEST} is not an snnc artifact manifest")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
+    version = manifest.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ModelFormatError(f"{path}: {MANIFEST} has format_version {version!r}; an integer is expected")
+    if version > FORMAT_VERSION:
         raise ModelFormatError(
             f"{path}: artifact format {manifest['format_version']} is newer than this snnc reads ({FORMAT_VERSION})"
         )

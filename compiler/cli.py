@@ -14,6 +14,9 @@ import traceback
 #: 3: an unexpected exception inside snnc (a bug); never 1 or 2, which users' scripts read as
 #: "the check failed" and "my input is bad"
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+#: compile options' defaults, filled in after parsing so that evaluate can tell a flag given
+#: for an already compiled artifact (refused) from one left out
+COMPILE_DEFAULTS = {"target": "nengo", "calib_examples": 1000}
 MODEL_HELP = "model: .keras, .h5, SavedModel dir, .onnx, .ir, or example:NAME (e.g. example:digits_cnn)"
 
 
@@ -146,6 +149,7 @@ def cmd_compile(args) -> int:
     from .artifact import check_replaceable
     from .driver import write_artifact
 
+    _fill_compile_defaults(args)
     check_replaceable(args.output, args.target, args.force)  # before minutes of compiling, not after
     compiled = _compile_from_args(args, args.model, _calibration_data(args.calib), sys.stderr)
     out = write_artifact(compiled, args.output, force=args.force)
@@ -158,6 +162,12 @@ def cmd_compile(args) -> int:
         print(f"  {r.spec.name:<20} {r.seconds:8.3f} s   {r.nodes_before:3d} -> {r.nodes_after:3d} nodes")
     _print_notes(compiled.manifest["notes"], sys.stdout)
     return EXIT_OK
+
+
+def _fill_compile_defaults(args) -> None:
+    for flag, default in COMPILE_DEFAULTS.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, default)
 
 
 def _calibration_data(path):
@@ -174,18 +184,23 @@ def cmd_evaluate(args) -> int:
 
     from .artifact import is_artifact
     from .datasets import load_dataset
-    from .driver import evaluate, format_evaluation, load_compiled, parse_timesteps
+    from .driver import LOIHI_BACKENDS, evaluate, format_evaluation, load_compiled, parse_timesteps
 
     timesteps = parse_timesteps(args.timesteps)
+    _check_plot_path(args.plot)
     data = load_dataset(args.data, split="test").head(args.n)
     if is_artifact(args.model):
-        compiled = load_compiled(args.model)
-        for flag in ("pipeline", "calib", "dump_dir", "dump_after", "weights"):
-            if getattr(args, flag):
+        for flag in ("pipeline", "calib", "dump_dir", "dump_after", "weights", *COMPILE_DEFAULTS, "time_passes"):
+            if getattr(args, flag) not in (None, False):
                 raise UsageError(f"--{flag.replace('_', '-')} applies when compiling; {args.model} is already compiled")
+        compiled = load_compiled(args.model)
     else:
-        calib = _evaluation_calibration(args)
+        _fill_compile_defaults(args)
+        if args.backend in LOIHI_BACKENDS and args.target != "loihi":  # said before compiling, not after
+            raise UsageError(f"--backend {args.backend} runs networks compiled for Loihi; give --target loihi")
+        calib, note = _evaluation_calibration(args)
         compiled = _compile_from_args(args, args.model, calib, sys.stderr)
+        _print_input_notes([note] if note else [])
     ev = evaluate(compiled, data, timesteps, backend=args.backend, input_scale=args.input_scale,
                   batch_size=args.batch_size, progress=None)
     _print_input_notes(ev.notes)
@@ -228,14 +243,23 @@ def cmd_verify(args) -> int:
 
 def _evaluation_calibration(args):
     """Calibration data for evaluating an uncompiled model: --calib, else the training
-    split of an IDX folder, else the evaluation data itself (said on stderr)."""
+    split of an IDX folder, else the evaluation data itself; and a note saying the last
+    (printed once the model compiled: a failure stays one line)."""
     from .datasets import has_idx_split
 
     if args.calib:
-        return _calibration_data(args.calib)
+        return _calibration_data(args.calib), None
+    note = None
     if not has_idx_split(args.data, "train"):
-        print(f"snnc: note: calibrating on the evaluation data {args.data} (give --calib to choose)", file=sys.stderr)
-    return _calibration_data(args.data)
+        note = f"calibrating on the evaluation data {args.data} (give --calib to choose)"
+    return _calibration_data(args.data), note
+
+
+def _check_plot_path(path) -> None:
+    from pathlib import Path
+
+    if path is not None and Path(path).suffix.lower() != ".png":
+        raise UsageError(f"--plot {path}: draws a PNG image; give a file name ending in .png")
 
 
 def cmd_demo(args) -> int:
@@ -275,18 +299,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("dump", help="import a model and print its IR", description=cmd_dump.__doc__)
-    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("model", type=_path, help=MODEL_HELP)
     _weights_option(p)
     p.add_argument("--format", choices=("text", "json", "dot"), default="text", help="output format (default: text)")
-    p.add_argument("-o", "--output", help="write to FILE (text: FILE plus its parameters in FILE's .npz)")
+    p.add_argument("-o", "--output", type=_path, help="write to FILE (text: FILE plus its parameters in FILE's .npz)")
     p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_dump)
 
     p = sub.add_parser("run", help="run a model or a compiled network on inputs", description=cmd_run.__doc__)
-    p.add_argument("model", help=MODEL_HELP + ", or a compiled artifact directory")
+    p.add_argument("model", type=_path, help=MODEL_HELP + ", or a compiled artifact directory")
     _weights_option(p)
-    p.add_argument("--input", required=True, metavar="X", help="inputs: .npy (one input) or .npz (one key per input name, or 'x')")
-    p.add_argument("-o", "--output", required=True, metavar="Y", help="outputs: .npy (one output) or .npz (one key per output)")
+    p.add_argument("--input", type=_path, required=True, metavar="X", help="inputs: .npy (one input) or .npz (one key per input name, or 'x')")
+    p.add_argument("-o", "--output", type=_path, required=True, metavar="Y", help="outputs: .npy (one output) or .npz (one key per output)")
     p.add_argument("--timesteps", type=_positive_int, metavar="T", help="time steps for a compiled network (default: 64)")
     p.add_argument("--input-scale", type=_positive_float, metavar="S",
                    help="multiply inputs by S (a compiled network: overrides the scale recorded at compile time, said on stderr)")
@@ -294,31 +318,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compile", help="compile a model into a spiking network", description=cmd_compile.__doc__)
-    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("model", type=_path, help=MODEL_HELP)
     _weights_option(p)
-    p.add_argument("--calib", required=True, metavar="DATA", help=f"calibration data: {DATA_HELP} (its train split)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="artifact directory to write")
+    p.add_argument("--calib", type=_path, required=True, metavar="DATA", help=f"calibration data: {DATA_HELP} (its train split)")
+    p.add_argument("-o", "--output", type=_path, required=True, metavar="OUT", help="artifact directory to write")
     p.add_argument("--force", action="store_true", help="replace an artifact at OUT even if it was compiled for another target")
     _compile_options(p, TARGETS)
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("evaluate", help="ANN vs SNN accuracy per number of time steps", description=cmd_evaluate.__doc__)
-    p.add_argument("model", help="a compiled artifact directory, or a model to compile first (" + MODEL_HELP + ")")
+    p.add_argument("model", type=_path, help="a compiled artifact directory, or a model to compile first (" + MODEL_HELP + ")")
     _weights_option(p)
-    p.add_argument("--data", required=True, metavar="DATA", help=f"labelled data: {DATA_HELP} (its test split)")
-    p.add_argument("--calib", metavar="DATA", help="calibration data when MODEL is not compiled (default: an IDX folder's train split, else DATA)")
+    p.add_argument("--data", type=_path, required=True, metavar="DATA", help=f"labelled data: {DATA_HELP} (its test split)")
+    p.add_argument("--calib", type=_path, metavar="DATA", help="calibration data when MODEL is not compiled (default: an IDX folder's train split, else DATA)")
     p.add_argument("--timesteps", default=timesteps, metavar="T,T,...", help=f"numbers of time steps (default: {timesteps})")
     p.add_argument("--backend", choices=BACKENDS, help="simulator (default: interp, the batched NumPy interpreter; refsim for Loihi artifacts)")
     p.add_argument("-n", type=_positive_int, metavar="N", help="evaluate the first N examples only")
-    p.add_argument("--plot", metavar="PNG", help="also draw accuracy vs T into PNG")
+    p.add_argument("--plot", type=_path, metavar="PNG", help="also draw accuracy vs T into PNG")
     _compile_options(p, TARGETS)
     p.add_argument("--json", action="store_true", help="print one JSON object (accuracies as fractions)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("verify", help="check refsim against NengoLoihi's emulator, spike for spike", description=cmd_verify.__doc__)
-    p.add_argument("artifact", metavar="OUT", help="an artifact compiled with --target loihi")
-    p.add_argument("--data", required=True, metavar="DATA", help=f"inputs: {DATA_HELP} (its test split; labels not needed)")
+    p.add_argument("artifact", type=_path, metavar="OUT", help="an artifact compiled with --target loihi")
+    p.add_argument("--data", type=_path, required=True, metavar="DATA", help=f"inputs: {DATA_HELP} (its test split; labels not needed)")
     p.add_argument("-n", type=_positive_int, default=20, metavar="N", help="inputs to run (default: 20; the emulator runs one at a time)")
     p.add_argument("--timesteps", type=_positive_int, default=100, metavar="T", help="time steps per input (default: 100)")
     _input_scale(p, compiling=False)
@@ -331,12 +355,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=30, help="training epochs (default: 30)")
     p.add_argument("--target", choices=tuple(TARGETS), default="nengo", help="compile for nengo (evaluated on the interpreter) or loihi (on refsim, the chip's integers)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("-o", "--output", metavar="OUT", help="also write the compiled artifact to OUT")
+    p.add_argument("-o", "--output", type=_path, metavar="OUT", help="also write the compiled artifact to OUT")
     p.add_argument("--force", action="store_true", help="replace an artifact at OUT even if it was compiled for another target")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_demo)
+    parser.commands = tuple(sub.choices)
     return parser
+
+
+def _path(text: str) -> str:
+    if not text.strip():  # Path("") is ".", and errors would name the current directory
+        raise argparse.ArgumentTypeError("an empty path")
+    return text
 
 
 def _positive_int(text: str) -> int:
@@ -369,7 +400,7 @@ def _input_scale(p, compiling: bool) -> None:
 
 def _weights_option(p) -> None:
     p.add_argument(
-        "--weights", metavar="FILE",
+        "--weights", type=_path, metavar="FILE",
         help="weights (.h5) of a Keras .json model config (model.to_json()); default: found beside it as "
         "NAME.weights.h5, NAME_weights.h5, NAME.h5 or NAME.hdf5",
     )
@@ -382,11 +413,11 @@ def _batch_size(p) -> None:
 
 def _compile_options(p, targets) -> None:
     p.add_argument("--pipeline", metavar="P", help="passes, e.g. 'canonicalize,fold_batchnorm,threshold_balance{method=max},convert_to_spiking' (default: the target's)")
-    p.add_argument("--target", choices=tuple(targets), default="nengo", help="what the network is compiled for (default: nengo)")
-    p.add_argument("--calib-examples", type=_positive_int, default=1000, metavar="N", help="calibration examples used (default: 1000)")
+    p.add_argument("--target", choices=tuple(targets), help=f"what the network is compiled for (default: {COMPILE_DEFAULTS['target']})")
+    p.add_argument("--calib-examples", type=_positive_int, metavar="N", help=f"calibration examples used (default: {COMPILE_DEFAULTS['calib_examples']})")
     _input_scale(p, compiling=True)
     p.add_argument("--dump-after", action="append", metavar="PASS", help="print the IR after PASS to stderr (repeatable, or 'all')")
-    p.add_argument("--dump-dir", metavar="DIR", help="write the IR after each pass to DIR/NN_pass.ir")
+    p.add_argument("--dump-dir", type=_path, metavar="DIR", help="write the IR after each pass to DIR/NN_pass.ir")
     p.add_argument("--time-passes", action="store_true", help="print each pass's time to stderr")
     _batch_size(p)
 
@@ -406,8 +437,7 @@ def main(argv=None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            parser.print_help()
-            return EXIT_BAD_INPUT
+            raise UsageError(f"give a command: {', '.join(parser.commands)} (snnc --help says more)")
         from .progress import set_default
 
         # under --json: one JSON object on stdout, nothing on stderr but errors

@@ -94,7 +94,9 @@ def compile_model(
     """
     if target not in TARGETS:
         raise SnncError(f"unknown target {target!r}; targets: {', '.join(TARGETS)}")
-    pipeline = pipeline or PIPELINES[TARGETS[target]]
+    if ann.stage != ops.FLOAT:
+        raise SnncError(f"model {ann.name} is already compiled (a {ann.stage} graph); compile takes a float model")
+    pipeline = PIPELINES[TARGETS[target]] if pipeline is None else pipeline  # "" is refused, not the default
     manager = PassManager(pipeline, keep_graphs=True, **instruments)
     _check_pipeline_reaches(target, manager.pipeline)
     preparation, calib_inputs = inputs.for_model(ann, input_scale), None
@@ -282,6 +284,18 @@ class Evaluation:
         }
 
 
+def _check_labels(data: Dataset, ann: Graph) -> None:
+    """Labels that no output could match (negative, or past the last class) would count as
+    wrong answers and give a meaningless accuracy: refused."""
+    classes = int(np.prod(ann.outputs[0].type.shape))
+    low, high = int(data.y.min()), int(data.y.max())
+    if low < 0 or high >= classes:
+        raise DataError(
+            f"{data.source}: labels range over {low}..{high}, but model {ann.name} has {classes} classes "
+            f"(labels 0..{classes - 1})"
+        )
+
+
 def _predictions(outputs: dict[str, np.ndarray]) -> np.ndarray:
     (y,) = outputs.values()
     return y.reshape(len(y), -1).argmax(axis=1)
@@ -312,6 +326,7 @@ def evaluate(
         raise DataError(f"model {compiled.model.name} has {len(compiled.model.outputs)} outputs; evaluate takes one-output classifiers")
     if compiled.model.stage == ops.FLOAT:
         raise SnncError(f"model {compiled.model.name} is a float graph; evaluate runs compiled spiking networks")
+    _check_labels(data, compiled.ann)
     if backend in LOIHI_BACKENDS and compiled.model.stage != ops.INTEGER:
         raise SnncError(f"backend {backend} runs networks compiled for Loihi (snnc compile --target loihi)")
     start = time.perf_counter()
@@ -408,7 +423,7 @@ def format_evaluation(ev: Evaluation) -> str:
 def parse_timesteps(text: str) -> list[int]:
     """``"8,16,32"`` -> ``[8, 16, 32]`` (sorted, distinct, positive)."""
     try:
-        values = [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",")]  # an empty item is a typo, refused
     except ValueError:
         values = []
     if not values or min(values) < 1:

@@ -63,6 +63,10 @@ class PassManager:
         unknown = [p for p in self.dump_after if p != "all" and p not in PASSES]
         if unknown:
             raise PipelineError(f"--dump-after {unknown[0]}: no such pass; passes: {', '.join(PASSES)}")
+        ran = [spec.name for spec in self.pipeline]
+        absent = [p for p in self.dump_after if p != "all" and p not in ran]
+        if absent:  # nothing would be dumped, and nothing said
+            raise PipelineError(f"--dump-after {absent[0]}: the pipeline does not run it; it runs {', '.join(ran)}")
 
     @property
     def needs_calibration(self) -> bool:
@@ -112,7 +116,7 @@ class PassManager:
             return
         from ..text import save
 
-        Path(self.dump_dir).mkdir(parents=True, exist_ok=True)
+        # (save makes the directory, naming a file that stands in the way)
         save(graph, Path(self.dump_dir) / f"{index:02d}_{name}.ir")
 
 

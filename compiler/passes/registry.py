@@ -108,8 +108,12 @@ def parse_pipeline(text: str) -> list[PassSpec]:
     specs, pos, text = [], 0, text.strip()
     if not text:
         raise PipelineError("empty pipeline; passes: " + ", ".join(PASSES))
+    if text.endswith(","):
+        raise PipelineError(f"empty item at the end of the pipeline {text!r}; write pass{{option=value,...}},pass,...")
     while pos < len(text):
         m = _ITEM.match(text, pos)
+        if not m and text[pos:].lstrip().startswith(","):
+            raise PipelineError(f"empty item in the pipeline {text!r} at {text[pos:]!r}; write pass{{option=value,...}},pass,...")
         if not m:
             raise PipelineError(f"cannot parse the pipeline at {text[pos:]!r}; write pass{{option=value,...}},pass,...")
         name, body = m.group(1), m.group(2)
