@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     _weights_option(p)
     p.add_argument("--input", type=_path, required=True, metavar="X", help="inputs: .npy (one input) or .npz (one key per input name, or 'x')")
     p.add_argument("-o", "--output", type=_path, required=True, metavar="Y", help="outputs: .npy (one output) or .npz (one key per output)")
-    p.add_argument("--timesteps", type=_positive_int, metavar="T", help="time steps for a compiled network (default: 64)")
+    p.add_argument("--timesteps", type=_timesteps, metavar="T", help="time steps for a compiled network (default: 64)")
     p.add_argument("--input-scale", type=_positive_float, metavar="S",
                    help="multiply inputs by S (a compiled network: overrides the scale recorded at compile time, said on stderr)")
     _batch_size(p)
@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("artifact", type=_path, metavar="OUT", help="an artifact compiled with --target loihi")
     p.add_argument("--data", type=_path, required=True, metavar="DATA", help=f"inputs: {DATA_HELP} (its test split; labels not needed)")
     p.add_argument("-n", type=_positive_int, default=20, metavar="N", help="inputs to run (default: 20; the emulator runs one at a time)")
-    p.add_argument("--timesteps", type=_positive_int, default=100, metavar="T", help="time steps per input (default: 100)")
+    p.add_argument("--timesteps", type=_timesteps, default=100, metavar="T", help="time steps per input (default: 100)")
     _input_scale(p, compiling=False)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
@@ -377,6 +377,15 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _timesteps(text: str) -> int:
+    from .driver import MAX_TIMESTEPS
+
+    value = _positive_int(text)
+    if value > MAX_TIMESTEPS:
+        raise argparse.ArgumentTypeError(f"{text}: at most {MAX_TIMESTEPS:,} steps")
     return value
 
 

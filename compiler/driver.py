@@ -428,7 +428,17 @@ def parse_timesteps(text: str) -> list[int]:
         values = []
     if not values or min(values) < 1:
         raise DataError(f"--timesteps {text!r}: give positive integers separated by commas, e.g. 8,16,32,64")
-    return sorted(set(values))
+    return sorted(set(check_timesteps_bound(t) for t in values))
+
+
+#: more steps than any rate code needs; a larger T is a typo that would run for days
+MAX_TIMESTEPS = 1_000_000
+
+
+def check_timesteps_bound(t: int) -> int:
+    if t > MAX_TIMESTEPS:
+        raise DataError(f"--timesteps {t}: at most {MAX_TIMESTEPS:,} steps")
+    return t
 
 
 def load_compiled(path) -> Compiled:
