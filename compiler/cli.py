@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=_path, required=True, metavar="X", help="inputs: .npy (one input) or .npz (one key per input name, or 'x')")
     p.add_argument("-o", "--output", type=_path, required=True, metavar="Y", help="outputs: .npy (one output) or .npz (one key per output)")
     p.add_argument("--timesteps", type=_timesteps, metavar="T", help="time steps for a compiled network (default: 64)")
-    p.add_argument("--input-scale", type=_positive_float, metavar="S",
+    p.add_argument("--input-scale", type=_scale, metavar="S",
                    help="multiply inputs by S (a compiled network: overrides the scale recorded at compile time, said on stderr)")
     _batch_size(p)
     p.set_defaults(func=cmd_run)
@@ -381,20 +381,19 @@ def _positive_int(text: str) -> int:
 
 
 def _timesteps(text: str) -> int:
-    from .driver import MAX_TIMESTEPS
+    from .driver import check_timesteps_bound  # (its DataError is a one-line error too)
 
-    value = _positive_int(text)
-    if value > MAX_TIMESTEPS:
-        raise argparse.ArgumentTypeError(f"{text}: at most {MAX_TIMESTEPS:,} steps")
-    return value
+    return check_timesteps_bound(_positive_int(text))
 
 
-def _positive_float(text: str) -> float:
+def _scale(text: str) -> float:
+    from .inputs import valid_scale
+
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and value != float("inf")):
+    if not valid_scale(value):
         raise argparse.ArgumentTypeError(f"{text} must be a positive finite number")
     return value
 
@@ -403,7 +402,7 @@ def _input_scale(p, compiling: bool) -> None:
     default = ("1/255 for integer data unless the model rescales its input itself, else 1; "
                "recorded in the artifact")
     recorded = "compiled networks: the scale recorded at compile time; S overrides it, said on stderr"
-    p.add_argument("--input-scale", type=_positive_float, metavar="S",
+    p.add_argument("--input-scale", type=_scale, metavar="S",
                    help=f"multiply inputs by S (default: {default}; {recorded})" if compiling else f"multiply inputs by S (default: {recorded})")
 
 

@@ -31,12 +31,16 @@ _RAW_RANGE_SCALE = 0.05
 _RANGE_RATIO = 8.0
 
 
+def valid_scale(scale: float) -> bool:
+    return math.isfinite(scale) and scale > 0
+
+
 def checked_scale(scale: float | None, what: str = "--input-scale") -> float | None:
     """``scale`` if it is a positive finite number (or None); else one clear error."""
     if scale is None:
         return None
     scale = float(scale)
-    if not (math.isfinite(scale) and scale > 0):
+    if not valid_scale(scale):
         raise DataError(f"{what} {scale:g}: the input scale must be a positive finite number (e.g. 1, or 0.00392 for 1/255)")
     return scale
 
