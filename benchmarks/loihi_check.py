@@ -40,7 +40,7 @@ NETWORKS = [  # (label, model file, pipeline)
 def check(label: str, path: Path, pipeline: str, calibration, test, timesteps: int) -> dict:
     from snnc.compiler import load_model
     from snnc.compiler.driver import compile_model
-    from snnc.compiler.verification import verify_loihi
+    from snnc.compiler.loihi_crosscheck import verify_loihi
 
     compiled = compile_model(load_model(path), calibration, pipeline=pipeline, target="loihi", source=path)
     result = verify_loihi(compiled, test, timesteps, progress=None)

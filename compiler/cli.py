@@ -225,7 +225,7 @@ def cmd_verify(args) -> int:
     from .artifact import is_artifact
     from .datasets import load_dataset
     from .driver import load_compiled
-    from .verification import format_verification, verify_loihi
+    from .loihi_crosscheck import format_verification, verify_loihi
 
     if not is_artifact(args.artifact):
         raise UsageError(f"{args.artifact}: not a compiled artifact; compile first: snnc compile MODEL --calib DATA --target loihi -o OUT")

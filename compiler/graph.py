@@ -222,6 +222,6 @@ class GraphBuilder:
         return self.add(Output(source_layout), [value], name=name)
 
     def build(self, meta: Mapping | None = None) -> Graph:
-        from .verify import verify
+        from .wellformed import check_well_formed
 
-        return verify(Graph(self.name, tuple(self._nodes), self.stage, Meta(meta)))
+        return check_well_formed(Graph(self.name, tuple(self._nodes), self.stage, Meta(meta)))

@@ -326,7 +326,7 @@ def parse(text: str, params=None) -> Graph:
 
     The result is verified.
     """
-    from .verify import verify
+    from .wellformed import check_well_formed
 
     lines = [(i + 1, l.strip()) for i, l in enumerate(text.splitlines())]
     lines = [(i, l) for i, l in lines if l and not l.startswith("#")]
@@ -343,7 +343,7 @@ def parse(text: str, params=None) -> Graph:
     except json.JSONDecodeError as exc:
         raise ParseError(f"line {lineno}: bad graph metadata JSON ({exc.msg})") from None
     nodes = [_parse_node(l, i, params) for i, l in lines[1:-1]]
-    return verify(Graph(m.group(1), tuple(nodes), m.group(2), graph_meta))
+    return check_well_formed(Graph(m.group(1), tuple(nodes), m.group(2), graph_meta))
 
 
 # ----------------------------------------------------------------------------- files

@@ -11,7 +11,7 @@ from typing import Callable, TextIO
 
 from ..errors import PassError, VerificationError, reraise_internal
 from ..graph import Graph
-from ..verify import verify
+from ..wellformed import check_well_formed
 from .registry import PASSES, PassSpec, PipelineError, parse_pipeline
 
 
@@ -74,7 +74,7 @@ class PassManager:
 
     def run(self, graph: Graph, calibration=None) -> tuple[Graph, list[PassRecord]]:
         """Run every pass in order; returns the final graph and one record per pass."""
-        verify(graph)
+        check_well_formed(graph)
         self._dump(0, "input", graph)
         records: list[PassRecord] = []
         for index, spec in enumerate(self.pipeline, start=1):
@@ -104,7 +104,7 @@ class PassManager:
                 raise PassError(f"pass {spec.name} needs calibration data (snnc compile --calib DATA)")
             kwargs["calibration"] = calibration
         try:
-            return verify(spec.info.fn(graph, **kwargs))
+            return check_well_formed(spec.info.fn(graph, **kwargs))
         except (PassError, VerificationError) as exc:
             ran = ", ".join(r.spec.name for r in records) or "none"
             raise PassError(f"pass {spec.name} failed: {exc} (passes run before it: {ran})") from exc

@@ -81,14 +81,14 @@ class Rewriter:
 
     def finish(self, stage: str | None = None, meta: Mapping | None = None) -> Graph:
         """The new graph (verified), with this pass's notes appended to the graph's."""
-        from ..verify import verify
+        from ..wellformed import check_well_formed
 
         graph_meta = dict(self.graph.meta if meta is None else meta)
         if self.notes:
             graph_meta["notes"] = list(graph_meta.get("notes", [])) + self.notes
         graph = Graph(self.graph.name, tuple(self.nodes), stage or self.graph.stage, Meta(graph_meta))
         try:
-            return verify(graph)
+            return check_well_formed(graph)
         except VerificationError as exc:
             raise PassError(f"produced an invalid graph: {exc}") from None
 

@@ -14,7 +14,7 @@ from snnc.compiler.datasets import Dataset
 from snnc.compiler.driver import compile_model
 from snnc.compiler.graph import GraphBuilder
 from snnc.compiler.passes.lower_loihi import _correlate
-from snnc.compiler.verification import verify_loihi
+from snnc.compiler.loihi_crosscheck import verify_loihi
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:invalid value encountered in cast:RuntimeWarning",  # NengoLoihi's NaN-filled int state

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from snnc.compiler import interpreter, load_model, text
 from snnc.compiler.errors import ModelFormatError, SnncError
-from snnc.compiler.verify import verify
+from snnc.compiler.wellformed import check_well_formed
 
 REPO = Path(__file__).resolve().parents[2]
 KERAS3 = REPO / "tests" / "frontends" / "fixtures" / "keras3"
@@ -78,7 +78,7 @@ def check_load(family: str, path: Path) -> None:
         assert str(path) in message, message
         CASES[family]["refused"] += 1
         return
-    verify(graph)  # (the frontends verify too; this also checks every parameter is finite)
+    check_well_formed(graph)  # (the frontends verify too; this also checks every parameter is finite)
     CASES[family]["loaded"] += 1
     if sum(math.prod(node.type.shape) for node in graph.nodes) <= RUN_LIMIT:
         rng = np.random.default_rng(0)

@@ -7,7 +7,7 @@ from snnc.compiler import ops
 from snnc.compiler.errors import VerificationError
 from snnc.compiler.graph import Graph, GraphBuilder, Node
 from snnc.compiler.types import TensorType
-from snnc.compiler.verify import verify
+from snnc.compiler.wellformed import check_well_formed
 
 
 def dense_graph(weight=None):
@@ -25,7 +25,7 @@ def with_node(graph, name, **changes):
 
 def test_well_formed_graph_passes():
     g = dense_graph()
-    assert verify(g) is g
+    assert check_well_formed(g) is g
 
 
 def test_nan_weights_are_rejected():
@@ -38,34 +38,34 @@ def test_nan_weights_are_rejected():
 def test_wrong_parameter_shape_and_names():
     g = dense_graph()
     with pytest.raises(VerificationError, match=r"%fc = dense: parameter weight has shape \[2, 3\], expected \[2, 4\]"):
-        verify(with_node(g, "fc", params={"weight": np.ones((2, 3)), "bias": np.zeros(2)}))
+        check_well_formed(with_node(g, "fc", params={"weight": np.ones((2, 3)), "bias": np.zeros(2)}))
     with pytest.raises(VerificationError, match=r"parameters are \['weight'\], expected \['bias', 'weight'\]"):
-        verify(with_node(g, "fc", params={"weight": np.ones((2, 4))}))
+        check_well_formed(with_node(g, "fc", params={"weight": np.ones((2, 4))}))
 
 
 def test_stored_type_must_match_inferred():
     g = dense_graph()
     with pytest.raises(VerificationError, match=r"type is f32\[3\] but the op gives f32\[2\]"):
-        verify(with_node(g, "fc", type=TensorType((3,))))
+        check_well_formed(with_node(g, "fc", type=TensorType((3,))))
 
 
 def test_use_before_definition_and_dangling_input():
     g = dense_graph()
     reordered = g.replace(nodes=[g.nodes[1], g.nodes[0], g.nodes[2]])
     with pytest.raises(VerificationError, match="input %input is defined after it"):
-        verify(reordered)
+        check_well_formed(reordered)
     with pytest.raises(VerificationError, match="input %ghost is not defined"):
-        verify(with_node(g, "fc", inputs=("ghost",)))
+        check_well_formed(with_node(g, "fc", inputs=("ghost",)))
 
 
 def test_arity_duplicate_names_and_missing_output():
     g = dense_graph()
     with pytest.raises(VerificationError, match="takes 1 inputs, got 2"):
-        verify(with_node(g, "fc", inputs=("input", "input")))
+        check_well_formed(with_node(g, "fc", inputs=("input", "input")))
     with pytest.raises(VerificationError, match="two nodes named %fc"):
         Graph("g", (*g.nodes, g.node("fc")))
     with pytest.raises(VerificationError, match="has no output"):
-        verify(g.replace(nodes=g.nodes[:2]))
+        check_well_formed(g.replace(nodes=g.nodes[:2]))
 
 
 def relu_graph():
@@ -76,18 +76,18 @@ def relu_graph():
 
 def test_stage_legality():
     g = dense_graph()
-    verify(g.replace(stage="spiking"))  # linear ops act on each time step's values
-    verify(g.replace(stage="integer"))  # and run on the host in a Loihi graph
+    check_well_formed(g.replace(stage="spiking"))  # linear ops act on each time step's values
+    check_well_formed(g.replace(stage="integer"))  # and run on the host in a Loihi graph
     with pytest.raises(VerificationError, match="%act = relu: not allowed in integer graphs"):
-        verify(relu_graph().replace(stage="integer"))
+        check_well_formed(relu_graph().replace(stage="integer"))
     with pytest.raises(VerificationError, match="%act = relu: not allowed in spiking graphs"):
-        verify(relu_graph().replace(stage="spiking"))
+        check_well_formed(relu_graph().replace(stage="spiking"))
     neuron = GraphBuilder("g", stage="spiking")
     neuron.output(neuron.add(ops.IfNeuron(), [neuron.input("input", (4,))], name="act"))
     with pytest.raises(VerificationError, match="%act = if_neuron: not allowed in float graphs"):
-        verify(neuron.build().replace(stage="float"))
+        check_well_formed(neuron.build().replace(stage="float"))
     with pytest.raises(VerificationError, match="unknown stage"):
-        verify(g.replace(stage="analog"))
+        check_well_formed(g.replace(stage="analog"))
 
 
 def test_softmax_only_before_output():

@@ -1,4 +1,4 @@
-"""The verifier: one function, run after every frontend and every pass.
+"""The well-formedness check of the IR: one function, run after every frontend and every pass.
 
 It checks structure (unique names, inputs defined before use, arity, at least one input and
 one output), types (each stored type equals what the op infers, parameter names and shapes),
@@ -15,7 +15,7 @@ from .ops import INTEGER, STAGES, Output, OpTypeError, Softmax
 from .types import DTYPES
 
 
-def verify(graph: Graph) -> Graph:
+def check_well_formed(graph: Graph) -> Graph:
     """Return ``graph`` unchanged if it is well formed, else raise :class:`VerificationError`."""
     if graph.stage not in STAGES:
         raise VerificationError(f"graph {graph.name}: unknown stage {graph.stage!r}; stages: {', '.join(STAGES)}")
