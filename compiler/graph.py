@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import VerificationError
-from .ops import FLOAT, Input, Op, OpTypeError, Output
+from .ops import FLOAT, Delay, Input, Op, OpTypeError, Output
 from .types import DTYPES, TensorType
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -156,6 +156,15 @@ class Graph:
     def outputs(self) -> list[Node]:
         return [n for n in self.nodes if isinstance(n.op, Output)]
 
+    @property
+    def sequence(self) -> bool:
+        """Whether an input is a sequence (the graph then runs once per input step)."""
+        return any(n.op.sequence for n in self.inputs)
+
+    @property
+    def delays(self) -> list[Node]:
+        return [n for n in self.nodes if isinstance(n.op, Delay)]
+
     def users(self, name: str) -> list[Node]:
         """Nodes that read the value ``name``, in graph order."""
         return [n for n in self.nodes if name in n.inputs]
@@ -166,7 +175,8 @@ class Graph:
         return dataclasses.replace(self, **changes)
 
     def to_networkx(self):
-        """A ``networkx.DiGraph`` with an edge from each input value to its user."""
+        """A ``networkx.DiGraph`` with an edge from each input value to its user (a
+        recurrent graph's cycles pass through its delays)."""
         import networkx as nx
 
         g = nx.DiGraph(name=self.name)
@@ -185,6 +195,7 @@ class GraphBuilder:
         self.stage = stage
         self._nodes: list[Node] = []
         self._types: dict[str, TensorType] = {}
+        self._open_delays: set[str] = set()
 
     def unique_name(self, wanted: str) -> str:
         base = sanitize_name(wanted)
@@ -215,13 +226,32 @@ class GraphBuilder:
         self._types[name] = out_type
         return name
 
-    def input(self, name: str, shape, source_layout: str = "", dtype: str = "f32") -> str:
-        return self.add(Input(tuple(shape), dtype, source_layout), name=name)
+    def input(self, name: str, shape, source_layout: str = "", dtype: str = "f32", sequence: bool = False) -> str:
+        return self.add(Input(tuple(shape), dtype, source_layout, sequence), name=name)
 
-    def output(self, value: str, name: str = "output", source_layout: str = "") -> str:
-        return self.add(Output(source_layout), [value], name=name)
+    def output(self, value: str, name: str = "output", source_layout: str = "", sequence: bool = False) -> str:
+        return self.add(Output(source_layout, sequence), [value], name=name)
+
+    def delay(self, value_type: TensorType, name: str = "delay", init: float = 0.0) -> str:
+        """A delay of a value not built yet (a recurrence): it has ``value_type`` and its
+        input is given later with :meth:`close_delay`."""
+        name = self.unique_name(name)
+        self._nodes.append(Node(name, Delay(init), (), value_type))
+        self._types[name] = value_type
+        self._open_delays.add(name)
+        return name
+
+    def close_delay(self, delay: str, source: str) -> None:
+        """Make ``source`` the input of the open delay ``delay``."""
+        if delay not in self._open_delays:
+            raise VerificationError(f"%{delay} is not an open delay")
+        at = next(i for i, n in enumerate(self._nodes) if n.name == delay)
+        self._nodes[at] = self._nodes[at].replace(inputs=(source,))
+        self._open_delays.discard(delay)
 
     def build(self, meta: Mapping | None = None) -> Graph:
         from .wellformed import check_well_formed
 
+        if self._open_delays:
+            raise VerificationError(f"graph {self.name}: delay %{sorted(self._open_delays)[0]} has no input")
         return check_well_formed(Graph(self.name, tuple(self._nodes), self.stage, Meta(meta)))

@@ -206,21 +206,44 @@ def name_inputs(graph: Graph, inputs) -> dict[str, np.ndarray]:
 
 def bind_inputs(graph: Graph, inputs) -> dict[str, np.ndarray]:
     """:func:`name_inputs`, checking each array's per-example shape against the graph's
-    input type and that all inputs have one batch size."""
+    input type (a sequence input: ``(N, steps, *shape)``, every sequence of one length) and
+    that all inputs have one batch size."""
     arrays = name_inputs(graph, inputs)
-    batch = None
+    batch = steps = None
     for name, array in arrays.items():
-        want = graph.node(name).type.shape
+        node = graph.node(name)
+        want = node.type.shape
         array = np.asarray(array)
-        if array.shape[1:] != want:
-            raise DataError(
-                f"input %{name} expects examples of shape {list(want)}, got data of shape {list(array.shape)}"
-            )
+        got = array.shape[2:] if node.op.sequence else array.shape[1:]
+        if got != want or (node.op.sequence and array.ndim < 2):
+            what = "sequences of examples" if node.op.sequence else "examples"
+            layout = "(N, steps, " + ", ".join(map(str, want)) + ")" if node.op.sequence else str(list(want))
+            raise DataError(f"input %{name} expects {what} of shape {layout}, got data of shape {list(array.shape)}")
         if batch is not None and array.shape[0] != batch:
             raise DataError(f"inputs have different batch sizes ({batch} and {array.shape[0]})")
+        if node.op.sequence:
+            if steps is not None and array.shape[1] != steps:
+                raise DataError(f"sequence inputs have different numbers of steps ({steps} and {array.shape[1]})")
+            steps = array.shape[1]
+            if steps == 0:
+                raise DataError(f"input %{name}: the sequences have no steps")
         batch = array.shape[0]
         arrays[name] = array
     return arrays
+
+
+def sequence_steps(graph: Graph, arrays: Mapping[str, np.ndarray]) -> int:
+    """The number of input steps of bound ``arrays`` (1 when no input is a sequence)."""
+    for node in graph.inputs:
+        if node.op.sequence:
+            return arrays[node.name].shape[1]
+    return 1
+
+
+def input_step(graph: Graph, arrays: Mapping[str, np.ndarray], step: int) -> dict[str, np.ndarray]:
+    """The inputs' values at input step ``step`` (0-based): a sequence's slice, a constant's
+    value."""
+    return {n.name: arrays[n.name][:, step] if n.op.sequence else arrays[n.name] for n in graph.inputs}
 
 
 def run(
@@ -232,7 +255,9 @@ def run(
 ) -> dict[str, np.ndarray]:
     """Run ``graph`` on batched ``inputs``; returns ``{output name: array}`` (float32).
 
-    With ``keep=True`` every node's value is returned (for per-layer statistics). Work is
+    With sequence inputs an output is its value at the last input step, or ``(N, steps,
+    ...)`` at every step (``Output.sequence``). With ``keep=True`` every node's value is
+    returned (for per-layer statistics; ``(N, steps, ...)`` in a sequence graph). Work is
     done ``batch_size`` examples at a time to bound memory; ``progress`` shows a bar
     (``None``: when stderr is a terminal).
     """
@@ -252,14 +277,36 @@ def run(
         values = run_batch(graph, {k: v[start : start + batch_size] for k, v in arrays.items()})
         for name in wanted:
             chunks[name].append(values[name])
-    return {k: np.concatenate(v).astype(np.float32) for k, v in chunks.items()}
+    results = {k: np.concatenate(v).astype(np.float32) for k, v in chunks.items()}
+    if graph.sequence and not keep:
+        results = {n.name: results[n.name] if n.op.sequence else results[n.name][:, -1] for n in graph.outputs}
+    return results
 
 
 def run_batch(graph: Graph, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Evaluate every node on one batch; returns all values (float64)."""
+    """Evaluate every node on one batch; returns all values (float64). In a graph with
+    sequence inputs the graph runs once per input step, each delay giving its input's value
+    from the step before, and every value is ``(B, steps, *shape)``."""
+    if not graph.sequence:
+        return run_step(graph, arrays, {})
+    per_step, delayed = [], {}
+    for step in range(sequence_steps(graph, arrays)):
+        values = run_step(graph, input_step(graph, arrays, step), delayed)
+        delayed = {d.name: values[d.inputs[0]] for d in graph.delays}
+        per_step.append(values)
+    return {name: np.stack([values[name] for values in per_step], axis=1) for name in per_step[0]}
+
+
+def run_step(graph: Graph, arrays: Mapping[str, np.ndarray], delayed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Evaluate every node once: ``arrays`` are this step's inputs, ``delayed[d]`` the value
+    the delay ``d`` gives (its ``init`` where absent: the first step)."""
     values: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+    batch = next(iter(values.values())).shape[0]
     for node in graph.nodes:
         if isinstance(node.op, ops.Input):
+            continue
+        if isinstance(node.op, ops.Delay):
+            values[node.name] = delayed.get(node.name, np.full((batch, *node.type.shape), node.op.init))
             continue
         evaluator = EVALUATORS.get(type(node.op))
         if evaluator is None:

@@ -13,10 +13,21 @@ Conventions (batch dimension excluded everywhere):
 - ``conv2d`` weights are ``(filters, in_channels / groups, kh, kw)`` and the op is a
   cross-correlation (as in Keras, ONNX and PyTorch).
 
-Spiking graphs: every value is a sequence over time steps ``t = 1..T``. Inputs are presented
-unchanged at every step; linear ops (``LINEAR_STAGES``) apply to each step's values, turning
-spikes into float currents; stateful ops (neurons, the max-pool gate, the readout) keep state
-from step to step, starting from the state their attributes give.
+Time: a graph is evaluated once per *step*, in node order. An input is either constant (the
+same value at every step) or a sequence (``sequence=True``: data ``(N, steps, *shape)``, one
+slice per input step). A ``delay`` is the only op whose value crosses a step boundary: it
+gives its input's value from one input step earlier, so a graph may contain cycles, each
+through a delay (a delay's input may be defined after it; every other input before its user).
+An output reads the last input step, or every input step (``sequence=True``).
+
+Spiking graphs: every value is a sequence over simulation steps ``t = 1..T``. A constant input
+is presented unchanged at every step; a sequence input holds each of its steps for ``T``
+simulation steps (the run lasts ``T * steps``), and a ``delay`` then spans those ``T`` steps (one
+simulation step when the inputs are constant), so a recurrent layer's input averaged over an
+input step's window is the previous window's rate: the float recurrence in rate terms. Linear
+ops (``LINEAR_STAGES``) apply to each step's values, turning spikes into float currents;
+stateful ops (neurons, the max-pool gate, the readout, delays) keep state from step to step,
+starting from the state their attributes give.
 
 Loihi graphs (after ``lower_loihi``): the chip part of the network is ``loihi_synapses`` and
 ``loihi_compartments`` nodes, first with NengoLoihi's float parameters (``format="float"``, spiking
@@ -139,9 +150,10 @@ def _pool_type(op, x: TensorType) -> TensorType:
 @register
 @dataclass(frozen=True)
 class Input(Op):
-    """A graph input. ``source_layout`` is the layout of the source model's input
-    (e.g. ``HWC`` for a channels-last Keras model): data in that layout is transposed
-    into the IR's layout at the border."""
+    """A graph input of one example's ``shape``. ``source_layout`` is the layout of the source
+    model's input (e.g. ``HWC`` for a channels-last Keras model): data in that layout is
+    transposed into the IR's layout at the border. ``sequence=True``: the data hold a
+    sequence per example, ``(N, steps, *shape)``, presented one input step at a time."""
 
     NAME: ClassVar[str] = "input"
     ARITY: ClassVar[int | None] = 0
@@ -150,6 +162,7 @@ class Input(Op):
     shape: tuple[int, ...]
     dtype: str = "f32"
     source_layout: str = ""
+    sequence: bool = False
 
     def infer_type(self, inputs):
         return TensorType(self.shape, self.dtype)
@@ -158,12 +171,16 @@ class Input(Op):
 @register
 @dataclass(frozen=True)
 class Output(Op):
-    """A graph output, ``y = x``; ``source_layout`` is the layout results are returned in."""
+    """A graph output, ``y = x``; ``source_layout`` is the layout results are returned in.
+    In a graph with sequence inputs, ``sequence=True`` returns the value at every input step,
+    ``(N, steps, *shape)``; otherwise the value at the last input step (Keras's
+    ``return_sequences=False``)."""
 
     NAME: ClassVar[str] = "output"
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = STAGES
 
     source_layout: str = ""
+    sequence: bool = False
 
     def infer_type(self, inputs):
         return inputs[0]
@@ -386,6 +403,25 @@ class ReLU(Op):
 
 @register
 @dataclass(frozen=True)
+class Delay(Op):
+    """The value of the input one input step earlier: ``y_t = x_{t-1}``, ``y_1 = init``.
+
+    The only op whose value crosses a step boundary, so the only op whose input may be
+    defined after it (a cycle through it is a recurrence). In a spiking graph it spans one
+    input step: ``T`` simulation steps when sequence inputs are held ``T`` steps each, one
+    simulation step when the inputs are constant."""
+
+    NAME: ClassVar[str] = "delay"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = STAGES
+
+    init: float = 0.0
+
+    def infer_type(self, inputs):
+        return inputs[0]
+
+
+@register
+@dataclass(frozen=True)
 class Add(Op):
     """Elementwise sum of two or more inputs of the same type (residual connections)."""
 
@@ -541,7 +577,8 @@ class SpikeMaxPool2d(_PoolWindow):
 class Readout(Op):
     """Time-averaged output: ``y_T = (1/T) sum_{t=1..T} x_t``. On a layer's current this is
     the accumulated membrane of a non-leaky integrator without threshold, divided by T; on
-    spikes it is the spike count times the amplitude, divided by T."""
+    spikes it is the spike count times the amplitude, divided by T. With sequence inputs the
+    average restarts with each input step's window of ``T`` simulation steps."""
 
     NAME: ClassVar[str] = "readout"
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = SPIKING_STAGES
@@ -706,7 +743,7 @@ class LoihiCompartments(Op):
 
 
 #: ops that carry state from one time step to the next
-STATEFUL_OPS = (IfNeuron, LifNeuron, SpikeMaxPool2d, Readout, LoihiSynapses, LoihiCompartments)
+STATEFUL_OPS = (IfNeuron, LifNeuron, SpikeMaxPool2d, Readout, Delay, LoihiSynapses, LoihiCompartments)
 #: neuron populations (what firing-rate statistics and backends count as neurons)
 NEURON_OPS = (IfNeuron, LifNeuron, LoihiCompartments)
 #: the ops that run on a Loihi chip; everything else in a Loihi graph runs on the host

@@ -1,14 +1,17 @@
 """Time-stepped NumPy interpreter for spiking graphs, batched over examples.
 
-Every step runs the graph once in node order: inputs are presented unchanged, linear ops use
-the float interpreter's evaluators on that step's values, and stateful ops (neurons, the
-max-pool gate, the readout) update their state. Spikes therefore reach the next layer in the
-same step (no synaptic delay), as in ``nengo`` with ``synapse=None``. Values that do not change
-over time (the inputs and the linear ops applied to them only, e.g. the first layer's current)
-are computed once per batch.
+Every step runs the graph once in node order: constant inputs are presented unchanged,
+sequence inputs hold each input step for ``T`` steps, linear ops use the float interpreter's
+evaluators on that step's values, and stateful ops (neurons, the max-pool gate, the readout,
+delays) update their state. Spikes therefore reach the next layer in the same step (no
+synaptic delay), as in ``nengo`` with ``synapse=None``; only a ``delay`` carries a value across
+steps (one input step: ``T`` steps with sequence inputs, else one step). Values that do not
+change over time (constant inputs and the linear ops applied to them only, e.g. the first
+layer's current) are computed once per batch.
 
-One run of ``max(timesteps)`` steps gives the outputs at every requested T, because no state
-depends on T: accuracy for T = 8, 16, 32, 64 costs one 64-step simulation.
+With constant inputs one run of ``max(timesteps)`` steps gives the outputs at every requested
+T, because no state depends on T: accuracy for T = 8, 16, 32, 64 costs one 64-step
+simulation. With sequence inputs each T is its own run of ``T * steps`` steps.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 from . import ops
 from .errors import DataError, SnncError
 from .graph import Graph, Node
-from .interpreter import EVALUATORS, bind_inputs, pad_images, run_batch, window_view
+from .interpreter import EVALUATORS, bind_inputs, pad_images, run_batch, sequence_steps, window_view
 
 # ----------------------------------------------------------------------------- stateful ops
 
@@ -130,13 +133,34 @@ class MaxGateStepper(Stepper):
 
 @steps(ops.Readout)
 class ReadoutStepper(Stepper):
+    """``t`` counts the steps of the current input step's window (the whole run for constant
+    inputs): the average restarts with each window."""
+
     def __init__(self, node, batch):
         super().__init__(node, batch)
         self.total = np.zeros(self.shape)
 
     def step(self, t, xs):
+        if t == 1:
+            self.total[...] = 0.0
         self.total += xs[0]
         return self.total / t
+
+
+class DelayLine:
+    """A ``delay`` node's values over the last ``length`` steps: ``read`` gives the value its
+    input had ``length`` steps ago (``init`` before), ``write`` stores this step's."""
+
+    def __init__(self, node: Node, batch: int, length: int):
+        self.slots = [np.full((batch, *node.type.shape), float(node.op.init)) for _ in range(length)]
+        self.at = 0
+
+    def read(self) -> np.ndarray:
+        return self.slots[self.at]
+
+    def write(self, value: np.ndarray) -> None:
+        self.slots[self.at] = value
+        self.at = (self.at + 1) % len(self.slots)
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -219,12 +243,13 @@ class SimulationResult:
 
 
 def static_nodes(graph: Graph) -> set[str]:
-    """Values that are the same at every step: inputs and stateless ops of static values
-    (computed once per batch; refsim uses it too)."""
+    """Values that are the same at every step: constant inputs and stateless ops of static
+    values (computed once per batch; refsim uses it too)."""
     static: set[str] = set()
     for node in graph.nodes:
         if isinstance(node.op, ops.Input):
-            static.add(node.name)
+            if not node.op.sequence:
+                static.add(node.name)
         elif not isinstance(node.op, ops.STATEFUL_OPS) and all(i in static for i in node.inputs):
             static.add(node.name)
     return static
@@ -238,17 +263,51 @@ def check_timesteps(timesteps: Sequence[int]) -> list[int]:
     return ts
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """How a run presents its inputs: ``steps`` simulation steps in all, each input step held
+    for ``hold`` of them (``hold = steps`` for constant inputs), ``delay`` steps per delay."""
+
+    steps: int
+    hold: int
+    delay: int
+
+    @staticmethod
+    def of(graph: Graph, timesteps: int, input_steps: int) -> "Schedule":
+        if graph.sequence:
+            return Schedule(timesteps * input_steps, timesteps, timesteps)
+        return Schedule(timesteps, timesteps, 1)
+
+
 def simulate_batch(
     graph: Graph, arrays: dict[str, np.ndarray], timesteps: Sequence[int], activity=None, dtype=np.float64, expected=None
 ):
-    """Simulate one batch for ``max(timesteps)`` steps; returns ``{T: {output: array}}``.
-    Values between ops are ``dtype``; neuron state is float64. ``activity`` collects each
-    neuron population's statistics, compared with ``expected[name]`` where given."""
+    """Simulate one batch; returns ``{T: {output: array}}``. Constant inputs: one run of
+    ``max(timesteps)`` steps read at each T. Sequence inputs: one run of ``T * steps`` steps per
+    T; an output is read at the end of each input step's window (``Output.sequence``: all of
+    them, ``(B, steps, ...)``; else the last). Values between ops are ``dtype``; neuron state is
+    float64. ``activity`` collects each neuron population's statistics over the longest run,
+    compared with ``expected[name]`` where given."""
     ts = check_timesteps(timesteps)
+    if not graph.sequence:
+        return _run(graph, arrays, Schedule.of(graph, ts[-1], 1), set(ts), activity, dtype, expected)
+    input_steps = sequence_steps(graph, arrays)
+    recorded = {}
+    for t in ts:
+        schedule = Schedule.of(graph, t, input_steps)
+        last = t == ts[-1]
+        recorded[t] = _run(graph, arrays, schedule, set(), activity if last else None, dtype, expected)
+    return recorded
+
+
+def _run(graph: Graph, arrays, schedule: Schedule, wanted: set, activity, dtype, expected) -> dict:
+    """One simulation of ``schedule.steps`` steps. Constant inputs: ``{t: outputs}`` at each
+    wanted t; sequence inputs: the outputs at the window ends, as ``run`` gives them."""
     batch = next(iter(arrays.values())).shape[0]
     static = static_nodes(graph)
-    values = {k: np.asarray(v, dtype=dtype) for k, v in arrays.items()}
+    values = {k: np.asarray(v, dtype=dtype) for k, v in arrays.items() if k in static}
     steppers: dict[str, Stepper] = {}
+    delays = {n.name: DelayLine(n, batch, schedule.delay) for n in graph.delays}
     dynamic: list[Node] = []
     for node in graph.nodes:
         if isinstance(node.op, ops.Input):
@@ -257,25 +316,45 @@ def simulate_batch(
             values[node.name] = evaluator(node)(node, [values[i] for i in node.inputs])
         else:
             dynamic.append(node)
-            if isinstance(node.op, ops.STATEFUL_OPS):
+            if isinstance(node.op, ops.STATEFUL_OPS) and node.name not in delays:
                 steppers[node.name] = STEPPERS[type(node.op)](node, batch)
-    recorded = {}
-    wanted = set(ts)
-    for t in range(1, ts[-1] + 1):
+    sequences = [n.name for n in graph.inputs if n.op.sequence]
+    recorded, windows = {}, []
+    for t in range(1, schedule.steps + 1):
+        window, t_window = divmod(t - 1, schedule.hold)
+        t_window += 1
+        if t_window == 1:
+            for name in sequences:
+                values[name] = np.asarray(arrays[name][:, window], dtype=dtype)
         for node in dynamic:
+            line = delays.get(node.name)
+            if line is not None:
+                values[node.name] = line.read()
+                continue
             xs = [values[i] for i in node.inputs]
             stepper = steppers.get(node.name)
-            y = stepper.step(t, xs) if stepper else evaluator(node)(node, xs)
+            y = stepper.step(t_window, xs) if stepper else evaluator(node)(node, xs)
             values[node.name] = y.astype(dtype, copy=False)
+        for name, line in delays.items():
+            line.write(values[graph.node(name).inputs[0]])
         if t in wanted:
             recorded[t] = {n.name: values[n.name].astype(np.float32) for n in graph.outputs}
+        if sequences and t_window == schedule.hold:
+            windows.append({n.name: values[n.name].astype(np.float32) for n in graph.outputs})
     if activity is not None:
         for name, stepper in steppers.items():
             if isinstance(stepper, NeuronStepper):
                 activity.setdefault(name, LayerActivity(graph.node(name).type.size))
                 reference = (expected or {}).get(name)
-                activity[name].add_batch(stepper.spike_count, ts[-1], stepper.op.amplitude, reference)
-    return recorded
+                if reference is not None and graph.sequence:
+                    reference = reference.mean(axis=1)  # the mean over the input steps
+                activity[name].add_batch(stepper.spike_count, schedule.steps, stepper.op.amplitude, reference)
+    if not sequences:
+        return recorded
+    return {
+        n.name: np.stack([w[n.name] for w in windows], axis=1) if n.op.sequence else windows[-1][n.name]
+        for n in graph.outputs
+    }
 
 
 def evaluator(node: Node):

@@ -1,7 +1,7 @@
 """The well-formedness check of the IR: one function, run after every frontend and every pass.
 
-It checks structure (unique names, inputs defined before use, arity, at least one input and
-one output), types (each stored type equals what the op infers, parameter names and shapes),
+It checks structure (unique names, inputs defined before use — except a delay's, which may
+come later: every cycle passes through a delay —, arity, at least one input and one output), types (each stored type equals what the op infers, parameter names and shapes),
 stage legality (e.g. no float-only op in a spiking graph) and parameter contents (finite).
 """
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import VerificationError
 from .graph import NAME_RE, Graph, Node
-from .ops import INTEGER, STAGES, Output, OpTypeError, Softmax
+from .ops import INTEGER, STAGES, Delay, Output, OpTypeError, Softmax
 from .types import DTYPES
 
 
@@ -23,6 +23,9 @@ def check_well_formed(graph: Graph) -> Graph:
     for node in graph.nodes:
         _check_node(graph, node, types)
         types[node.name] = node.type
+    for node in graph.delays:  # their inputs may come later: check them now all are typed
+        if node.type != types[node.inputs[0]]:
+            raise _fail(node, f"type is {node.type} but its input %{node.inputs[0]} is {types[node.inputs[0]]}")
     if not graph.inputs:
         raise VerificationError(f"graph {graph.name} has no input")
     if not graph.outputs:
@@ -31,6 +34,8 @@ def check_well_formed(graph: Graph) -> Graph:
         users = graph.users(node.name)
         if isinstance(node.op, Output) and users:
             raise VerificationError(f"%{node.name}: an output is read by %{users[0].name}")
+        if isinstance(node.op, Output) and node.op.sequence and not graph.sequence:
+            raise VerificationError(f"%{node.name}: a sequence output needs a sequence input")
         if isinstance(node.op, Softmax) and not all(isinstance(u.op, Output) for u in users):
             raise VerificationError(f"%{node.name}: softmax is only supported just before an output")
     return graph
@@ -51,9 +56,12 @@ def _check_node(graph: Graph, node: Node, types: dict) -> None:
         want = f"{op.MIN_ARITY} or more" if op.ARITY is None else str(op.ARITY)
         raise _fail(node, f"takes {want} inputs, got {len(node.inputs)}")
     for src in node.inputs:
-        if src not in types:
-            where = "is defined after it" if src in graph else "is not defined"
-            raise _fail(node, f"input %{src} {where}")
+        if src not in graph:
+            raise _fail(node, f"input %{src} is not defined")
+        if src not in types and not isinstance(op, Delay):
+            raise _fail(node, f"input %{src} is defined after it (only a delay may read a later value)")
+    if isinstance(op, Delay):
+        return  # a delay has its input's type, checked once every node is typed
     in_types = [types[s] for s in node.inputs]
     try:
         inferred = op.infer_type(in_types)

@@ -2,7 +2,9 @@
 
 Passes read the input graph and describe the output with a :class:`Rewriter`; the input
 graph is never changed. Dropped values are forwarded to a replacement, so users of a removed
-node read the replacement instead.
+node read the replacement instead. A kept delay may read a value the pass has not written
+yet (a recurrence): its input is resolved, and the types of the nodes after it re-inferred,
+when the rewrite finishes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 
 from ..errors import PassError, VerificationError
 from ..graph import Graph, Meta, Node, Params, sanitize_name
-from ..ops import Op, OpTypeError
+from ..ops import Delay, Op, OpTypeError
 
 
 class Rewriter:
@@ -26,6 +28,7 @@ class Rewriter:
         self._alias: dict[str, str] = {}
         self._taken = {n.name for n in graph.nodes}
         self.notes: list[dict] = []
+        self._late: dict[str, str] = {}  # delay (new graph) -> the old-graph value it reads
 
     def value(self, name: str) -> str:
         """The new graph's value for the old graph's value ``name``."""
@@ -35,6 +38,11 @@ class Rewriter:
 
     def keep(self, node: Node, op: Op | None = None, params=None, meta=None, inputs=None) -> str:
         """Copy ``node`` (optionally with a new op, parameters, metadata or input values)."""
+        if isinstance(node.op, Delay) and inputs is None and self.value(node.inputs[0]) not in self.types:
+            self._late[node.name] = node.inputs[0]
+            self.nodes.append(node.replace(op=op or node.op))
+            self.types[node.name] = node.type
+            return node.name
         ins = [self.value(i) for i in node.inputs] if inputs is None else list(inputs)
         return self._append(
             node.name,
@@ -79,10 +87,34 @@ class Rewriter:
         self.types[name] = out_type
         return name
 
+    def _close_delays(self) -> None:
+        """Point each late delay at the new value of what it read, and re-infer types until
+        every delay has its input's type (a pass may turn a recurrent float value into
+        spikes)."""
+        if not self._late:
+            return
+        nodes = [n.replace(inputs=(self.value(self._late[n.name]),)) if n.name in self._late else n for n in self.nodes]
+        for _ in range(3):
+            types = {n.name: n.type for n in nodes if isinstance(n.op, Delay)}
+            retyped = []
+            for node in nodes:
+                if not isinstance(node.op, Delay):
+                    try:
+                        types[node.name] = node.op.infer_type([types[i] for i in node.inputs])
+                    except OpTypeError as exc:
+                        raise PassError(f"%{node.name} = {node.op.NAME}: {exc}") from None
+                retyped.append(node.replace(type=types[node.name]))
+            nodes = [n.replace(type=types[n.inputs[0]]) if isinstance(n.op, Delay) else n for n in retyped]
+            if all(n.type == retyped[i].type for i, n in enumerate(nodes)):
+                break
+        self.nodes = nodes
+        self.types = {n.name: n.type for n in nodes}
+
     def finish(self, stage: str | None = None, meta: Mapping | None = None) -> Graph:
         """The new graph (verified), with this pass's notes appended to the graph's."""
         from ..wellformed import check_well_formed
 
+        self._close_delays()
         graph_meta = dict(self.graph.meta if meta is None else meta)
         if self.notes:
             graph_meta["notes"] = list(graph_meta.get("notes", [])) + self.notes
