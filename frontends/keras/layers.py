@@ -21,7 +21,9 @@ from .layout import Tensor, compose, identity, image_perm, inverse, ir_axis, ker
 Converter = Callable[[LayerCall, list[Tensor]], Tensor]
 CONVERTERS: dict[str, Converter] = {}
 
-ACTIVATIONS = ("linear", "relu", "relu6", "softmax")
+ACTIVATIONS = ("linear", "relu", "relu6", "leaky_relu", "hard_sigmoid", "sigmoid", "tanh", "softmax")
+#: Keras 3's ``leaky_relu`` activation's default slope (Keras 2 has no such activation name)
+LEAKY_RELU_SLOPE = 0.2
 
 #: Layers that do nothing at inference (noise, dropout, regularizers): removed.
 INFERENCE_IDENTITIES = (
@@ -165,6 +167,14 @@ def apply_activation(call: LayerCall, x: Tensor, activation, suffix: str) -> Ten
         op = ops.ReLU()
     elif name == "relu6":
         op = ops.ReLU(max_value=6.0)
+    elif name == "leaky_relu":
+        op = ops.ReLU(negative_slope=LEAKY_RELU_SLOPE)
+    elif name == "hard_sigmoid":
+        return _hard_sigmoid(call, x, suffix)
+    elif name == "sigmoid":
+        op = ops.Sigmoid()
+    elif name == "tanh":
+        op = ops.Tanh()
     elif name == "softmax":
         op = ops.Softmax(ir_axis(-1, x.perm))
     else:
@@ -172,6 +182,22 @@ def apply_activation(call: LayerCall, x: Tensor, activation, suffix: str) -> Ten
             f"activation {name!r} is not supported; supported activations: {', '.join(ACTIVATIONS)}"
         )
     return Tensor(call.add(op, [x.value], suffix=suffix), x.perm)
+
+
+def hard_sigmoid_line(keras_version: str | None) -> tuple[float, float]:
+    """``(slope, offset)`` of the writer's ``hard_sigmoid``, ``clip(slope * x + offset, 0, 1)``:
+    Keras 2 uses ``0.2 x + 0.5``; Keras 3 uses ``relu6(x + 3) / 6 = clip(x / 6 + 0.5, 0, 1)``.
+    A file that does not say which Keras wrote it is read as the installed Keras 2's."""
+    return (1 / 6, 0.5) if (keras_version or "").startswith("3.") else (0.2, 0.5)
+
+
+def _hard_sigmoid(call: LayerCall, x: Tensor, suffix: str) -> Tensor:
+    """``hard_sigmoid`` as an affine and a relu clipped at 1 (what converts to neurons)."""
+    slope, offset = hard_sigmoid_line(call.source.keras_version)
+    channels = call.shape(x.value)[0]
+    params = {"scale": np.full(channels, slope, np.float32), "shift": np.full(channels, offset, np.float32)}
+    line = call.add(ops.Affine(), [x.value], params, suffix=f"{suffix}_line" if suffix else "line")
+    return Tensor(call.add(ops.ReLU(max_value=1.0), [line], suffix=suffix), x.perm)
 
 
 def _fused_activation(call: LayerCall, x: Tensor) -> Tensor:

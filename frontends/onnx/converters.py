@@ -325,6 +325,24 @@ def leaky_relu(call):
     return call.add(ops.ReLU(negative_slope=float(call.attr("alpha", 0.01))), [call.tensor(0)])
 
 
+@converts("HardSigmoid")
+def hard_sigmoid(call):
+    """``max(0, min(1, alpha * x + beta))``: an affine and a relu clipped at 1."""
+    alpha, beta = float(call.attr("alpha", 0.2)), float(call.attr("beta", 0.5))
+    line = _affine(call, call.tensor(0), alpha, beta, suffix="line")
+    return call.add(ops.ReLU(max_value=1.0), [line])
+
+
+@converts("Sigmoid")
+def sigmoid(call):
+    return call.add(ops.Sigmoid(), [call.tensor(0)])
+
+
+@converts("Tanh")
+def tanh(call):
+    return call.add(ops.Tanh(), [call.tensor(0)])
+
+
 @converts("Clip")
 def clip(call):
     """``min(max(x, lo), hi)``: a ReLU when ``lo = 0``; ``min(x, hi)`` is a ReLU with slope
