@@ -141,7 +141,8 @@ def _pool_type(op, x: TensorType) -> TensorType:
 class Input(Op):
     """A graph input. ``source_layout`` is the layout of the source model's input
     (e.g. ``HWC`` for a channels-last Keras model): data in that layout is transposed
-    into the IR's layout at the border."""
+    into the IR's layout at the border. It may omit IR axes of size 1: a Keras 1-D signal
+    ``WC`` is the IR image ``CHW`` with ``H = 1``."""
 
     NAME: ClassVar[str] = "input"
     ARITY: ClassVar[int | None] = 0
