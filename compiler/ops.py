@@ -152,7 +152,8 @@ def _pool_type(op, x: TensorType) -> TensorType:
 class Input(Op):
     """A graph input of one example's ``shape``. ``source_layout`` is the layout of the source
     model's input (e.g. ``HWC`` for a channels-last Keras model): data in that layout is
-    transposed into the IR's layout at the border. ``sequence=True``: the data hold a
+    transposed into the IR's layout at the border. It may omit IR axes of size 1: a Keras 1-D
+    signal ``WC`` is the IR image ``CHW`` with ``H = 1``. ``sequence=True``: the data hold a
     sequence per example, ``(N, steps, *shape)``, presented one input step at a time."""
 
     NAME: ClassVar[str] = "input"
