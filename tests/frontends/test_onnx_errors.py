@@ -80,6 +80,19 @@ def test_shape_inference_failure(tmp_path):
     raises(ModelFormatError, save(model, tmp_path), "fails ONNX shape inference")
 
 
+def test_conv_weight_of_another_rank(tmp_path, capsys):
+    """onnx's shape inference crashes the process on this: it must be refused before."""
+    model = make_model(
+        [helper.make_node("Conv", ["x", "w"], ["y"])],
+        {"x": [N, 2, 10]},
+        {"y": [N, 4, 8]},
+        {"w": np.ones((4, 2, 1, 3), np.float32)},
+    )
+    path = save(model, tmp_path)
+    raises(ModelFormatError, path, "Conv node", "input 'x' has rank 3 but weight 'w' has rank 4")
+    assert_cli_error(path, tmp_path, capsys, "has rank 3 but weight")
+
+
 def test_cycle(tmp_path, capsys):
     nodes = [
         helper.make_node("Add", ["x", "b"], ["a"], name="first"),
