@@ -84,6 +84,9 @@ class Neuron:
     NAME: ClassVar[str] = ""
     #: the IR op of a population of these neurons
     OP: ClassVar[type] = object
+    #: whether :meth:`rates` is a clipped line through 0, as a ReLU's (then a balanced ReLU
+    #: network converts without a rate-curve error; otherwise the driver measures that error)
+    LINEAR_RATES: ClassVar[bool] = False
 
     def initial_state(self, p, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
         """The state at ``t = 0`` of neurons with parameters ``p`` (the op), float64."""

@@ -57,6 +57,7 @@ class IF(Neuron):
 
     NAME = "if"
     OP = IfNeuron
+    LINEAR_RATES = True
 
     def initial_state(self, p, shape):
         return {"v": np.full(shape, float(p.v_init))}
