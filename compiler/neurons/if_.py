@@ -73,8 +73,21 @@ class IF(Neuron):
             v = xp.where(spiked, xp.zeros_like(v), v)
         return {"v": v}, spiked
 
-    def rates(self, p, x, xp=NUMPY):
-        """``amplitude * clip(gain * x / threshold, 0, 1)`` per step."""
+    def rates(self, p, x):
+        """Per step, ``amplitude * clip(gain * x / threshold, 0, 1)`` (reset by subtraction keeps
+        the remainder); reset to zero drops it, so a spike every ``ceil(threshold / (gain * x))``
+        steps: ``amplitude / ceil(threshold / (gain * x))`` where ``x > 0``."""
+        x = np.asarray(x, dtype=np.float64)
+        if p.reset == "subtract":
+            return self.linear_rates(p, x)
+        out = np.zeros_like(x)
+        drive = p.gain * x
+        out[drive > 0] = p.amplitude / np.ceil(p.threshold / drive[drive > 0])
+        return out
+
+    def linear_rates(self, p, x, xp=NUMPY):
+        """``amplitude * clip(gain * x / threshold, 0, 1)``: the rate curve with reset by
+        subtraction, and a differentiable stand-in for both resets (nengo-dl's training step)."""
         return p.amplitude * xp.clip(p.gain * x / p.threshold, 0.0, 1.0)
 
     def from_relu(self, *, max_rate, threshold=1.0, reset="subtract", v_init=0.5, **_):
@@ -195,7 +208,7 @@ def nengo_dl_form() -> None:
 
         def training_step(self, J, dt, **state):
             """The rate curve, for training through nengo-dl."""
-            return neuron.rates(self.params, J, xp)
+            return neuron.linear_rates(self.params, J, xp)
 
     for neuron_type in nengo_types().values():
         SimNeuronsBuilder.TF_NEURON_IMPL[neuron_type] = IFBuilder
