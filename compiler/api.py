@@ -36,10 +36,12 @@ def layout_perm(source: str, target: str) -> tuple[int, ...]:
     return tuple(source.index(axis) for axis in target)
 
 
-def _relayout(x: np.ndarray, source: str, target: str) -> np.ndarray:
+def _relayout(x: np.ndarray, source: str, target: str, lead: int = 1) -> np.ndarray:
+    """``x`` with its per-example axes (after the ``lead`` axes: batch, and steps for a
+    sequence) moved from layout ``source`` to ``target``."""
     if not source or not target or source == target:
         return x
-    return x.transpose(0, *(p + 1 for p in layout_perm(source, target)))
+    return x.transpose(*range(lead), *(p + lead for p in layout_perm(source, target)))
 
 
 def source_shape(graph: Graph, input_name: str) -> tuple[int, ...]:
@@ -58,22 +60,24 @@ def to_ir_layout(graph: Graph, inputs) -> dict[str, np.ndarray]:
     for node in graph.inputs:
         x = np.asarray(arrays[node.name])
         want = source_shape(graph, node.name)
-        if x.ndim != len(want) + 1 or x.shape[1:] != want:
+        lead = 2 if node.op.sequence else 1  # a sequence: (N, steps, ...)
+        if x.ndim != len(want) + lead or x.shape[lead:] != want:
             layout = node.op.source_layout or node.type.layout
+            head = "N,steps" if node.op.sequence else "N"
             raise DataError(
-                f"input {node.name} takes a batch of shape [N,{','.join(map(str, want))}] "
+                f"input {node.name} takes a batch of shape [{head},{','.join(map(str, want))}] "
                 f"({layout}), got data of shape {list(x.shape)}"
             )
         if not np.issubdtype(x.dtype, np.number):
             raise DataError(f"input {node.name}: data of type {x.dtype} is not numeric")
-        out[node.name] = _relayout(x, node.op.source_layout, node.type.layout)
+        out[node.name] = _relayout(x, node.op.source_layout, node.type.layout, lead)
     return out
 
 
 def from_ir_layout(graph: Graph, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Batched outputs in the IR's layout -> the layout the source model returned them in."""
     return {
-        node.name: _relayout(outputs[node.name], node.type.layout, node.op.source_layout)
+        node.name: _relayout(outputs[node.name], node.type.layout, node.op.source_layout, 2 if node.op.sequence else 1)
         for node in graph.outputs
     }
 

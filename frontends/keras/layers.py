@@ -150,7 +150,7 @@ def _weights_and_bias(call: LayerCall, expected: list, units: int) -> list[np.nd
     return arrays if use_bias else [*arrays, np.zeros(units, np.float32)]
 
 
-def _activation_name(value) -> str | None:
+def activation_name(value) -> str | None:
     # Keras 3 may serialize a built-in activation as {"class_name": "function", "config": "relu"}
     if isinstance(value, dict):
         value = value.get("config") if isinstance(value.get("config"), str) else value.get("class_name")
@@ -158,7 +158,7 @@ def _activation_name(value) -> str | None:
 
 
 def apply_activation(call: LayerCall, x: Tensor, activation, suffix: str) -> Tensor:
-    name = _activation_name(activation)
+    name = activation_name(activation)
     if name in (None, "linear"):
         return x
     if name == "relu":
@@ -176,7 +176,7 @@ def apply_activation(call: LayerCall, x: Tensor, activation, suffix: str) -> Ten
 
 def _fused_activation(call: LayerCall, x: Tensor) -> Tensor:
     """The ``activation=`` argument of Dense and convolution layers."""
-    name = _activation_name(call.config.get("activation"))
+    name = activation_name(call.config.get("activation"))
     return apply_activation(call, x, name, suffix=name or "")
 
 
@@ -459,5 +459,3 @@ def normalization(call, inputs):
         return _affine(call, x, std, mean, axes[0] if axes else None)
     return _affine(call, x, 1.0 / std, -mean / std, axes[0] if axes else None)
 
-
-SUPPORTED_LAYERS = sorted([*CONVERTERS, "InputLayer", "Sequential", "Functional"])
