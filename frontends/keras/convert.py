@@ -129,7 +129,7 @@ def _convert_call(builder, layer: LayerSpec, inputs: list[Tensor], scope, store,
         return [values[ref] for ref in inner.outputs]
     call = LayerCall(builder, scope, source, store)
     if layer.class_name in RECURRENT_LAYERS or any(x.sequence for x in inputs):
-        converter = sequence_converter(call, inputs)
+        converter = sequence_converter(call, inputs, ", ".join(SUPPORTED_LAYERS))
     else:
         converter = CONVERTERS.get(layer.class_name)
     if converter is None:

@@ -76,11 +76,14 @@ def sequence_input(builder: GraphBuilder, layer: LayerSpec, shape: list, source:
     return Tensor(value, (0,), sequence=True)
 
 
-def sequence_converter(call: LayerCall, inputs: list[Tensor]) -> Callable[[LayerCall, list[Tensor]], Tensor]:
-    """The converter of a layer in a recurrent model that reads a sequence or is recurrent."""
+def sequence_converter(call: LayerCall, inputs: list[Tensor], supported: str) -> Callable[[LayerCall, list[Tensor]], Tensor]:
+    """The converter of a layer in a recurrent model that reads a sequence or is recurrent
+    (``supported``: the layer types snnc reads, for messages)."""
     class_name = call.spec.class_name
     if class_name in RECURRENT_LAYERS and class_name != "SimpleRNN":
-        raise call.unsupported("snnc converts SimpleRNN layers only, for now (with activation relu or linear)")
+        raise call.unsupported(
+            f"snnc converts SimpleRNN layers only, for now (with activation relu or linear); supported types: {supported}"
+        )
     if not all(x.sequence for x in inputs):
         if class_name == "SimpleRNN":
             raise call.unsupported("reads a tensor without a time axis; a SimpleRNN takes sequences (steps, features)")
