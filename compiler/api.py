@@ -36,10 +36,18 @@ def layout_perm(source: str, target: str) -> tuple[int, ...]:
     return tuple(source.index(axis) for axis in target)
 
 
-def _relayout(x: np.ndarray, source: str, target: str) -> np.ndarray:
+def _relayout(x: np.ndarray, source: str, target: str, lead: int = 1) -> np.ndarray:
+    """``x`` with its axes after the ``lead`` ones (the batch, and the steps of a sequence)
+    moved from layout ``source`` to ``target``."""
     if not source or not target or source == target:
         return x
-    return x.transpose(0, *(p + 1 for p in layout_perm(source, target)))
+    return x.transpose(*range(lead), *(p + lead for p in layout_perm(source, target)))
+
+
+def _lead(op) -> int:
+    """Leading data axes before one example's (input step's) values: batch, and steps for a
+    sequence input or output."""
+    return 2 if op.sequence else 1
 
 
 def source_shape(graph: Graph, input_name: str) -> tuple[int, ...]:
@@ -52,28 +60,29 @@ def source_shape(graph: Graph, input_name: str) -> tuple[int, ...]:
 
 
 def to_ir_layout(graph: Graph, inputs) -> dict[str, np.ndarray]:
-    """Batched inputs in the source model's layout -> the IR's, checking shapes."""
+    """Batched inputs in the source model's layout -> the IR's, checking shapes (a sequence
+    input takes ``(N, steps, ...)``)."""
     arrays = interpreter.name_inputs(graph, inputs)
     out = {}
     for node in graph.inputs:
         x = np.asarray(arrays[node.name])
-        want = source_shape(graph, node.name)
-        if x.ndim != len(want) + 1 or x.shape[1:] != want:
+        want, lead = source_shape(graph, node.name), _lead(node.op)
+        if x.ndim != len(want) + lead or x.shape[lead:] != want:
             layout = node.op.source_layout or node.type.layout
+            what = "is a sequence: takes a batch of shape [N,steps," if node.op.sequence else "takes a batch of shape [N,"
             raise DataError(
-                f"input {node.name} takes a batch of shape [N,{','.join(map(str, want))}] "
-                f"({layout}), got data of shape {list(x.shape)}"
+                f"input {node.name} {what}{','.join(map(str, want))}] ({layout}), got data of shape {list(x.shape)}"
             )
         if not np.issubdtype(x.dtype, np.number):
             raise DataError(f"input {node.name}: data of type {x.dtype} is not numeric")
-        out[node.name] = _relayout(x, node.op.source_layout, node.type.layout)
+        out[node.name] = _relayout(x, node.op.source_layout, node.type.layout, lead)
     return out
 
 
 def from_ir_layout(graph: Graph, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Batched outputs in the IR's layout -> the layout the source model returned them in."""
     return {
-        node.name: _relayout(outputs[node.name], node.type.layout, node.op.source_layout)
+        node.name: _relayout(outputs[node.name], node.type.layout, node.op.source_layout, _lead(node.op))
         for node in graph.outputs
     }
 
@@ -86,8 +95,9 @@ def run_model(graph: Graph, inputs, batch_size: int = 256, progress: bool = Fals
 
 
 def run_spiking(graph: Graph, inputs, timesteps: int, batch_size: int = 256, progress: bool | None = False) -> dict[str, np.ndarray]:
-    """Run a compiled spiking graph for ``timesteps`` steps on data in the source model's
-    layout; returns each output after the last step, in the source model's output layout.
+    """Run a compiled spiking graph for ``timesteps`` steps (per input step, for sequence
+    inputs) on data in the source model's layout; returns each output after the last step (a
+    sequence output: at the end of each input step), in the source model's output layout.
     A graph compiled for Loihi (integer stage) runs on refsim, the chip's integers."""
     if graph.stage == "integer":
         from snnc.backends.refsim import simulate
