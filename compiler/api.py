@@ -37,17 +37,11 @@ def layout_perm(source: str, target: str) -> tuple[int, ...]:
 
 
 def _relayout(x: np.ndarray, source: str, target: str, lead: int = 1) -> np.ndarray:
-    """``x`` with its axes after the ``lead`` ones (the batch, and the steps of a sequence)
-    moved from layout ``source`` to ``target``."""
+    """``x`` with its per-example axes (after the ``lead`` axes: batch, and steps for a
+    sequence) moved from layout ``source`` to ``target``."""
     if not source or not target or source == target:
         return x
     return x.transpose(*range(lead), *(p + lead for p in layout_perm(source, target)))
-
-
-def _lead(op) -> int:
-    """Leading data axes before one example's (input step's) values: batch, and steps for a
-    sequence input or output."""
-    return 2 if op.sequence else 1
 
 
 def source_shape(graph: Graph, input_name: str) -> tuple[int, ...]:
@@ -60,18 +54,19 @@ def source_shape(graph: Graph, input_name: str) -> tuple[int, ...]:
 
 
 def to_ir_layout(graph: Graph, inputs) -> dict[str, np.ndarray]:
-    """Batched inputs in the source model's layout -> the IR's, checking shapes (a sequence
-    input takes ``(N, steps, ...)``)."""
+    """Batched inputs in the source model's layout -> the IR's, checking shapes."""
     arrays = interpreter.name_inputs(graph, inputs)
     out = {}
     for node in graph.inputs:
         x = np.asarray(arrays[node.name])
-        want, lead = source_shape(graph, node.name), _lead(node.op)
+        want = source_shape(graph, node.name)
+        lead = 2 if node.op.sequence else 1  # a sequence: (N, steps, ...)
         if x.ndim != len(want) + lead or x.shape[lead:] != want:
             layout = node.op.source_layout or node.type.layout
-            what = "is a sequence: takes a batch of shape [N,steps," if node.op.sequence else "takes a batch of shape [N,"
+            head = "N,steps" if node.op.sequence else "N"
             raise DataError(
-                f"input {node.name} {what}{','.join(map(str, want))}] ({layout}), got data of shape {list(x.shape)}"
+                f"input {node.name} takes a batch of shape [{head},{','.join(map(str, want))}] "
+                f"({layout}), got data of shape {list(x.shape)}"
             )
         if not np.issubdtype(x.dtype, np.number):
             raise DataError(f"input {node.name}: data of type {x.dtype} is not numeric")
@@ -82,7 +77,7 @@ def to_ir_layout(graph: Graph, inputs) -> dict[str, np.ndarray]:
 def from_ir_layout(graph: Graph, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Batched outputs in the IR's layout -> the layout the source model returned them in."""
     return {
-        node.name: _relayout(outputs[node.name], node.type.layout, node.op.source_layout, _lead(node.op))
+        node.name: _relayout(outputs[node.name], node.type.layout, node.op.source_layout, 2 if node.op.sequence else 1)
         for node in graph.outputs
     }
 

@@ -114,7 +114,7 @@ def test_data_of_the_wrong_rank_get_one_line(seq_model, tmp_path, pixels, capsys
     assert f"the model's input is a sequence: expected x of shape (N, steps, {F}), got [{N}, {F}]" in one_error_line(capsys)
     np.save(tmp_path / "flat.npy", pixels[:, 0])
     assert main(["run", str(model), "--input", str(tmp_path / "flat.npy"), "-o", str(tmp_path / "y.npy")]) == 2
-    assert f"input x is a sequence: takes a batch of shape [N,steps,{F}]" in one_error_line(capsys)
+    assert f"input x takes a batch of shape [N,steps,{F}]" in one_error_line(capsys)
 
 
 def test_labels_must_match_the_output(seq_model, tmp_path, pixels, capsys):
