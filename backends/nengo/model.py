@@ -23,11 +23,14 @@ class PresentedInput:
 @dataclass(frozen=True)
 class OutputProbe:
     """The probe behind a graph output: its value at every step, or, for a readout
-    (``running_mean``), the readout's input, averaged over steps ``1..T`` after the run."""
+    (``running_mean``), the readout's input, averaged over steps ``1..T`` after the run.
+    ``host``: the graph's nodes (sigmoid, tanh, softmax) applied after that, in order, to
+    the averaged value."""
 
     probe: Any
     shape: tuple[int, ...]
     running_mean: bool
+    host: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import numpy as np
 
 from snnc.compiler.errors import DataError, SnncError
 from snnc.compiler.graph import Graph
-from snnc.compiler.interpreter import bind_inputs
+from snnc.compiler.interpreter import EVALUATORS, bind_inputs
 from snnc.compiler.progress import progress as progress_bar
 from snnc.compiler.simulate import LayerActivity, SimulationResult, check_timesteps
 
@@ -62,7 +62,7 @@ def simulate(
 def outputs_at(model: NengoModel, probed: dict[str, np.ndarray], ts: list[int]) -> dict[int, dict]:
     """Each output after ``T`` steps from its probe data ``(B, steps, n)``: the value at step
     ``T``, or for a readout the mean of its input over steps ``1..T`` (a running sum, as the
-    interpreter accumulates it, divided by ``T``)."""
+    interpreter accumulates it, divided by ``T``), then the output's host functions."""
     series = {}
     for name, out in model.outputs.items():
         data = probed[name]
@@ -72,7 +72,10 @@ def outputs_at(model: NengoModel, probed: dict[str, np.ndarray], ts: list[int]) 
         result[t] = {}
         for name, out in model.outputs.items():
             value = series[name][:, t - 1] / t if out.running_mean else series[name][:, t - 1]
-            result[t][name] = value.reshape((-1, *out.shape)).astype(np.float32)
+            value = value.reshape((-1, *out.shape))
+            for node in out.host:  # sigmoid, tanh, softmax on the decoded value
+                value = EVALUATORS[type(node.op)](node, [value])
+            result[t][name] = value.astype(np.float32)
     return result
 
 
