@@ -209,9 +209,16 @@ LIF_CHECK_EXAMPLES, LIF_CHECK_STEPS = 64, 64
 
 
 def _lif_error_notes(spiking: Graph | None, float_graph: Graph, calib_inputs) -> list[dict]:
-    """LIF neurons stand in for ReLUs the network was trained with, but their rate curve is
-    not ReLU's: measure each layer's error on a little calibration data and say it."""
-    lif = [] if spiking is None else [n for n in spiking.nodes if isinstance(n.op, ops.LifNeuron)]
+    """Neurons whose rate curve is not ReLU's (LIF: ``Neuron.LINEAR_RATES`` false) stand in for
+    ReLUs the network was trained with: measure each layer's error on a little calibration
+    data and say it."""
+    from . import neurons
+
+    def bent(node) -> bool:
+        neuron = neurons.by_op(node.op)
+        return neuron is not None and not neuron.LINEAR_RATES
+
+    lif = [] if spiking is None else [n for n in spiking.nodes if bent(n)]
     if not lif or calib_inputs is None:
         return []
     from .simulate import simulate
