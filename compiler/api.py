@@ -100,8 +100,9 @@ def run_model(graph: Graph, inputs, batch_size: int = 256, progress: bool = Fals
 
 
 def run_spiking(graph: Graph, inputs, timesteps: int, batch_size: int = 256, progress: bool | None = False) -> dict[str, np.ndarray]:
-    """Run a compiled spiking graph for ``timesteps`` steps on data in the source model's
-    layout; returns each output after the last step, in the source model's output layout.
+    """Run a compiled spiking graph for ``timesteps`` steps (per input step, for sequence
+    inputs) on data in the source model's layout; returns each output after the last step (a
+    sequence output: at the end of each input step), in the source model's output layout.
     A graph compiled for Loihi (integer stage) runs on refsim, the chip's integers."""
     if graph.stage == "integer":
         from snnc.backends.refsim import simulate
