@@ -184,7 +184,7 @@ def cmd_evaluate(args) -> int:
 
     from .artifact import is_artifact
     from .datasets import load_dataset
-    from .driver import LOIHI_BACKENDS, evaluate, format_evaluation, load_compiled, parse_timesteps
+    from .driver import evaluate, format_evaluation, load_compiled, parse_timesteps
 
     timesteps = parse_timesteps(args.timesteps)
     _check_plot_path(args.plot)
@@ -196,8 +196,7 @@ def cmd_evaluate(args) -> int:
         compiled = load_compiled(args.model)
     else:
         _fill_compile_defaults(args)
-        if args.backend in LOIHI_BACKENDS and args.target != "loihi":  # said before compiling, not after
-            raise UsageError(f"--backend {args.backend} runs networks compiled for Loihi; give --target loihi")
+        _check_backend_target(args.backend, args.target)  # said before compiling, not after
         calib, note = _evaluation_calibration(args)
         compiled = _compile_from_args(args, args.model, calib, sys.stderr)
         _print_input_notes([note] if note else [])
@@ -280,12 +279,26 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
+def _check_backend_target(backend: str | None, target: str) -> None:
+    """Refuse a backend that cannot run what ``--target`` compiles."""
+    from . import backends
+
+    if backend is None:
+        return
+    spec, stage = backends.get(backend), backends.STAGE_OF_TARGET[target]
+    if not spec.runs(stage):
+        targets = [backends.TARGET_OF_STAGE[s] for s in spec.stages]
+        names, flags = " or ".join(t.capitalize() for t in targets), " or ".join(f"--target {t}" for t in targets)
+        raise UsageError(f"--backend {backend} runs networks compiled for {names}; give {flags}")
+
+
 # ----------------------------------------------------------------------------- parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .datasets import DATA_HELP
-    from .driver import BACKENDS, DEFAULT_TIMESTEPS, TARGETS
+    from . import backends
+    from .driver import DEFAULT_TIMESTEPS, TARGETS
 
     timesteps = ",".join(map(str, DEFAULT_TIMESTEPS))
 
@@ -333,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=_path, required=True, metavar="DATA", help=f"labelled data: {DATA_HELP} (its test split)")
     p.add_argument("--calib", type=_path, metavar="DATA", help="calibration data when MODEL is not compiled (default: an IDX folder's train split, else DATA)")
     p.add_argument("--timesteps", default=timesteps, metavar="T,T,...", help=f"numbers of time steps (default: {timesteps})")
-    p.add_argument("--backend", choices=BACKENDS, help="simulator (default: interp, the batched NumPy interpreter; refsim for Loihi artifacts)")
+    p.add_argument("--backend", choices=backends.names(), help="simulator (default: interp, the batched NumPy interpreter; refsim for Loihi artifacts)")
     p.add_argument("-n", type=_positive_int, metavar="N", help="evaluate the first N examples only")
     p.add_argument("--plot", type=_path, metavar="PNG", help="also draw accuracy vs T into PNG")
     _compile_options(p, TARGETS)

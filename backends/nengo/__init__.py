@@ -21,7 +21,9 @@ __all__ = ["NengoModel", "build", "simulate"]
 
 
 def build(graph, dt: float | None = None) -> NengoModel:
-    """Build ``graph`` as a ``nengo.Network``.
+    """Build ``graph`` as a ``nengo.Network``: the backend interface's ``build``
+    (:mod:`snnc.compiler.backends`); ``build(graph).run(inputs, timesteps, simulator=...,
+    batch_size=..., progress=...)`` runs it as :func:`simulate` does.
 
     ``dt`` is the simulator step in seconds; it matters only for LIF neurons, which step
     with it, and defaults to their ``dt`` (0.001 s for graphs without LIF neurons). An op
@@ -41,7 +43,7 @@ def simulate(
     progress: bool | None = None,
     dt: float | None = None,
 ):
-    """Run ``graph`` in Nengo for ``max(timesteps)`` steps, with the meaning of
+    """``build(graph, dt).run(...)``: run ``graph`` in Nengo for ``max(timesteps)`` steps, with the meaning of
     :func:`snnc.compiler.simulate.simulate`: ``inputs`` in the IR layout (one array or a dict
     by input name, batched ``(N, *shape)``), presented unchanged at every step; returns a
     :class:`~snnc.compiler.simulate.SimulationResult` with each output after each requested

@@ -32,14 +32,32 @@ def simulate(
     progress: bool | None = None,
     dt: float | None = None,
 ) -> SimulationResult:
+    """Build ``graph`` and run it (:func:`run_model`); bad arguments are refused before building."""
+    _check_arguments(graph, inputs, timesteps, simulator)
+    return run_model(build_model(graph, dt), inputs, timesteps, simulator, batch_size, progress)
+
+
+def _check_arguments(graph: Graph, inputs, timesteps, simulator: str) -> tuple[list[int], dict[str, np.ndarray]]:
     if simulator not in SIMULATORS:
         raise SnncError(f"simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
     ts = check_timesteps(timesteps)
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in bind_inputs(graph, inputs).items()}
-    n = next(iter(arrays.values())).shape[0]
-    if n == 0:
+    if next(iter(arrays.values())).shape[0] == 0:
         raise DataError("no examples to simulate (the data is empty)")
-    model = build_model(graph, dt)
+    return ts, arrays
+
+
+def run_model(
+    model: NengoModel,
+    inputs,
+    timesteps: Sequence[int],
+    simulator: str = "nengo",
+    batch_size: int = 50,
+    progress: bool | None = None,
+) -> SimulationResult:
+    """Run a built network (:func:`snnc.backends.nengo.simulate` says how)."""
+    ts, arrays = _check_arguments(model.graph, inputs, timesteps, simulator)
+    n = next(iter(arrays.values())).shape[0]
     # The spike counters lag one step (Nengo updates a probe's synapse after sampling it),
     # so the runners step once more than max(T): the count sampled then covers steps 1..T.
     steps = ts[-1] + 1

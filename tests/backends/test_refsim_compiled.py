@@ -95,7 +95,7 @@ class Net:
         """Conv synapses with one kernel per core block: ``parts`` cuts the output into boxes
         of filters x rows x columns; ``scattered`` instead gives every compartment a random one
         of that many blocks; ``pooled``: kernels constant on ``stride`` tiles (an average pool
-        folded into the conv, which the NumPy engine runs as a sum pool)."""
+        folded into the conv)."""
         c = self.shape(src)[0]
         probe = ops.LoihiSynapses("conv", "int", filters=filters, kernel=kernel, stride=stride, pads=pads)
         out_shape = probe.out_shape(self.b.type_of(src))
@@ -366,15 +366,15 @@ def test_conv_synapses_agree(rng, geometry, blocks):
 
 @pytest.mark.parametrize("blocks", ["boxes", "scattered"])
 def test_pool_folded_conv_agrees(rng, blocks):
-    # kernels constant on the stride's tiles: the NumPy engine sum-pools the spikes first and
-    # applies the smaller kernel; the compiled engine adds the full kernels
+    # kernels constant on the stride's tiles (an average pool folded into the conv)
     net = Net(rng)
     s = if_input(net, (2, 8, 9))
     syn = net.conv(s, 3, (4, 4), (2, 2), (1, 1, 1, 1), parts=(3, 2, 2), scattered=blocks == "scattered", pooled=True)
     p0 = net.pop([syn], name="pop0")
     net.readout(p0)
     graph = net.build()
-    assert refsim.plan(graph).synapses["syn"].pool == (2, 2)
+    weight = graph.node("syn").params["weight"]  # an average pool folded into the conv
+    assert np.array_equal(weight, np.repeat(np.repeat(weight[..., ::2, ::2], 2, axis=-2), 2, axis=-1))
     engines_agree(graph, rng.uniform(0, 1, (3, 2, 8, 9)), [20])
 
 
