@@ -26,6 +26,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,7 +36,8 @@ from snnc.compiler.interpreter import EVALUATORS, bind_inputs
 from snnc.compiler.progress import progress as progress_bar
 from snnc.compiler.simulate import LayerActivity, SimulationResult, check_timesteps
 
-from .builder import BuiltLoihi
+if TYPE_CHECKING:  # the builder's network runs here (BuiltLoihi.run): no import back at run time
+    from .builder import BuiltLoihi
 
 TARGETS = ("sim", "loihi")
 RESETS = ("state", "rebuild")

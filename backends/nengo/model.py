@@ -45,8 +45,7 @@ class NeuronProbe:
 class NengoModel:
     """A spiking ``graph`` as a ``nengo.Network``: the input Nodes (by graph input name, each
     with its :class:`PresentedInput`), a probe per graph output and per neuron population.
-    ``dt`` is the simulator step in seconds (it matters only for LIF neurons). It is the
-    Nengo backends' built network (:mod:`snnc.compiler.backends`): :meth:`run` runs it."""
+    ``dt`` is the simulator step in seconds (it matters only for LIF neurons)."""
 
     graph: Any
     network: Any
@@ -55,11 +54,3 @@ class NengoModel:
     presented: dict[str, PresentedInput] = field(default_factory=dict)
     outputs: dict[str, OutputProbe] = field(default_factory=dict)
     neurons: dict[str, NeuronProbe] = field(default_factory=dict)
-
-    def run(self, inputs, timesteps, *, simulator: str = "nengo", batch_size: int = 50, progress: bool | None = None):
-        """Run the network on batched ``inputs`` for ``max(timesteps)`` steps; see
-        :func:`snnc.backends.nengo.simulate`. Returns a
-        :class:`~snnc.compiler.simulate.SimulationResult`."""
-        from .run import run_model
-
-        return run_model(self, inputs, timesteps, simulator, batch_size, progress)
