@@ -297,7 +297,7 @@ def _check_backend_target(backend: str | None, target: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .datasets import DATA_HELP
-    from . import backends
+    from . import backends, ops
     from .driver import DEFAULT_TIMESTEPS, TARGETS
 
     timesteps = ",".join(map(str, DEFAULT_TIMESTEPS))
@@ -346,7 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=_path, required=True, metavar="DATA", help=f"labelled data: {DATA_HELP} (its test split)")
     p.add_argument("--calib", type=_path, metavar="DATA", help="calibration data when MODEL is not compiled (default: an IDX folder's train split, else DATA)")
     p.add_argument("--timesteps", default=timesteps, metavar="T,T,...", help=f"numbers of time steps (default: {timesteps})")
-    p.add_argument("--backend", choices=backends.names(), help="simulator (default: interp, the batched NumPy interpreter; refsim for Loihi artifacts)")
+    defaults = {stage: backends.default_for(stage) for stage in (ops.SPIKING, ops.INTEGER)}
+    p.add_argument(
+        "--backend",
+        choices=backends.names(),
+        help=f"simulator (default: {defaults[ops.SPIKING].name}, {defaults[ops.SPIKING].summary}; "
+        f"{defaults[ops.INTEGER].name} for Loihi artifacts)",
+    )
     p.add_argument("-n", type=_positive_int, metavar="N", help="evaluate the first N examples only")
     p.add_argument("--plot", type=_path, metavar="PNG", help="also draw accuracy vs T into PNG")
     _compile_options(p, TARGETS)

@@ -21,7 +21,6 @@ from snnc.compiler.interpreter import bind_inputs, run_batch
 from snnc.compiler.progress import progress as progress_bar
 from snnc.compiler.simulate import LayerActivity, SimulationResult, check_timesteps
 
-from . import compiled
 from . import engine as specification
 from .compartments import Overflow
 from .plan import BatchResult, Plan, plan
@@ -147,6 +146,8 @@ def _run(prepared: Plan, inputs, timesteps, batch_size, record, progress, refere
 def _batch_runner(prepared: Plan, engine: str):
     """The function that runs one batch: the compiled kernel's or the specification's."""
     if engine != "numpy":
+        from . import compiled  # numba, loaded when a graph first runs on the kernel
+
         prog = compiled.program(prepared)
         if isinstance(prog, compiled.Program):
             return lambda batch, ts, record, views: compiled.simulate_batch(prog, prepared, batch, ts, record, views)
