@@ -55,7 +55,7 @@ class Lowering:
 
     def __init__(self, graph: Graph, dt: float):
         self.graph = graph
-        self.model = NengoModel(nengo.Network(label=graph.name), dt)
+        self.model = NengoModel(graph, nengo.Network(label=graph.name), dt)
         self.values: dict[str, object] = {}
         #: readout name -> the value it averages (readouts are computed from probes)
         self.readouts: dict[str, str] = {}

@@ -47,10 +47,11 @@ class NeuronProbe:
 
 @dataclass
 class NengoModel:
-    """A spiking graph as a ``nengo.Network``: the input Nodes (by graph input name, each
+    """A spiking ``graph`` as a ``nengo.Network``: the input Nodes (by graph input name, each
     with its :class:`PresentedInput`), a probe per graph output and per neuron population.
     ``dt`` is the simulator step in seconds (it matters only for LIF neurons)."""
 
+    graph: Any
     network: Any
     dt: float
     inputs: dict[str, Any] = field(default_factory=dict)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,7 +14,6 @@ from snnc.compiler.interpreter import EVALUATORS, bind_inputs
 from snnc.compiler.progress import progress as progress_bar
 from snnc.compiler.simulate import LayerActivity, SimulationResult, check_timesteps
 
-from .builder import build_model
 from .model import NengoModel
 
 SIMULATORS = ("nengo", "nengo-dl")
@@ -23,23 +23,40 @@ SIMULATORS = ("nengo", "nengo-dl")
 Batch = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
 
-def simulate(
-    graph: Graph,
+@dataclass(frozen=True)
+class Nengo:
+    """The Nengo backends' built network (:mod:`snnc.compiler.backends`): a spiking graph as a
+    ``nengo.Network`` (:attr:`model`), run in ``nengo.Simulator`` or ``nengo_dl.Simulator``."""
+
+    model: NengoModel
+
+    def run(self, inputs, timesteps: Sequence[int], *, simulator: str = "nengo", batch_size: int = 50,
+            progress: bool | None = None) -> SimulationResult:
+        """:func:`run_model`: see :func:`snnc.backends.nengo.simulate`."""
+        return run_model(self.model, inputs, timesteps, simulator, batch_size, progress)
+
+
+def check_arguments(graph: Graph, inputs, timesteps, simulator: str) -> tuple[list[int], dict[str, np.ndarray]]:
+    if simulator not in SIMULATORS:
+        raise SnncError(f"simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
+    ts = check_timesteps(timesteps)
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in bind_inputs(graph, inputs).items()}
+    if next(iter(arrays.values())).shape[0] == 0:
+        raise DataError("no examples to simulate (the data is empty)")
+    return ts, arrays
+
+
+def run_model(
+    model: NengoModel,
     inputs,
     timesteps: Sequence[int],
     simulator: str = "nengo",
     batch_size: int = 50,
     progress: bool | None = None,
-    dt: float | None = None,
 ) -> SimulationResult:
-    if simulator not in SIMULATORS:
-        raise SnncError(f"simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
-    ts = check_timesteps(timesteps)
-    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in bind_inputs(graph, inputs).items()}
+    """Run a built network (:func:`snnc.backends.nengo.simulate` says how)."""
+    ts, arrays = check_arguments(model.graph, inputs, timesteps, simulator)
     n = next(iter(arrays.values())).shape[0]
-    if n == 0:
-        raise DataError("no examples to simulate (the data is empty)")
-    model = build_model(graph, dt)
     # The spike counters lag one step (Nengo updates a probe's synapse after sampling it),
     # so the runners step once more than max(T): the count sampled then covers steps 1..T.
     steps = ts[-1] + 1
