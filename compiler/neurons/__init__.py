@@ -41,7 +41,7 @@ BACKENDS = ("loihi", "nengo", "loihi_host", "nengo_dl")
 
 #: the array functions a step may use, on NumPy arrays (:func:`tensorflow_math` for tensors)
 NUMPY = SimpleNamespace(
-    where=np.where, zeros_like=np.zeros_like, clip=np.clip, expm1=np.expm1, log1p=np.log1p
+    where=np.where, zeros_like=np.zeros_like, clip=np.clip, maximum=np.maximum, expm1=np.expm1, log1p=np.log1p
 )
 
 
@@ -172,6 +172,7 @@ def tensorflow_math():
         where=tf.where,
         zeros_like=tf.zeros_like,
         clip=tf.clip_by_value,
+        maximum=tf.maximum,
         expm1=tf.math.expm1,
         log1p=tf.math.log1p,
     )

@@ -21,13 +21,17 @@ class IfNeuron(ops.Op):
     """Integrate-and-fire neurons, one per element, at each time step ``t``::
 
         v_t = v_{t-1} + gain * x_t                   (v_0 = v_init)
+        v_t = max(v_t, v_min)                        (where v_min is given)
         s_t = 1 if v_t >= threshold else 0           (at most one spike per step)
         v_t = v_t - s_t * threshold                  (reset="subtract", Rueckauer et al. 2017)
             | 0 where s_t                            (reset="zero")
         y_t = amplitude * s_t
 
-    The membrane is not bounded below, so negative input cancels earlier positive input.
-    Over T steps the mean output approaches ``amplitude * gain * relu(x) / threshold``,
+    Without ``v_min`` the membrane is not bounded below, so negative input cancels earlier
+    positive input: right for a constant input, whose mean current is all that matters, but
+    with inputs that change over time (sequences) a stretch of negative input would hold the
+    neuron silent long after the input turned positive. ``v_min = 0`` (Loihi's ``vmin``)
+    makes each stretch's rate the ReLU of its own input. Over T steps the mean output approaches ``amplitude * gain * relu(x) / threshold``,
     capped at ``amplitude`` (one spike per step)."""
 
     NAME: ClassVar[str] = "if_neuron"
@@ -38,9 +42,12 @@ class IfNeuron(ops.Op):
     reset: str = "subtract"
     v_init: float = 0.0
     amplitude: float = 1.0
+    v_min: float | None = None
 
     def infer_type(self, inputs):
         ops.expect_positive(self, "threshold", "gain", "amplitude")
+        if self.v_min is not None and not self.v_min <= min(self.v_init, 0.0):
+            raise ops.OpTypeError(f"if_neuron v_min={self.v_min:g} must be at most 0 and at most v_init={self.v_init:g}")
         if self.reset not in RESETS:
             raise ops.OpTypeError(f"if_neuron reset must be one of {', '.join(RESETS)}, got {self.reset!r}")
         return ops.spikes_like(inputs[0])
@@ -63,9 +70,11 @@ class IF(Neuron):
         return {"v": np.full(shape, float(p.v_init))}
 
     def step(self, p, state, x, xp=NUMPY):
-        """``v += gain * x``; ``s = v >= threshold``; ``v -= threshold`` (subtract) or
-        ``v = 0`` (zero) where ``s``. Returns ``({"v": v}, s)``."""
+        """``v += gain * x``; ``v = max(v, v_min)`` where ``v_min`` is given; ``s = v >= threshold``;
+        ``v -= threshold`` (subtract) or ``v = 0`` (zero) where ``s``. Returns ``({"v": v}, s)``."""
         v = state["v"] + _scaled(p.gain, x)
+        if p.v_min is not None:
+            v = xp.maximum(v, p.v_min)
         spiked = v >= p.threshold
         if p.reset == "subtract":
             v = xp.where(spiked, v - p.threshold, v)
@@ -90,13 +99,15 @@ class IF(Neuron):
         subtraction, and a differentiable stand-in for both resets (nengo-dl's training step)."""
         return p.amplitude * xp.clip(p.gain * x / p.threshold, 0.0, 1.0)
 
-    def from_relu(self, *, max_rate, threshold=1.0, reset="subtract", v_init=0.5, **_):
+    def from_relu(self, *, max_rate, threshold=1.0, reset="subtract", v_init=0.5, v_min=None, **_):
         """Gain ``threshold * max_rate``, so ``a`` fires ``max_rate * a`` per step; the membrane
-        starts at ``v_init`` times the threshold."""
+        starts at ``v_init`` times the threshold and is floored at ``v_min`` times it (None:
+        unbounded)."""
         if max_rate > 1:
             raise PassError(f"option max_rate={max_rate}: an integrate-and-fire neuron fires at most once per step")
         return IfNeuron(
-            threshold=threshold, gain=threshold * max_rate, reset=reset, v_init=v_init * threshold, amplitude=1.0 / max_rate
+            threshold=threshold, gain=threshold * max_rate, reset=reset, v_init=v_init * threshold, amplitude=1.0 / max_rate,
+            v_min=None if v_min is None else v_min * threshold,
         )
 
     def forms(self):
@@ -109,14 +120,15 @@ class IF(Neuron):
 def loihi_form(op: IfNeuron, bias: np.ndarray, dt: float) -> LoihiForm:
     """A ``relu`` chip population (NengoLoihi's ``configure_relu``: threshold ``1/dt``, no
     leak): ensemble gain ``gain / threshold``, bias ``gain * b / (threshold * dt)`` for the
-    input's constant part ``b``. The chip resets to zero and starts at zero; other resets and
-    starts are reported as ``differs``."""
+    input's constant part ``b``. The chip resets to zero and starts at zero, its membrane
+    floored at zero (``vmin = 0``); other resets, starts and floors are reported as ``differs``."""
     gain = op.gain / op.threshold
     compartments = ops.LoihiCompartments(neuron="relu", gain=gain, amplitude=op.amplitude, dt=dt)
     differs = None
-    if op.reset != "zero" or op.v_init != 0:
+    if op.reset != "zero" or op.v_init != 0 or op.v_min not in (None, 0):
+        floor = "" if op.v_min in (None, 0) else f", v_min={op.v_min:g}"
         differs = ChipDifference(
-            note=f"on the chip: reset to zero from zero (the spiking graph has reset={op.reset}, v_init={op.v_init:g})",
+            note=f"on the chip: reset to zero from zero (the spiking graph has reset={op.reset}, v_init={op.v_init:g}{floor})",
             refusal=(
                 f"Loihi resets the membrane to zero and starts it at zero (this layer: reset={op.reset}, "
                 f"v_init={op.v_init:g}); convert with convert_to_spiking{{reset=zero,v_init=0}}"
@@ -161,6 +173,7 @@ def nengo_types() -> dict:
         def __init__(self, op):
             super().__init__(initial_state={"voltage": Choice([op.v_init])})
             self.threshold, self.gain, self.amplitude = op.threshold, op.gain, op.amplitude
+            self.v_min = op.v_min
 
         def rates(self, x, gain, bias):
             return neuron.rates(self, self.current(x, gain, bias))
@@ -200,6 +213,9 @@ def nengo_dl_form() -> None:
         def build_pre(self, signals, config):
             super().build_pre(signals, config)
             params = {name: _per_neuron(self.ops, name, signals.dtype) for name in ("threshold", "gain", "amplitude")}
+            floors = [op.neurons.v_min for op in self.ops]
+            # unbounded populations merged with floored ones take a floor of -inf
+            params["v_min"] = None if all(f is None for f in floors) else _per_neuron(self.ops, "v_min", signals.dtype, none=-np.inf)
             self.params = type("IFParams", (), {**params, "reset": self.ops[0].neurons.reset})
 
         def step(self, J, dt, voltage):
@@ -214,13 +230,14 @@ def nengo_dl_form() -> None:
         SimNeuronsBuilder.TF_NEURON_IMPL[neuron_type] = IFBuilder
 
 
-def _per_neuron(sim_ops, attr: str, dtype):
+def _per_neuron(sim_ops, attr: str, dtype, none: float | None = None):
     """A neuron parameter across a merged group of nengo ops: a scalar when all are equal, else
-    one value per neuron ``(1, n)``. (nengo-dl's ``op_constant`` merges values that are only
-    ``allclose``; the spikes must not depend on that.)"""
+    one value per neuron ``(1, n)``; ``none`` stands for a parameter that is None. (nengo-dl's
+    ``op_constant`` merges values that are only ``allclose``; the spikes must not depend on that.)"""
     import tensorflow as tf
 
     values = [getattr(op.neurons, attr) for op in sim_ops]
+    values = [none if v is None else v for v in values]
     if all(v == values[0] for v in values):
         return tf.constant(values[0], dtype=dtype)
     per_neuron = np.concatenate([np.full(op.J.shape[0], v) for op, v in zip(sim_ops, values)])

@@ -13,6 +13,7 @@ from .rewrite import Rewriter
 
 READOUTS = ("membrane", "spikes")
 MAXPOOLS = ("gate", "avg")
+FLOORS = ("auto", "zero", "none")
 
 
 @register_pass("convert_to_spiking")
@@ -23,6 +24,7 @@ def convert_to_spiking(
     reset: str = "subtract",
     threshold: float = 1.0,
     v_init: float = 0.5,
+    floor: str = "auto",
     max_rate: float = 1.0,
     readout: str = "membrane",
     maxpool: str = "gate",
@@ -34,7 +36,11 @@ def convert_to_spiking(
 
     - ``neuron=if``: integrate-and-fire with ``reset`` by ``subtract`` (Rueckauer et al. 2017)
       or to ``zero``, firing threshold ``threshold``, membrane starting at ``v_init`` times
-      the threshold (0.5 centres the rounding error of the rate code; Bu et al. 2022). A
+      the threshold (0.5 centres the rounding error of the rate code; Bu et al. 2022), the
+      membrane floored at zero (``floor=zero``) or unbounded below (``floor=none``);
+      ``floor=auto`` floors it in graphs with sequence inputs, whose currents change with
+      each input step (an unbounded membrane would carry one step's negative input into the
+      next ones, where the ReLU forgets it), and leaves it unbounded for constant inputs. A
       balanced activation ``a`` fires at ``max_rate * a`` spikes per step (gain
       ``threshold * max_rate``), each spike worth ``1 / max_rate``, so the mean output
       approaches ``min(a, 1 / max_rate)``.
@@ -59,10 +65,12 @@ def convert_to_spiking(
     check_choice("reset", reset, neurons.if_.RESETS)
     check_choice("readout", readout, READOUTS)
     check_choice("maxpool", maxpool, MAXPOOLS)
+    check_choice("floor", floor, FLOORS)
     for key, value in (("threshold", threshold), ("max_rate", max_rate), ("dt", dt), ("tau_rc", tau_rc)):
         if not value > 0:
             raise PassError(f"option {key}={value} must be positive")
-    options = dict(threshold=threshold, reset=reset, v_init=v_init, tau_rc=tau_rc, tau_ref=tau_ref, dt=dt)
+    floored = floor == "zero" or (floor == "auto" and graph.sequence)
+    options = dict(threshold=threshold, reset=reset, v_init=v_init, v_min=0.0 if floored else None, tau_rc=tau_rc, tau_ref=tau_ref, dt=dt)
     neuron_op = neurons.by_name(neuron).from_relu(max_rate=max_rate, **options)
     if graph.stage != ops.FLOAT:
         raise PassError(f"runs on float graphs; this one is {graph.stage}")

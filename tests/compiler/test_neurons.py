@@ -18,6 +18,7 @@ IF_OPS = [
     ops.IfNeuron(threshold=1.0, gain=1.0, reset="subtract"),
     ops.IfNeuron(threshold=0.7, gain=1.3, reset="subtract", v_init=0.35, amplitude=2.0),
     ops.IfNeuron(threshold=1.5, gain=0.8, reset="zero", amplitude=0.5),
+    ops.IfNeuron(threshold=1.0, gain=1.0, reset="subtract", v_init=0.5, v_min=0.0),
 ]
 LIF_OPS = [
     ops.LifNeuron(),
@@ -69,6 +70,29 @@ def test_if_step_formula(reset, after):
     np.testing.assert_array_equal(spiked, [True, False, True, True])
     want = np.array(after) if reset == "zero" else np.array([0.25, -0.5, 0.0, 3.25])
     np.testing.assert_array_equal(state["v"], want)
+
+
+def test_if_membrane_floor_forgets_negative_input():
+    """20 steps of input -0.5 then 20 of +0.25: floored at 0 the membrane stays 0 through the
+    negative stretch and the neuron fires relu(0.25) * 20 = 5 times after it; unbounded it
+    sinks to -10 and stays silent (-10 + 20 * 0.25 = -5 < 1)."""
+    neuron = neurons.by_name("if")
+    x = np.concatenate([np.full(20, -0.5), np.full(20, 0.25)])
+    counts = {}
+    for v_min in (0.0, None):
+        op = ops.IfNeuron(v_init=0.0, v_min=v_min)
+        state, count = neuron.initial_state(op, (1,)), 0
+        for value in x:
+            state, spiked = neuron.step(op, state, np.array([value]))
+            count += int(spiked[0])
+            assert v_min is None or state["v"][0] >= v_min
+        counts[v_min] = count
+    assert counts == {0.0: 5, None: 0}
+
+
+def test_if_membrane_floor_above_the_start_is_refused():
+    with pytest.raises(ops.OpTypeError, match="v_min=0.2 must be at most 0"):
+        ops.IfNeuron(v_init=0.5, v_min=0.2).infer_type([ops.TensorType((3,))])
 
 
 def test_step_leaves_its_inputs_alone():

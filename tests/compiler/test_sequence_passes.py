@@ -98,3 +98,24 @@ def test_the_default_pipeline_turns_a_recurrent_relu_into_neurons(seqs, every_st
     errors = [np.abs(result.outputs[t]["output"] - want).mean() for t in (4, 64)]
     assert errors[1] < errors[0] / 3
     assert errors[1] < 0.08 * np.abs(want).mean()
+
+
+@pytest.mark.parametrize("floor, want", [("auto", 0.0), ("zero", 0.0), ("none", None)])
+def test_neurons_of_a_sequence_graph_have_their_membrane_floored(seqs, floor, want):
+    """Currents change with every input step, so by default (floor=auto) the membrane stops
+    at zero instead of storing one step's negative input for the next ones."""
+    g = rnn_graph(rnn_weights())
+    pipeline = f"canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{{floor={floor}}}"
+    snn = compile_model(g, Dataset(seqs, None, "seqs"), pipeline=pipeline).model
+    assert snn.node("h").op.v_min == want
+
+
+def test_neurons_of_a_constant_input_graph_keep_an_unbounded_membrane():
+    b = GraphBuilder("mlp")
+    x = b.input("x", (4,))
+    fc = b.add(ops.Dense(3), [x], {"weight": np.eye(3, 4, dtype=np.float32), "bias": np.zeros(3, np.float32)}, name="fc")
+    b.output(b.add(ops.ReLU(), [fc], name="h"))
+    calib = Dataset(np.ones((8, 4), np.float32), None, "ones")
+    assert compile_model(b.build(), calib).model.node("h").op.v_min is None
+    floored = compile_model(b.build(), calib, pipeline="threshold_balance,convert_to_spiking{floor=zero}")
+    assert floored.model.node("h").op.v_min == 0.0
