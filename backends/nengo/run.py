@@ -9,9 +9,9 @@ import numpy as np
 
 from snnc.compiler.errors import DataError, SnncError
 from snnc.compiler.graph import Graph
-from snnc.compiler.interpreter import bind_inputs
+from snnc.compiler.interpreter import bind_inputs, sequence_steps
 from snnc.compiler.progress import progress as progress_bar
-from snnc.compiler.simulate import LayerActivity, SimulationResult, check_timesteps
+from snnc.compiler.simulate import LayerActivity, Schedule, SimulationResult, check_timesteps
 
 from .builder import build_model
 from .model import NengoModel
@@ -39,22 +39,41 @@ def simulate(
     n = next(iter(arrays.values())).shape[0]
     if n == 0:
         raise DataError("no examples to simulate (the data is empty)")
-    model = build_model(graph, dt)
+    if not graph.sequence:
+        return _simulate(graph, arrays, Schedule.of(graph, ts[-1], 1), ts, simulator, batch_size, progress, dt)
+    # sequence inputs: each T is its own run (the delays span T steps), as in the interpreter
+    input_steps = sequence_steps(graph, arrays)
+    results = {}
+    for t in ts:
+        schedule = Schedule.of(graph, t, input_steps)
+        result = _simulate(graph, arrays, schedule, [t], simulator, batch_size, progress, dt)
+        results[t] = result.outputs[t]
+    return SimulationResult(results, result.activity)
+
+
+def _simulate(graph, arrays, schedule: Schedule, ts: list[int], simulator, batch_size, progress, dt):
+    """One network for ``schedule`` (its delay length), run on every example."""
+    n = next(iter(arrays.values())).shape[0]
+    model = build_model(graph, dt, schedule.delay)
     # The spike counters lag one step (Nengo updates a probe's synapse after sampling it),
-    # so the runners step once more than max(T): the count sampled then covers steps 1..T.
-    steps = ts[-1] + 1
+    # so the runners step once more than the schedule: the count sampled then covers all steps.
+    steps = schedule.steps + 1
     if simulator == "nengo":
-        batches = _run_nengo(model, arrays, steps, progress)
+        batches = _run_nengo(model, arrays, steps, schedule, progress)
     else:
-        batches = _run_nengo_dl(model, arrays, steps, min(batch_size, n), progress)
+        batches = _run_nengo_dl(model, arrays, steps, schedule, min(batch_size, n), progress)
     chunks: dict[int, dict[str, list]] = {t: {name: [] for name in model.outputs} for t in ts}
     activity = {name: LayerActivity(int(np.prod(p.shape))) for name, p in model.neurons.items()}
     for outputs, counts in batches:
-        for t, values in outputs_at(model, outputs, ts).items():
+        if graph.sequence:
+            read = {ts[0]: window_outputs(model, outputs, schedule)}
+        else:
+            read = outputs_at(model, outputs, ts)
+        for t, values in read.items():
             for name, value in values.items():
                 chunks[t][name].append(value)
         for name, count in counts.items():
-            activity[name].add_batch(count, ts[-1])
+            activity[name].add_batch(count, schedule.steps)
     results = {t: {k: np.concatenate(v) for k, v in by_name.items()} for t, by_name in chunks.items()}
     return SimulationResult(results, activity)
 
@@ -76,6 +95,21 @@ def outputs_at(model: NengoModel, probed: dict[str, np.ndarray], ts: list[int]) 
     return result
 
 
+def window_outputs(model: NengoModel, probed: dict[str, np.ndarray], schedule: Schedule) -> dict[str, np.ndarray]:
+    """Each output of a sequence run from its probe data ``(B, steps, n)``, read at the end of
+    each input step's window of ``hold`` steps: the value at the window's last step, or for a
+    readout the mean of its input over the window. ``(B, input steps, *shape)`` for a sequence
+    output, else the last window's value."""
+    result = {}
+    for name, out in model.outputs.items():
+        data = probed[name][:, : schedule.steps]
+        windows = data.reshape(len(data), schedule.steps // schedule.hold, schedule.hold, -1)
+        value = np.cumsum(windows, axis=2)[:, :, -1] / schedule.hold if out.running_mean else windows[:, :, -1]
+        value = value.reshape((*value.shape[:2], *out.shape)).astype(np.float32)
+        result[name] = value if out.sequence else value[:, -1]
+    return result
+
+
 def _spike_counts(model: NengoModel, accumulated: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Spike counts ``(B, *shape)`` from the counting probes' last values."""
     return {
@@ -84,15 +118,21 @@ def _spike_counts(model: NengoModel, accumulated: dict[str, np.ndarray]) -> dict
     }
 
 
-def _run_nengo(model: NengoModel, arrays: dict[str, np.ndarray], steps: int, progress) -> Iterator[Batch]:
-    """One ``nengo.Simulator``, reset before each example (neuron, gate and probe state)."""
+def _presented(array: np.ndarray, schedule: Schedule, sequence: bool) -> tuple[np.ndarray, int | None]:
+    """One example's data for a :class:`~.model.PresentedInput`: flattened per input step."""
+    return (array.reshape(len(array), -1), schedule.hold) if sequence else (array.ravel(), None)
+
+
+def _run_nengo(model: NengoModel, arrays: dict[str, np.ndarray], steps: int, schedule: Schedule, progress) -> Iterator[Batch]:
+    """One ``nengo.Simulator``, reset before each example (neuron, gate, delay and probe
+    state)."""
     import nengo
 
     n = next(iter(arrays.values())).shape[0]
     with nengo.Simulator(model.network, dt=model.dt, progress_bar=False) as sim:
         for i in progress_bar(range(n), n, f"nengo ({steps} steps)", progress):
             for name, presented in model.presented.items():
-                presented.value = arrays[name][i].ravel()
+                presented.present(*_presented(arrays[name][i], schedule, model.sequence_inputs[name]))
             sim.reset()
             sim.run_steps(steps)
             outputs = {name: sim.data[out.probe][None] for name, out in model.outputs.items()}
@@ -101,7 +141,7 @@ def _run_nengo(model: NengoModel, arrays: dict[str, np.ndarray], steps: int, pro
 
 
 def _run_nengo_dl(
-    model: NengoModel, arrays: dict[str, np.ndarray], steps: int, batch: int, progress
+    model: NengoModel, arrays: dict[str, np.ndarray], steps: int, schedule: Schedule, batch: int, progress
 ) -> Iterator[Batch]:
     """One ``nengo_dl.Simulator`` with ``minibatch_size=batch``; each minibatch starts from
     the initial state. The last minibatch is padded with zeros to the full size."""
@@ -115,12 +155,26 @@ def _run_nengo_dl(
     with nengo_dl.Simulator(model.network, dt=model.dt, minibatch_size=batch, progress_bar=False) as sim:
         for start in progress_bar(starts, len(starts), f"nengo-dl ({steps} steps)", progress):
             size = min(batch, n - start)
-            data = {}
-            for name, node in model.inputs.items():
-                examples = np.zeros((batch, arrays[name][0].size))
-                examples[:size] = arrays[name][start : start + size].reshape(size, -1)
-                data[node] = np.repeat(examples[:, None, :], steps, axis=1)
+            data = {
+                node: _steps_data(arrays[name][start : start + size], batch, steps, schedule, model.sequence_inputs[name])
+                for name, node in model.inputs.items()
+            }
             probed = sim.predict_on_batch(data, n_steps=steps)
             outputs = {name: probed[out.probe][:size] for name, out in model.outputs.items()}
             counts = {name: probed[p.probe][:size, -1] for name, p in model.neurons.items()}
             yield outputs, _spike_counts(model, counts)
+
+
+def _steps_data(examples: np.ndarray, batch: int, steps: int, schedule: Schedule, sequence: bool) -> np.ndarray:
+    """An input's data at every step ``(batch, steps, n)``, zero-padded to the minibatch: a
+    constant example repeated, a sequence's input steps each held ``hold`` steps (the last
+    one after the sequence ends)."""
+    size = len(examples)
+    if sequence:
+        per_step = np.repeat(examples.reshape(size, examples.shape[1], -1), schedule.hold, axis=1)
+        per_step = np.concatenate([per_step, np.repeat(per_step[:, -1:], steps - per_step.shape[1], axis=1)], axis=1)
+    else:
+        per_step = np.repeat(examples.reshape(size, 1, -1), steps, axis=1)
+    data = np.zeros((batch, steps, per_step.shape[2]))
+    data[:size] = per_step
+    return data
