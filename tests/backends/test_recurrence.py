@@ -1,0 +1,199 @@
+"""A recurrent spiking graph on every backend: the spiking interpreter, nengo, nengo-dl and
+refsim (the Loihi graph ``lower_loihi`` makes, in float and integer mode) against one
+NumPy loop written here from the ops' equations.
+
+The graph: a sequence input (or a constant one) -> a host IF layer ``a`` -> a recurrent IF
+layer ``h`` (``W a_t + U h_{t-L}``, reset to zero from zero, as a Loihi compartment) -> a
+dense readout. A delay spans one input step: ``L = T`` simulation steps with sequence inputs
+(each held ``T`` steps), ``L = 1`` with constant inputs.
+
+Its numbers are chosen so that Loihi's integers represent it exactly: the weights into ``h``
+are whole multiples of ``UNIT`` (at most 28 of them per step: the chip's current keeps no
+remainder), its threshold lies half a unit between two sums of weights (so ``v >= vth`` and
+the chip's ``v > vth`` agree), and nothing inhibits (the chip's membrane stops at 0). One
+host neuron of ``a`` never fires; its weight of 127.5 units is the largest into ``h``, so
+the core block's weight scale maps every unit to exactly 2 weight steps (the largest
+weight itself is clipped to 127 steps, on a neuron that never fires).
+
+On the chip a population runs one step behind the graph (host spikes reach it one step
+late), so refsim's raster of ``h`` is the reference raster one step later, and its outputs
+are the readout of that later raster.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from snnc.backends import nengo as nengo_backend
+from snnc.compiler import ops
+from snnc.compiler.graph import GraphBuilder
+from snnc.compiler.simulate import simulate
+from snnc.compiler.types import TensorType
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:No GPU support detected",
+    "error:.*does not have a native TensorFlow implementation",
+)
+
+F, A, H, O = 2, 5, 3, 2
+UNIT = 1 / 8
+THRESHOLD = 6.5 * UNIT  # between 6 and 7 units: never reached exactly
+SILENT = A - 1  # the host neuron that never fires
+READOUT_TOL = dict(rtol=1e-6, atol=1e-6)
+
+
+def parameters(seed=3) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    wa = rng.uniform(0.3, 1.2, (A, F))
+    wa[SILENT] = 0.0
+    w = rng.integers(0, 5, (H, A)) * UNIT
+    w[:, SILENT] = 0.0
+    w[0, SILENT] = 127.5 * UNIT
+    return {
+        "wa": wa.astype(np.float32),
+        "w": w.astype(np.float32),
+        "u": (rng.integers(0, 5, (H, H)) * UNIT).astype(np.float32),
+        "v": rng.normal(0, 1, (O, H)).astype(np.float32),
+        "c": rng.normal(0, 0.1, O).astype(np.float32),
+    }
+
+
+def recurrent_graph(p, sequence: bool = True):
+    """``a = IF(Wa x)`` (host), ``h = IF(W a + U delay(h))`` (reset to zero), ``y = V h + c``;
+    outputs: the readout of ``y``, the readout of ``h`` (per window: its spike counts / T)
+    and ``h`` itself (at each window's end)."""
+    b = GraphBuilder("recurrent", ops.SPIKING)
+    x = b.input("x", (F,), sequence=sequence)
+    a = b.add(ops.Dense(A), [x], {"weight": p["wa"], "bias": np.zeros(A, np.float32)}, name="wa")
+    a = b.add(ops.IfNeuron(v_init=0.5), [a], name="a")
+    h_prev = b.delay(TensorType((H,), "spike"), name="h_prev")
+    forward = b.add(ops.Dense(H), [a], {"weight": p["w"], "bias": np.zeros(H, np.float32)}, name="forward")
+    back = b.add(ops.Dense(H), [h_prev], {"weight": p["u"], "bias": np.zeros(H, np.float32)}, name="back")
+    h = b.add(ops.IfNeuron(threshold=THRESHOLD, reset="zero", v_init=0.0), [b.add(ops.Add(), [forward, back])], name="h")
+    b.close_delay(h_prev, h)
+    y = b.add(ops.Dense(O), [h], {"weight": p["v"], "bias": p["c"]}, name="y")
+    b.output(b.add(ops.Readout(), [y], name="y_mean"), name="output", sequence=sequence)
+    b.output(b.add(ops.Readout(), [h], name="h_mean"), name="h_rate", sequence=sequence)
+    b.output(h, name="h_out", sequence=sequence)
+    return b.build()
+
+
+# ----------------------------------------------------------------------------- the reference
+
+
+def reference_rasters(p, x, hold: int, delay: int):
+    """The spikes of ``a`` and ``h`` at every step ``(N, steps * hold, n)`` for input steps
+    ``x (N, steps, F)`` each held ``hold`` steps, ``h``'s spikes fed back ``delay`` steps later."""
+    f64 = {k: v.astype(np.float64) for k, v in p.items()}
+    n, steps = x.shape[:2]
+    va, vh = np.full((n, A), 0.5), np.zeros((n, H))
+    a_raster, h_raster = [], []
+    for t in range(steps * hold):
+        va += x[:, t // hold].astype(np.float64) @ f64["wa"].T
+        a = (va >= 1.0).astype(np.float64)
+        va -= a
+        fed_back = h_raster[t - delay] if t >= delay else np.zeros((n, H))
+        vh += a @ f64["w"].T + fed_back @ f64["u"].T
+        h = (vh >= THRESHOLD).astype(np.float64)
+        vh[h > 0] = 0.0
+        a_raster.append(a)
+        h_raster.append(h)
+    return np.stack(a_raster, axis=1), np.stack(h_raster, axis=1)
+
+
+def windowed(p, h_raster, hold: int) -> dict[str, np.ndarray]:
+    """The graph's outputs per window of ``hold`` steps from ``h``'s raster: the readouts'
+    window means and ``h`` at each window's last step."""
+    n, total, _ = h_raster.shape
+    windows = h_raster.reshape(n, total // hold, hold, H)
+    y = h_raster @ p["v"].T.astype(np.float64) + p["c"]
+    return {
+        "output": y.reshape(n, total // hold, hold, O).mean(axis=2),
+        "h_rate": windows.mean(axis=2),
+        "h_out": windows[:, :, -1],
+    }
+
+
+@pytest.fixture
+def sequences(rng):
+    return rng.uniform(0, 1, (4, 5, F)).astype(np.float32)
+
+
+def test_the_reference_is_not_vacuous(sequences):
+    """Both layers fire, the recurrence changes h's spikes, and the silent neuron is silent."""
+    p = parameters()
+    a, h = reference_rasters(p, sequences, 3, 3)
+    assert a[..., :SILENT].any() and not a[..., SILENT].any()
+    assert 0.1 < h.mean() < 0.9
+    _, h_open = reference_rasters({**p, "u": np.zeros_like(p["u"])}, sequences, 3, 3)
+    assert (h != h_open).any()
+    # at most 28 units of current per step reach h (the chip's current then keeps no remainder)
+    units = (np.abs(p["w"][:, :SILENT]).sum(axis=1) + np.abs(p["u"]).sum(axis=1)) / UNIT
+    assert units.max() <= 28
+
+
+# ----------------------------------------------------------------------------- interpreter, nengo
+
+
+def assert_outputs(got: dict, want: dict, where: str):
+    """Spikes and spike rates (window counts / T, as float32) exactly; the readout of ``y``
+    to READOUT_TOL (backends sum the dense layer in different orders)."""
+    for name, expected in want.items():
+        if name == "output":
+            np.testing.assert_allclose(got[name], expected, **READOUT_TOL, err_msg=f"{name} {where}")
+        else:
+            np.testing.assert_array_equal(got[name], expected.astype(np.float32), err_msg=f"{name} {where}")
+
+
+@pytest.mark.parametrize("hold", [1, 3])
+def test_interpreter_runs_the_recurrence_as_the_reference(sequences, hold):
+    p = parameters()
+    _, h = reference_rasters(p, sequences, hold, hold)
+    got = simulate(recurrent_graph(p), sequences, [hold]).outputs[hold]
+    assert_outputs(got, windowed(p, h, hold), f"T={hold}")
+
+
+@pytest.mark.parametrize("simulator", ["nengo", "nengo-dl"])
+def test_nengo_runs_the_recurrence_spike_for_spike(sequences, simulator):
+    """T = 1 (the whole raster at the window ends) and T = 3 (per-window spike counts)."""
+    p = parameters()
+    graph = recurrent_graph(p)
+    got = nengo_backend.simulate(graph, sequences, [1, 3], simulator=simulator, batch_size=3)
+    want = simulate(graph, sequences, [1, 3], precision="float64")
+    for hold in (1, 3):
+        _, h = reference_rasters(p, sequences, hold, hold)
+        assert_outputs(got.outputs[hold], windowed(p, h, hold), f"T={hold} ({simulator})")
+    for name, activity in want.activity.items():
+        assert got.activity[name].to_dict() == activity.to_dict(), name
+
+
+def test_constant_input_recurrence(sequences):
+    """Constant inputs: the delay spans one step; outputs after every T = 1..12 (so ``h_out``
+    is the whole raster) on the interpreter and nengo."""
+    p = parameters()
+    graph = recurrent_graph(p, sequence=False)
+    x = sequences[:, 0]
+    _, h = reference_rasters(p, x[:, None], 12, 1)
+    ts = range(1, 13)
+    interpreted = simulate(graph, x, ts).outputs
+    in_nengo = nengo_backend.simulate(graph, x, ts, simulator="nengo").outputs
+    for t in ts:
+        want = {k: v[:, 0] for k, v in windowed(p, h[:, :t], t).items()}
+        assert_outputs(interpreted[t], want, f"interpreter T={t}")
+        assert_outputs(in_nengo[t], want, f"nengo T={t}")
+
+
+def test_a_delay_with_an_initial_value_in_nengo(sequences):
+    """``init`` is the delay's value until its input arrives."""
+    b = GraphBuilder("init", ops.SPIKING)
+    x = b.input("x", (F,), sequence=True)
+    d = b.delay(TensorType((F,)), name="late", init=0.25)
+    b.close_delay(d, x)
+    b.output(b.add(ops.Readout(), [b.add(ops.Add(), [x, d])]), sequence=True)
+    graph = b.build()
+    want = simulate(graph, sequences, [2]).outputs[2]["output"]
+    shifted = np.concatenate([np.full_like(sequences[:, :1], 0.25), sequences[:, :-1]], axis=1)
+    np.testing.assert_allclose(want, sequences + shifted, rtol=1e-6)
+    got = nengo_backend.simulate(graph, sequences, [2]).outputs[2]["output"]
+    np.testing.assert_allclose(got, want, **READOUT_TOL)
