@@ -56,7 +56,7 @@ def lowers(op_type):
 class Lowering:
     """The network under construction and the Nengo object of each IR value built so far."""
 
-    def __init__(self, graph: Graph, dt: float, delay: int):
+    def __init__(self, graph: Graph, dt: float, delay: int = 1):
         self.graph = graph
         self.model = NengoModel(nengo.Network(label=graph.name), dt, delay)
         self.values: dict[str, object] = {}

@@ -12,21 +12,26 @@ class PresentedInput:
     """A Node's output function that presents one example; the ``nengo.Simulator`` runner
     sets it before each example (nengo-dl feeds the input node's data directly instead).
 
-    :meth:`present` gives a constant input, unchanged at every step, or a sequence
-    ``(steps, size)``, each input step held for ``hold`` simulation steps (step ``k = t/dt``
-    shows input step ``(k - 1) // hold``; the last one after the sequence ends)."""
+    A constant input presents :attr:`value` at every step. A sequence (:meth:`present` with
+    ``hold``: ``(steps, size)``) holds each input step for ``hold`` simulation steps: step
+    ``k = t/dt`` shows input step ``(k - 1) // hold`` (the last one after the sequence ends)."""
 
     def __init__(self, size: int, dt: float):
         self.dt = dt
-        self.sequence = np.zeros((1, size))
+        self.value = np.zeros(size)
+        self.sequence: np.ndarray | None = None
         self.hold = 1
 
     def present(self, value: np.ndarray, hold: int | None = None) -> None:
         """Show ``value``: one example, or with ``hold`` a sequence of input steps."""
-        self.sequence = value[None] if hold is None else value
-        self.hold = hold or 1
+        if hold is None:
+            self.value, self.sequence = value, None
+        else:
+            self.sequence, self.hold = value, hold
 
     def __call__(self, t):
+        if self.sequence is None:
+            return self.value
         k = int(round(t / self.dt))
         return self.sequence[min((k - 1) // self.hold, len(self.sequence) - 1)]
 
