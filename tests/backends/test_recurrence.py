@@ -197,3 +197,70 @@ def test_a_delay_with_an_initial_value_in_nengo(sequences):
     np.testing.assert_allclose(want, sequences + shifted, rtol=1e-6)
     got = nengo_backend.simulate(graph, sequences, [2]).outputs[2]["output"]
     np.testing.assert_allclose(got, want, **READOUT_TOL)
+
+
+# ----------------------------------------------------------------------------- Loihi lowering
+
+
+def loihi_graphs(sequence: bool = True):
+    """The recurrent graph lowered for Loihi (float chip parameters) and quantized."""
+    from snnc.compiler.passes.lower_loihi import lower_loihi
+    from snnc.compiler.passes.map_to_cores import map_to_cores
+    from snnc.compiler.passes.quantize_loihi import quantize_loihi
+
+    lowered = lower_loihi(recurrent_graph(parameters(), sequence))
+    return lowered, quantize_loihi(map_to_cores(lowered))
+
+
+def test_lowering_makes_the_recurrence_a_delayed_synapse():
+    from snnc.compiler.text import parse, print_graph
+
+    lowered, quantized = loihi_graphs()
+    recurrent = lowered.node("h_from_h_prev")
+    assert recurrent.op.delay == 1 and recurrent.inputs == ("h_prev",)
+    assert lowered.node("h_prev").inputs == ("h",)
+    assert lowered.node("h_from_a").op.delay == 0
+    np.testing.assert_array_equal(recurrent.params["weight"], parameters()["u"])
+    params = {f"{n.name}.{k}": v for n in quantized.nodes for k, v in n.params.items()}
+    assert parse(print_graph(quantized), params) == quantized
+
+
+def test_the_chip_integers_represent_the_graph_exactly():
+    """Every weight unit is 2 weight steps of 64 (2^6, weight exponent 0) and the threshold
+    13 steps: the chip's ``v > 13 * 64`` on sums of even steps is the graph's ``v >= 6.5``
+    units. Only the silent neuron's weight is clipped."""
+    _, quantized = loihi_graphs()
+    p = parameters()
+    step = 64
+    forward, back = quantized.node("h_from_a").params, quantized.node("h_from_h_prev").params
+    np.testing.assert_array_equal(forward["weight_exp"], [0])
+    np.testing.assert_array_equal(forward["weight"][:, :SILENT], np.rint(p["w"][:, :SILENT] / UNIT) * 2 * step)
+    np.testing.assert_array_equal(back["weight"], np.rint(p["u"] / UNIT) * 2 * step)
+    np.testing.assert_array_equal(quantized.node("h").params["vth"], 13 * step)
+    np.testing.assert_array_equal(quantized.node("h").params["bias"], 0)
+
+
+def test_lowering_refuses_a_recurrence_it_cannot_place(rng):
+    """A delay of the host layer into the chip, and a delay that starts with spikes."""
+    from snnc.compiler.errors import PassError
+    from snnc.compiler.passes.lower_loihi import lower_loihi
+
+    graph = recurrent_graph(parameters())
+    nodes = [n.replace(inputs=("a",), type=TensorType((A,), "spike")) if n.name == "h_prev" else n for n in graph.nodes]
+    nodes = [n.replace(params={**n.params, "weight": np.ones((H, A), np.float32)}) if n.name == "back" else n for n in nodes]
+    with pytest.raises(PassError, match="h_prev = delay.*delays %a \\(if_neuron\\), not a chip population"):
+        lower_loihi(graph.replace(nodes=nodes))
+    nodes = [n.replace(op=ops.Delay(init=1.0)) if n.name == "h_prev" else n for n in graph.nodes]
+    with pytest.raises(PassError, match="starts at init=1; a delay of chip spikes starts with no spikes"):
+        lower_loihi(graph.replace(nodes=nodes))
+
+
+def test_the_loihi_backend_refuses_recurrence_by_name():
+    from snnc.backends.loihi.builder import partition
+    from snnc.compiler.errors import BuildError
+
+    lowered, _ = loihi_graphs(sequence=False)
+    with pytest.raises(BuildError, match="h_from_h_prev: a recurrent synapse delayed one input step"):
+        partition(lowered)
+    with pytest.raises(BuildError, match="input %x is a sequence"):
+        partition(loihi_graphs()[0])
