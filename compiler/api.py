@@ -30,16 +30,27 @@ def load_model(path, weights=None) -> Graph:
 
 
 def layout_perm(source: str, target: str) -> tuple[int, ...]:
-    """Axis permutation taking data in layout ``source`` to layout ``target``."""
-    if sorted(source) != sorted(target):
+    """Axis permutation taking data in layout ``source`` to layout ``target``; ``target``
+    may lack axes of ``source`` (taken to have size 1: see :func:`_relayout`)."""
+    if len(set(source)) != len(source) or not set(target) <= set(source):
         raise DataError(f"cannot convert layout {source} to {target}")
     return tuple(source.index(axis) for axis in target)
 
 
 def _relayout(x: np.ndarray, source: str, target: str) -> np.ndarray:
+    """Batched data ``x`` in layout ``source`` arranged in layout ``target``. One layout may
+    omit axes of size 1 that the other has: a 1-D signal in ``WC`` is the IR image ``CHW``
+    with ``H = 1``, so such axes are inserted (``source`` shorter) or dropped (``target``
+    shorter)."""
     if not source or not target or source == target:
         return x
-    return x.transpose(0, *(p + 1 for p in layout_perm(source, target)))
+    if len(source) < len(target):  # insert the unit axes source lacks
+        present = [axis for axis in target if axis in source]
+        x = x.transpose(0, *(p + 1 for p in layout_perm(source, "".join(present))))
+        return x.reshape(len(x), *(1 if axis not in source else x.shape[1 + present.index(axis)] for axis in target))
+    kept = "".join(axis for axis in source if axis in target)
+    x = x.reshape(len(x), *(n for axis, n in zip(source, x.shape[1:]) if axis in target))
+    return x.transpose(0, *(p + 1 for p in layout_perm(kept, target)))
 
 
 def source_shape(graph: Graph, input_name: str) -> tuple[int, ...]:

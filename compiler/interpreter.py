@@ -187,6 +187,17 @@ def _softmax(node, xs):
     return e / e.sum(axis=axis, keepdims=True)
 
 
+@evaluates(ops.Sigmoid)
+def _sigmoid(node, xs):
+    # tanh form: no overflow in exp for large |x|
+    return 0.5 * (1.0 + np.tanh(0.5 * xs[0]))
+
+
+@evaluates(ops.Tanh)
+def _tanh(node, xs):
+    return np.tanh(xs[0])
+
+
 # ----------------------------------------------------------------------------- running
 
 

@@ -152,7 +152,8 @@ def _pool_type(op, x: TensorType) -> TensorType:
 class Input(Op):
     """A graph input of one example's ``shape``. ``source_layout`` is the layout of the source
     model's input (e.g. ``HWC`` for a channels-last Keras model): data in that layout is
-    transposed into the IR's layout at the border. ``sequence=True``: the data hold a
+    transposed into the IR's layout at the border. It may omit IR axes of size 1: a Keras 1-D
+    signal ``WC`` is the IR image ``CHW`` with ``H = 1``. ``sequence=True``: the data hold a
     sequence per example, ``(N, steps, *shape)``, presented one input step at a time."""
 
     NAME: ClassVar[str] = "input"
@@ -468,9 +469,11 @@ class Concat(Op):
 @register
 @dataclass(frozen=True)
 class Softmax(Op):
-    """``y = exp(x) / sum(exp(x))`` along ``axis``; only legal just before an output."""
+    """``y = exp(x) / sum(exp(x))`` along ``axis``; only legal just before an output.
+    In spiking graphs it runs on the host on the readout's time-averaged value."""
 
     NAME: ClassVar[str] = "softmax"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = STAGES
 
     axis: int = 0
 
@@ -480,6 +483,36 @@ class Softmax(Op):
             raise OpTypeError(f"softmax axis {self.axis} out of range for {x}")
         return x
 
+
+@register
+@dataclass(frozen=True)
+class Sigmoid(Op):
+    """Logistic function ``y = 1 / (1 + exp(-x))``, elementwise. No spiking form: in spiking
+    graphs it runs on the host on a readout's time-averaged value."""
+
+    NAME: ClassVar[str] = "sigmoid"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = STAGES
+
+    def infer_type(self, inputs):
+        return current(inputs[0])
+
+
+@register
+@dataclass(frozen=True)
+class Tanh(Op):
+    """Hyperbolic tangent ``y = tanh(x)``, elementwise. No spiking form: in spiking graphs it
+    runs on the host on a readout's time-averaged value."""
+
+    NAME: ClassVar[str] = "tanh"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = STAGES
+
+    def infer_type(self, inputs):
+        return current(inputs[0])
+
+
+#: activations that cannot spike: a spiking graph applies them on the host to decoded
+#: (time-averaged) values, between a readout and an output
+DECODED_OPS = (Softmax, Sigmoid, Tanh)
 
 
 # ----------------------------------------------------------------------------- spiking ops

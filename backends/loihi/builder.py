@@ -56,7 +56,7 @@ HOST_LINEAR_OPS = (
 )
 HOST_NEURON_OPS = (ops.IfNeuron, ops.LifNeuron)
 HOST_INPUT_OPS = (ops.Input, *HOST_LINEAR_OPS, *HOST_NEURON_OPS)
-HOST_OUTPUT_OPS = (*HOST_LINEAR_OPS, ops.Readout, ops.Output)
+HOST_OUTPUT_OPS = (*HOST_LINEAR_OPS, ops.Readout, *ops.DECODED_OPS, ops.Output)
 #: NengoLoihi's two convolution paddings
 NENGO_PADDINGS = ("valid", "same")
 

@@ -17,6 +17,8 @@ same step, as in the spiking interpreter. Each IR value becomes one Nengo object
   (``nengo.LinearFilter([1], [1, 0, ..., 0])``, ``L`` zeros): the value ``L`` steps ago, 0
   before. Nengo runs a synapse as an update, so a cycle through it is no algebraic loop. The
   connection is made once the whole graph is built (a delay's input comes later).
+- sigmoid, tanh and softmax after a readout: no object; the runner applies them to the
+  averaged value (:attr:`~.model.OutputProbe.host`).
 """
 
 from __future__ import annotations
@@ -62,8 +64,12 @@ class Lowering:
         self.values: dict[str, object] = {}
         #: readout name -> the value it averages (readouts are computed from probes)
         self.readouts: dict[str, str] = {}
+        #: host functions of decoded values (sigmoid, tanh, softmax after a readout), by name
+        self.decoded: dict[str, Node] = {}
 
     def source(self, name: str):
+        if name in self.decoded:
+            raise BuildError(f"%{name}: {self.graph.node(name).op.NAME} on the host can only feed outputs in the Nengo backend")
         if name in self.readouts:
             users = [f"%{n.name}" for n in self.graph.users(name) if not isinstance(n.op, ops.Output)]
             raise BuildError(
@@ -169,16 +175,29 @@ def _input(lw: Lowering, node: Node):
 
 @lowers(ops.Output)
 def _output(lw: Lowering, node: Node):
-    value = node.inputs[0]
+    value, host = node.inputs[0], []
+    while value in lw.decoded:  # host functions between the readout and the output
+        host.insert(0, lw.decoded[value])
+        value = host[0].inputs[0]
     running_mean = value in lw.readouts
+    if host and not running_mean:
+        raise BuildError(f"%{host[0].name}: {host[0].op.NAME} runs on the host on a readout's value; it reads %{value}")
     target = lw.source(lw.readouts[value] if running_mean else value)
     probe = nengo.Probe(target, synapse=None, label=node.name)
-    lw.model.outputs[node.name] = OutputProbe(probe, node.type.shape, running_mean, node.op.sequence)
+    lw.model.outputs[node.name] = OutputProbe(probe, node.type.shape, running_mean, tuple(host), node.op.sequence)
 
 
 @lowers(ops.Readout)
 def _readout(lw: Lowering, node: Node):
     lw.readouts[node.name] = node.inputs[0]
+
+
+def _decoded(lw: Lowering, node: Node):
+    lw.decoded[node.name] = node
+
+
+for _op in ops.DECODED_OPS:
+    lowers(_op)(_decoded)
 
 
 # ----------------------------------------------------------------------------- linear ops

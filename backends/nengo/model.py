@@ -40,12 +40,14 @@ class PresentedInput:
 class OutputProbe:
     """The probe behind a graph output: its value at every step, or, for a readout
     (``running_mean``), the readout's input, averaged over steps ``1..T`` after the run (over
-    each input step's window, for sequence inputs). ``sequence``: the output's
-    ``Output.sequence`` (every input step, or the last)."""
+    each input step's window, for sequence inputs). ``host``: the graph's nodes (sigmoid,
+    tanh, softmax) applied after that, in order, to the averaged value. ``sequence``: the
+    output's ``Output.sequence`` (every input step, or the last)."""
 
     probe: Any
     shape: tuple[int, ...]
     running_mean: bool
+    host: tuple = ()
     sequence: bool = False
 
 

@@ -9,12 +9,12 @@ import numpy as np
 
 from snnc.compiler.errors import DataError, SnncError
 from snnc.compiler.graph import Graph
-from snnc.compiler.interpreter import bind_inputs, sequence_steps
+from snnc.compiler.interpreter import EVALUATORS, bind_inputs, sequence_steps
 from snnc.compiler.progress import progress as progress_bar
 from snnc.compiler.simulate import LayerActivity, Schedule, SimulationResult, check_timesteps
 
 from .builder import build_model
-from .model import NengoModel
+from .model import NengoModel, OutputProbe
 
 SIMULATORS = ("nengo", "nengo-dl")
 
@@ -81,7 +81,7 @@ def _simulate(graph, arrays, schedule: Schedule, ts: list[int], simulator, batch
 def outputs_at(model: NengoModel, probed: dict[str, np.ndarray], ts: list[int]) -> dict[int, dict]:
     """Each output after ``T`` steps from its probe data ``(B, steps, n)``: the value at step
     ``T``, or for a readout the mean of its input over steps ``1..T`` (a running sum, as the
-    interpreter accumulates it, divided by ``T``)."""
+    interpreter accumulates it, divided by ``T``), then the output's host functions."""
     series = {}
     for name, out in model.outputs.items():
         data = probed[name]
@@ -91,8 +91,15 @@ def outputs_at(model: NengoModel, probed: dict[str, np.ndarray], ts: list[int]) 
         result[t] = {}
         for name, out in model.outputs.items():
             value = series[name][:, t - 1] / t if out.running_mean else series[name][:, t - 1]
-            result[t][name] = value.reshape((-1, *out.shape)).astype(np.float32)
+            result[t][name] = _decoded(out, value.reshape((-1, *out.shape)))
     return result
+
+
+def _decoded(out: OutputProbe, value: np.ndarray) -> np.ndarray:
+    """The output's host functions (sigmoid, tanh, softmax) on its value ``(B, *shape)``."""
+    for node in out.host:
+        value = EVALUATORS[type(node.op)](node, [value])
+    return value.astype(np.float32)
 
 
 def window_outputs(model: NengoModel, probed: dict[str, np.ndarray], schedule: Schedule) -> dict[str, np.ndarray]:
@@ -105,8 +112,8 @@ def window_outputs(model: NengoModel, probed: dict[str, np.ndarray], schedule: S
         data = probed[name][:, : schedule.steps]
         windows = data.reshape(len(data), schedule.steps // schedule.hold, schedule.hold, -1)
         value = np.cumsum(windows, axis=2)[:, :, -1] / schedule.hold if out.running_mean else windows[:, :, -1]
-        value = value.reshape((*value.shape[:2], *out.shape)).astype(np.float32)
-        result[name] = value if out.sequence else value[:, -1]
+        per_window = [_decoded(out, value[:, k].reshape((-1, *out.shape))) for k in range(value.shape[1])]
+        result[name] = np.stack(per_window, axis=1) if out.sequence else per_window[-1]
     return result
 
 

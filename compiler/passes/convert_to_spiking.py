@@ -7,6 +7,7 @@ import math
 from .. import ops
 from ..errors import PassError
 from ..graph import Graph, Node
+from .leaky import split_leaky_relus
 from .registry import check_choice, register_pass
 from .rewrite import Rewriter
 
@@ -47,6 +48,13 @@ def convert_to_spiking(
     - ``readout=membrane``: each output is the time-averaged current into the output layer
       (its accumulated membrane over T); ``readout=spikes``: the output layer gets neurons
       too and the output is their spike count over T (for rectified outputs).
+    - A clipped relu ``min(relu(x), m)`` is exact where ``m = 1 / max_rate``, the neuron's
+      saturation (threshold balancing makes ``m = 1`` where the clip is reached); any other
+      clip is reported.
+    - A leaky relu becomes two neuron layers, ``relu(x) - a * relu(-x)`` (:mod:`.leaky`).
+    - sigmoid, tanh and softmax cannot spike: just before an output they run on the host on
+      the readout's time-averaged value, ``output(f(readout(x)))``; anywhere else they are
+      refused.
     """
     check_choice("neuron", neuron, NEURONS)
     check_choice("reset", reset, ops.RESETS)
@@ -62,6 +70,7 @@ def convert_to_spiking(
     make_neuron = _if_factory(reset, threshold, v_init, max_rate) if neuron == "if" else _lif_factory(
         tau_rc, tau_ref, dt, max_rate
     )
+    graph = split_leaky_relus(graph, "convert_to_spiking")
     rw = Rewriter(graph, "convert_to_spiking")
     balanced = "threshold_balance" in graph.meta
     if not balanced:
@@ -78,13 +87,19 @@ def convert_to_spiking(
                 rw.keep(node, op=ops.AvgPool2d(op.kernel, op.stride, op.pads))
                 rw.note(node, "max pooling replaced by average pooling (maxpool=avg); accuracy may drop")
         elif isinstance(op, ops.Output):
-            x = rw.value(node.inputs[0])
-            if readout == "spikes":
-                x = rw.insert(make_neuron(), [x], name=f"{node.inputs[0]}_neurons")
-            rw.keep(node, inputs=[rw.insert(ops.Readout(), [x], name=f"{node.inputs[0]}_readout")])
-        elif isinstance(op, (ops.Softmax, ops.BatchNorm)):
-            earlier = "canonicalize" if isinstance(op, ops.Softmax) else "fold_batchnorm"
-            raise rw.fail(node, f"has no spiking form; run {earlier} before convert_to_spiking")
+            if isinstance(graph.node(node.inputs[0]).op, ops.DECODED_OPS):
+                rw.keep(node)  # its input already reads the readout
+            else:
+                rw.keep(node, inputs=[_read_out(rw, node.inputs[0], readout, make_neuron)])
+        elif isinstance(op, ops.DECODED_OPS):
+            _check_decoded(rw, graph, node)
+            if isinstance(graph.node(node.inputs[0]).op, ops.DECODED_OPS):
+                rw.keep(node)
+            else:
+                rw.keep(node, inputs=[_read_out(rw, node.inputs[0], readout, make_neuron)])
+                rw.note(node, f"{op.NAME} has no spiking form: it runs on the host on the time-averaged readout")
+        elif isinstance(op, ops.BatchNorm):
+            raise rw.fail(node, "has no spiking form; run fold_batchnorm before convert_to_spiking")
         else:
             rw.keep(node)
     if not any(isinstance(n.op, ops.ReLU) for n in graph.nodes):
@@ -97,12 +112,36 @@ def convert_to_spiking(
     return rw.finish(stage=ops.SPIKING, meta=meta)
 
 
+def _read_out(rw: Rewriter, name: str, readout: str, make_neuron) -> str:
+    """The time-averaged value of the old graph's value ``name`` (through neurons first
+    for ``readout=spikes``)."""
+    x = rw.value(name)
+    if readout == "spikes":
+        x = rw.insert(make_neuron(), [x], name=f"{name}_neurons")
+    return rw.insert(ops.Readout(), [x], name=f"{name}_readout")
+
+
+def _check_decoded(rw: Rewriter, graph: Graph, node: Node) -> None:
+    """Sigmoid, tanh and softmax convert only where nothing but outputs (or another of them
+    on the way to an output) reads them."""
+    ok = (ops.Output, *ops.DECODED_OPS)
+    users = graph.users(node.name)
+    if not all(isinstance(u.op, ok) for u in users):
+        reader = next(u for u in users if not isinstance(u.op, ok))
+        raise rw.fail(
+            node,
+            f"cannot be spiking neurons (read by %{reader.name}); sigmoid, tanh and softmax convert only as the "
+            "last operation before an output, where they run on the host on the time-averaged value; spiking "
+            "layers take relu, clipped relu (relu6, hard sigmoid) or leaky relu",
+        )
+
+
 def _check_relu(rw: Rewriter, node: Node, max_rate: float) -> None:
     op = node.op
     if op.negative_slope != 0 or op.threshold != 0:
         raise rw.fail(
             node,
-            "only a plain or clipped relu converts to spiking neurons "
+            "only a plain or clipped relu converts to spiking neurons, or a leaky one without threshold "
             f"(negative_slope={op.negative_slope}, threshold={op.threshold})",
         )
     if op.max_value is not None and not math.isclose(op.max_value, 1 / max_rate, rel_tol=1e-6):

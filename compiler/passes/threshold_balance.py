@@ -21,6 +21,7 @@ from ..errors import DataError, PassError
 from ..graph import Graph, Node
 from ..interpreter import bind_inputs, run_batch
 from ..progress import progress
+from .leaky import split_leaky_relus
 from .registry import check_choice, register_pass
 from .rewrite import Rewriter, f64
 
@@ -46,6 +47,18 @@ def threshold_balance(
     Each ReLU's metadata records its scale and statistics; the graph's records the method
     and the number of calibration examples. Outputs equal the input graph's (to float32
     rounding).
+
+    Activations other than a plain ReLU:
+
+    - a clipped ReLU ``min(relu(x), m)`` never gets a scale above ``m``; where the statistic
+      reaches the clip (``lambda >= m`` to 0.1 %, e.g. a ReLU6 that saturates on more than
+      ``100 - p`` % of the calibration activations) the scale is exactly ``m``, so the clip
+      becomes ``max_value=1``: the neuron's saturation at one spike per step. Below that the
+      scale is the statistic and the clip lies above the neuron's range, as for a plain ReLU.
+      The metadata's ``clip`` says which.
+    - a leaky ReLU is first split into ``relu(x) - a * relu(-x)`` (:mod:`.leaky`), and each
+      part is balanced by its own statistic.
+    - sigmoid, tanh and softmax are read at scale 1 (they are not linear).
     """
     check_choice("method", method, METHODS)
     if not 0 < p <= 100:
@@ -55,6 +68,7 @@ def threshold_balance(
     for node in graph.nodes:
         if isinstance(node.op, ops.BatchNorm):
             raise PassError(f"%{node.name} = batch_norm: run fold_batchnorm before threshold_balance")
+    graph = split_leaky_relus(graph, "threshold_balance")
     stats, examples = _relu_statistics(graph, calibration, method, p, per_channel, batch_size)
     wanted = _wanted_scales(graph, {k: v["lambda"] for k, v in stats.items()})
     rw = Rewriter(graph, "threshold_balance")
@@ -84,10 +98,17 @@ def _relu_statistics(graph, calibration, method, p, per_channel, batch_size):
         values = run_batch(graph, {k: v[start : start + batch_size] for k, v in arrays.items()})
         for name in collected:
             collected[name].append(values[name].astype(np.float32))
-    return {node.name: _layer_statistics(np.concatenate(collected[node.name]), method, p, per_channel) for node in relus}, n
+    return {
+        node.name: _layer_statistics(np.concatenate(collected[node.name]), method, p, per_channel, node.op.max_value)
+        for node in relus
+    }, n
 
 
-def _layer_statistics(acts: np.ndarray, method: str, p: float, per_channel: bool) -> dict:
+#: relative distance below a clip at which a statistic counts as having reached it
+CLIP_REACHED = 1e-3
+
+
+def _layer_statistics(acts: np.ndarray, method: str, p: float, per_channel: bool, clip: float | None = None) -> dict:
     channels = acts.shape[1]
     groups = [acts[:, c] for c in range(channels)] if per_channel else [acts]
     lambdas, silent = [], 0
@@ -100,6 +121,11 @@ def _layer_statistics(acts: np.ndarray, method: str, p: float, per_channel: bool
         lam = float(positive.max()) if method == "max" else float(np.percentile(positive, p))
         lambdas.append(lam)
     lam = np.array(lambdas) if per_channel else np.full(channels, lambdas[0])
+    meta = {}
+    if clip is not None and clip > 0:
+        at_clip = lam >= clip * (1 - CLIP_REACHED)
+        lam = np.where(at_clip, clip, lam)
+        meta["clip"] = "at saturation" if at_clip.all() else f"max_value {clip:g} above the scale"
     positive = acts[acts > 0]
     clipped = float((acts > _per_channel(lam, acts.ndim - 1)).mean()) if acts.size else 0.0
     return {
@@ -107,6 +133,7 @@ def _layer_statistics(acts: np.ndarray, method: str, p: float, per_channel: bool
         "silent": silent,
         "meta": {
             "scale": lam.tolist() if per_channel else float(lam[0]),
+            **meta,
             "calibration": {
                 "max": float(positive.max()) if positive.size else 0.0,
                 "above_scale": clipped,
@@ -177,7 +204,7 @@ def _wanted_scales(graph: Graph, lambdas: dict[str, np.ndarray]) -> dict[str, np
     for node in reversed(graph.nodes):
         if isinstance(node.op, ops.ReLU):
             wanted[node.name] = lambdas[node.name]
-        if isinstance(node.op, (ops.Output, ops.Softmax)):
+        if isinstance(node.op, (ops.Output, *ops.DECODED_OPS)):
             demands = [np.ones(graph.node(node.inputs[0]).type.shape[0])]
         elif isinstance(node.op, (*_CARRY, ops.Add, ops.ReLU, ops.Concat, ops.Reshape, ops.Transpose)):
             if node.name not in wanted:
@@ -221,7 +248,7 @@ def _rescale(graph: Graph, rw: Rewriter, stats: dict, wanted: dict) -> None:
             x = matched(node.inputs[0], lam)
             rw.keep(node, op=_scaled_relu(rw, node, lam), inputs=[x], meta={**node.meta, **stats[node.name]["meta"]})
             scales[node.name] = lam
-        elif isinstance(op, (ops.Add, ops.Output, ops.Softmax)) or (isinstance(op, ops.Concat) and op.axis != 0):
+        elif isinstance(op, (ops.Add, ops.Output, *ops.DECODED_OPS)) or (isinstance(op, ops.Concat) and op.axis != 0):
             # every input at one scale: 1 for outputs, the wanted one for an add, the first
             # input's for a concat along H or W
             if isinstance(op, ops.Add):

@@ -9,8 +9,8 @@ from snnc.compiler.types import default_layout
 
 from .config import LayerSpec, ModelSpec, TensorRef, input_shape
 from .context import LayerCall, Source
-from .layers import CONVERTERS, SUPPORTED_LAYERS
-from .layout import IMAGE_PERMS, Tensor, identity, image_perm, ir_shape, source_layout
+from .layers import CONVERTERS, SIGNAL_LAYERS, SUPPORTED_LAYERS
+from .layout import IMAGE_PERMS, Tensor, identity, image_perm, ir_rank, ir_shape, signal_perm, source_layout
 from .weights import WeightStore
 
 
@@ -22,7 +22,8 @@ def convert_model(model: ModelSpec, store: WeightStore, source: Source) -> Graph
         raise ModelFormatError(
             f"{source.path}: unknown data_format {data_format!r} (Keras writes {', '.join(IMAGE_PERMS)})"
         )
-    feeds = {ref: _graph_input(builder, model.layer(ref.layer), data_format, source) for ref in model.inputs}
+    signals = has_signal_layers(model)
+    feeds = {ref: _graph_input(builder, model.layer(ref.layer), data_format, signals, source) for ref in model.inputs}
     values = _convert_calls(builder, model, (), feeds, store, source)
     for ref in model.outputs:
         out = values[ref]
@@ -49,7 +50,26 @@ def image_data_format(model: ModelSpec) -> str | None:
     return None
 
 
-def _graph_input(builder: GraphBuilder, layer: LayerSpec, data_format: str | None, source: Source) -> Tensor:
+def has_signal_layers(model: ModelSpec) -> bool:
+    """Whether the model (or a nested one) has 1-D layers (Conv1D, 1-D pooling, ...): then its
+    rank-2 inputs are 1-D signals (steps, channels), held as IR images ``(C, 1, L)``."""
+    return any(
+        has_signal_layers(layer.model) if layer.model is not None else layer.class_name in SIGNAL_LAYERS
+        for layer in model.layers
+    )
+
+
+def _input_perm(rank: int, data_format: str | None, signals: bool) -> tuple[int, ...]:
+    if rank == 3 and data_format:
+        return image_perm(data_format)
+    if rank == 2 and signals:
+        return signal_perm(data_format or "channels_last")
+    return identity(rank)
+
+
+def _graph_input(
+    builder: GraphBuilder, layer: LayerSpec, data_format: str | None, signals: bool, source: Source
+) -> Tensor:
     shape = _declared_shape(layer, source)
     if shape is None:
         raise ModelFormatError(f"{source.path}: input {layer.name!r} declares no shape")
@@ -59,11 +79,11 @@ def _graph_input(builder: GraphBuilder, layer: LayerSpec, data_format: str | Non
             f"{source.path}: input {layer.name!r} has shape {shape}; snnc needs a fixed size for "
             "every dimension but the batch"
         )
-    perm = image_perm(data_format) if len(per_example) == 3 and data_format else identity(len(per_example))
+    perm = _input_perm(len(per_example), data_format, signals)
     value = builder.input(
         layer.name,
         ir_shape([int(d) for d in per_example], perm),
-        source_layout=source_layout(perm, default_layout(len(perm))),
+        source_layout=source_layout(perm, default_layout(ir_rank(perm))),
     )
     return Tensor(value, perm)
 

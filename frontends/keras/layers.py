@@ -16,12 +16,14 @@ import numpy as np
 from snnc.compiler import ops
 
 from .context import LayerCall
-from .layout import Tensor, compose, identity, image_perm, inverse, ir_axis, keras_axis
+from .layout import Tensor, compose, full_perm, identity, image_perm, inverse, ir_axis, ir_rank, keras_axis, signal_perm
 
 Converter = Callable[[LayerCall, list[Tensor]], Tensor]
 CONVERTERS: dict[str, Converter] = {}
 
-ACTIVATIONS = ("linear", "relu", "relu6", "softmax")
+ACTIVATIONS = ("linear", "relu", "relu6", "leaky_relu", "hard_sigmoid", "sigmoid", "tanh", "softmax")
+#: Keras 3's ``leaky_relu`` activation's default slope (Keras 2 has no such activation name)
+LEAKY_RELU_SLOPE = 0.2
 
 #: Layers that do nothing at inference (noise, dropout, regularizers): removed.
 INFERENCE_IDENTITIES = (
@@ -79,25 +81,38 @@ def _number(value) -> float:
 
 
 def relayout(call: LayerCall, x: Tensor, perm: tuple[int, ...]) -> str:
-    """An IR value holding the Keras tensor ``x`` with its axes arranged as ``perm``."""
+    """An IR value holding the Keras tensor ``x`` with its axes arranged as ``perm`` (which
+    may add or drop unit axes, see :mod:`.layout`)."""
     if x.perm == perm:
         return x.value
-    moved = call.add(ops.Transpose(compose(x.perm, inverse(perm))), [x.value], suffix="transpose")
+    if x.ir_rank == ir_rank(perm):
+        moved = call.add(ops.Transpose(compose(full_perm(x.perm), inverse(full_perm(perm)))), [x.value], suffix="transpose")
+    else:  # through the Keras order, shaped with the target's unit axes in front
+        units = (1,) * (ir_rank(perm) - len(perm))
+        shaped = call.add(ops.Reshape((*units, *keras_shape_of(call, x))), [keras_order(call, x)], suffix="unit_axes")
+        moved = call.add(ops.Transpose(inverse(full_perm(perm))), [shaped], suffix="transpose")
     # reshape to the same shape: resets the layout letters the transpose permuted
     return call.add(ops.Reshape(call.shape(moved)), [moved], suffix="relayout")
+
+
+def keras_shape_of(call: LayerCall, x: Tensor) -> tuple[int, ...]:
+    shape = call.shape(x.value)
+    return tuple(shape[p] for p in x.perm)
 
 
 def keras_order(call: LayerCall, x: Tensor) -> str:
     """A value whose elements are in the Keras tensor's row-major order (to reshape)."""
     if x.perm == identity(x.rank):
         return x.value
-    return call.add(ops.Transpose(x.perm), [x.value], suffix="transpose")
+    return call.add(ops.Transpose(full_perm(x.perm)), [x.value], suffix="transpose")
 
 
 def channel_axis_first(call: LayerCall, x: Tensor, axis: int) -> Tensor:
     """``x`` arranged so that Keras ``axis`` (a config axis argument) is IR axis 0, where
     per-channel ops (batch norm, affine) work."""
     k = keras_axis(axis, x.rank)
+    if x.perm[k] == 0:
+        return x
     perm = tuple(0 if j == k else j + (j < k) for j in range(x.rank))
     return Tensor(relayout(call, x, perm), perm)
 
@@ -165,6 +180,14 @@ def apply_activation(call: LayerCall, x: Tensor, activation, suffix: str) -> Ten
         op = ops.ReLU()
     elif name == "relu6":
         op = ops.ReLU(max_value=6.0)
+    elif name == "leaky_relu":
+        op = ops.ReLU(negative_slope=LEAKY_RELU_SLOPE)
+    elif name == "hard_sigmoid":
+        return _hard_sigmoid(call, x, suffix)
+    elif name == "sigmoid":
+        op = ops.Sigmoid()
+    elif name == "tanh":
+        op = ops.Tanh()
     elif name == "softmax":
         op = ops.Softmax(ir_axis(-1, x.perm))
     else:
@@ -172,6 +195,22 @@ def apply_activation(call: LayerCall, x: Tensor, activation, suffix: str) -> Ten
             f"activation {name!r} is not supported; supported activations: {', '.join(ACTIVATIONS)}"
         )
     return Tensor(call.add(op, [x.value], suffix=suffix), x.perm)
+
+
+def hard_sigmoid_line(keras_version: str | None) -> tuple[float, float]:
+    """``(slope, offset)`` of the writer's ``hard_sigmoid``, ``clip(slope * x + offset, 0, 1)``:
+    Keras 2 uses ``0.2 x + 0.5``; Keras 3 uses ``relu6(x + 3) / 6 = clip(x / 6 + 0.5, 0, 1)``.
+    A file that does not say which Keras wrote it is read as the installed Keras 2's."""
+    return (1 / 6, 0.5) if (keras_version or "").startswith("3.") else (0.2, 0.5)
+
+
+def _hard_sigmoid(call: LayerCall, x: Tensor, suffix: str) -> Tensor:
+    """``hard_sigmoid`` as an affine and a relu clipped at 1 (what converts to neurons)."""
+    slope, offset = hard_sigmoid_line(call.source.keras_version)
+    channels = call.shape(x.value)[0]
+    params = {"scale": np.full(channels, slope, np.float32), "shift": np.full(channels, offset, np.float32)}
+    line = call.add(ops.Affine(), [x.value], params, suffix=f"{suffix}_line" if suffix else "line")
+    return Tensor(call.add(ops.ReLU(max_value=1.0), [line], suffix=suffix), x.perm)
 
 
 def _fused_activation(call: LayerCall, x: Tensor) -> Tensor:
@@ -210,8 +249,12 @@ def identity_layer(call, inputs):
 @converts("Dense")
 def dense(call, inputs):
     x = _single(call, inputs)
+    if x.rank == 2:  # Keras applies Dense to the last axis of (N, steps, features): at every step
+        return _pointwise_dense(call, x, call.config)
     if x.rank != 1:
-        raise call.unsupported(f"applies to a rank-{x.rank + 1} tensor; snnc's Dense takes vectors (add a Flatten)")
+        raise call.unsupported(
+            f"applies to a rank-{x.rank + 1} tensor; snnc's Dense takes vectors or (N, steps, features) (add a Flatten)"
+        )
     units = int(call.config["units"])
     kernel, bias = _weights_and_bias(call, [("kernel", (call.shape(x.value)[0], units))], units)
     y = call.add(ops.Dense(units), [x.value], {"weight": kernel.T, "bias": bias})
@@ -410,6 +453,139 @@ def global_average_pooling2d(call, inputs):
     keepdims = bool(call.config.get("keepdims", False))
     y = call.add(ops.GlobalAvgPool(keepdims), [x])
     return Tensor(y, image_perm(data_format) if keepdims else (0,))
+
+
+# ----------------------------------------------------------------------------- 1-D signals
+#
+# A Keras 1-D tensor (steps, channels) is the IR image (C, 1, L) (see .layout), so Conv1D and
+# 1-D pooling are their 2-D ops with a window one row high.
+
+#: layers whose rank-2 tensors are 1-D signals: a rank-2 model input feeding them is read as one
+SIGNAL_LAYERS = (
+    "Conv1D", "AveragePooling1D", "MaxPooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+    "ZeroPadding1D", "TimeDistributed",
+)
+
+
+def _signal(call: LayerCall, x: Tensor, data_format: str) -> str:
+    """The input as an IR image with one row, ``(C, 1, L)``, for a 1-D layer."""
+    if x.rank != 2:
+        raise call.unsupported(f"takes a rank-{x.rank + 1} tensor; snnc's 1-D layers take signals (N, steps, channels)")
+    return relayout(call, x, signal_perm(data_format))
+
+
+def _size(value) -> int:
+    """A 1-D size argument (an int or a one-element list) as a positive int."""
+    (size,) = (value,) if isinstance(value, int) else value
+    if int(size) < 1:
+        raise ValueError(f"sizes are positive, got {value}")
+    return int(size)
+
+
+def _row_pads(call: LayerCall, length: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int, int, int]:
+    """The ``(top, left, bottom, right)`` pads of a 1-D window over a one-row image; ``causal``
+    pads ``dilation * (kernel - 1)`` steps on the left only (Keras Conv1D's causal padding)."""
+    if call.config.get("padding") == "causal":
+        return 0, dilation * (kernel - 1), 0, 0
+    return _window_pads(call, (1, length), (1, kernel), (1, stride), (1, dilation))
+
+
+@converts("Conv1D")
+def conv1d(call, inputs):
+    data_format = _data_format(call)
+    x = _signal(call, _single(call, inputs), data_format)
+    channels, _, length = call.shape(x)
+    filters, groups = int(call.config["filters"]), int(call.config.get("groups", 1))
+    k, stride = _size(call.config["kernel_size"]), _size(call.config.get("strides", 1))
+    dilation = _size(call.config.get("dilation_rate", 1))
+    if channels % groups:
+        raise call.malformed(f"groups={groups} does not divide its {channels} input channels")
+    kernel, bias = _weights_and_bias(call, [("kernel", (k, channels // groups, filters))], filters)
+    pads = _row_pads(call, length, k, stride, dilation)
+    op = ops.Conv2d(filters, (1, k), (1, stride), pads, (1, dilation), groups=groups)
+    y = call.add(op, [x], {"weight": _ir_kernel(call, kernel[None]), "bias": bias})
+    return _fused_activation(call, Tensor(y, signal_perm(data_format)))
+
+
+def _pool1d(call: LayerCall, inputs, op_type, **attributes) -> Tensor:
+    data_format = _data_format(call)
+    x = _signal(call, _single(call, inputs), data_format)
+    size = _size(call.config["pool_size"])
+    stride = _size(call.config.get("strides") or size)
+    pads = _row_pads(call, call.shape(x)[2], size, stride)
+    y = call.add(op_type((1, size), (1, stride), pads, **attributes), [x])
+    return Tensor(y, signal_perm(data_format))
+
+
+@converts("AveragePooling1D")
+def average_pooling1d(call, inputs):
+    # TensorFlow's 'same' average pooling divides by the number of real (unpadded) steps
+    return _pool1d(call, inputs, ops.AvgPool2d, count_include_pad=False)
+
+
+@converts("MaxPooling1D")
+def max_pooling1d(call, inputs):
+    return _pool1d(call, inputs, ops.MaxPool2d)
+
+
+@converts("GlobalAveragePooling1D")
+def global_average_pooling1d(call, inputs):
+    data_format = _data_format(call)
+    x = _signal(call, _single(call, inputs), data_format)
+    keepdims = bool(call.config.get("keepdims", False))
+    y = call.add(ops.GlobalAvgPool(keepdims), [x])
+    return Tensor(y, signal_perm(data_format) if keepdims else (0,))
+
+
+@converts("GlobalMaxPooling1D")
+def global_max_pooling1d(call, inputs):
+    # a max pooling window as long as the signal (the IR has no global max op)
+    data_format = _data_format(call)
+    x = _signal(call, _single(call, inputs), data_format)
+    channels, _, length = call.shape(x)
+    y = call.add(ops.MaxPool2d((1, length), (1, length)), [x])
+    if call.config.get("keepdims", False):
+        return Tensor(y, signal_perm(data_format))
+    return Tensor(call.add(ops.Reshape((channels,)), [y], suffix="flatten"), (0,))
+
+
+@converts("ZeroPadding1D")
+def zero_padding1d(call, inputs):
+    x = _signal(call, _single(call, inputs), "channels_last")  # Keras pads axis 1 of (N, steps, C)
+    padding = call.config.get("padding", 1)
+    left, right = (padding, padding) if isinstance(padding, int) else padding
+    y = call.add(ops.Pad2d((0, int(left), 0, int(right)), 0.0), [x])
+    return Tensor(y, signal_perm("channels_last"))
+
+
+def _pointwise_dense(call: LayerCall, x: Tensor, config: dict) -> Tensor:
+    """A Dense (``config``) applied at every step of a signal: a kernel-1 convolution,
+    ``y[:, l] = W x[:, l] + b``."""
+    x_ir = _signal(call, x, "channels_last")  # Dense acts on the last Keras axis
+    units = int(config["units"])
+    use_bias = config.get("use_bias", True)
+    expected = [("kernel", (call.shape(x_ir)[0], units))] + ([("bias", (units,))] if use_bias else [])
+    kernel, *bias = call.weights(*expected)
+    bias = bias[0] if use_bias else np.zeros(units, np.float32)
+    y = call.add(ops.Conv2d(units, (1, 1)), [x_ir], {"weight": kernel.T[:, :, None, None], "bias": bias})
+    name = _activation_name(config.get("activation"))
+    return apply_activation(call, Tensor(y, signal_perm("channels_last")), name, suffix=name or "")
+
+
+@converts("TimeDistributed")
+def time_distributed(call, inputs):
+    from .config import check_not_custom
+
+    x = _single(call, inputs)
+    inner = call.config["layer"]
+    check_not_custom(inner, str(call.source.path))
+    if inner["class_name"] != "Dense":
+        raise call.unsupported(f"wraps a {inner['class_name']}; snnc supports TimeDistributed(Dense)")
+    if x.rank != 2:
+        raise call.unsupported(
+            f"applies Dense to a rank-{x.rank + 1} tensor; snnc supports TimeDistributed(Dense) on (N, steps, features)"
+        )
+    return _pointwise_dense(call, x, inner["config"])
 
 
 # ----------------------------------------------------------------------------- normalization

@@ -73,6 +73,7 @@ class KerasArchiveWeights:
     ``_layer_checkpoint_dependencies`` in Keras 2.12, whose numbering skips a number after
     every layer that has weights). Either way the n-th group of a class name, in numeric
     order, belongs to the n-th layer of that class; the arrays are ``vars/0``, ``vars/1``, ...
+    A wrapper (``TimeDistributed``) has none of its own: its wrapped layer's are in ``layer/vars``.
     """
 
     CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
@@ -85,6 +86,8 @@ class KerasArchiveWeights:
         for spec in scope:
             group = self._layer_group(group, spec)
         arrays = group.get("vars", {})
+        if not len(arrays) and "layer" in group:
+            arrays = group["layer"].get("vars", {})
         return [np.asarray(arrays[str(i)][()]) for i in range(len(arrays))]
 
     def _layer_group(self, model_group, spec: LayerSpec):

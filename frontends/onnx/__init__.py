@@ -8,6 +8,7 @@ files inside the model's folder. A model must pass ``onnx.checker`` and strict
 
 Supported ops (:data:`SUPPORTED_OPS`): Conv (groups, pads, strides, dilations, auto_pad),
 Gemm, MatMul (an Add of a constant after it becomes the bias), Relu, LeakyRelu, Clip,
+HardSigmoid, Sigmoid, Tanh,
 BatchNormalization, AveragePool, MaxPool, GlobalAveragePool, GlobalMaxPool, ReduceMean
 (over H and W), Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Add, Sub, Mul, Div (by
 constants: scalars or one value per channel; Add and Sub also of two tensors), Sum,

@@ -67,10 +67,41 @@ def _image(call: NodeCall, what: str) -> str:
     return x
 
 
-def _pair(call: NodeCall, name: str, default) -> tuple[int, int]:
+def _window_input(call: NodeCall, what: str) -> tuple[str, bool]:
+    """The input of a windowed op (Conv, pooling) as an IR image, and whether it is a 1-D
+    signal ``(N, C, L)``: that one becomes the one-row image ``(C, 1, L)`` (a reshape), so the
+    IR's 2-D ops serve it; :func:`_window_output` turns the result back into ``(C, L)``."""
+    x = call.tensor(0)
+    rank = onnx_rank(call, x)
+    if rank == 3:
+        channels, length = call.shape(x)
+        return call.add(ops.Reshape((channels, 1, length)), [x], suffix="as_image"), True
+    if rank != 4:
+        raise call.unsupported(
+            f"takes a tensor of shape {onnx_shape(call, x)}; snnc supports {what} of (N, C, L) signals "
+            "and (N, C, H, W) images"
+        )
+    return x, False
+
+
+def _window_output(call: NodeCall, y: str, signal: bool, suffix: str = "as_signal") -> str:
+    """A windowed op's one-row image result ``(C, 1, L)`` back as the signal ``(C, L)``."""
+    if not signal:
+        return y
+    channels, _, length = call.shape(y)
+    return call.add(ops.Reshape((channels, length)), [y], suffix=suffix)
+
+
+def _pair(call: NodeCall, name: str, default, signal: bool = False) -> tuple[int, int]:
+    """A window attribute (kernel, strides, dilations) as a 2-D pair; a signal's one value
+    ``[v]`` is the one-row pair ``(1, v)``."""
     value = tuple(int(v) for v in call.attr(name, default))
+    if signal:
+        if len(value) != 1:
+            raise call.malformed(f"{name}={list(value)}; a 1-D window takes one value")
+        return 1, value[0]
     if len(value) != 2:
-        raise call.unsupported(f"{name}={list(value)}; snnc supports 2-D windows")
+        raise call.unsupported(f"{name}={list(value)}; snnc supports 1-D and 2-D windows")
     return value
 
 
@@ -83,15 +114,18 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int, upper: bool) 
     return (small, large) if upper else (large, small)
 
 
-def _window_pads(call: NodeCall, size, kernel, stride, dilation=(1, 1)) -> tuple[int, int, int, int]:
-    """The ``(top, left, bottom, right)`` padding of a Conv or pooling node."""
+def _window_pads(call: NodeCall, size, kernel, stride, dilation=(1, 1), signal=False) -> tuple[int, int, int, int]:
+    """The ``(top, left, bottom, right)`` padding of a Conv or pooling node (a signal's
+    ``[begin, end]`` pads its one row's left and right)."""
     auto_pad = call.attr("auto_pad", "NOTSET")
     if auto_pad == "NOTSET":
-        pads = tuple(int(p) for p in call.attr("pads", (0, 0, 0, 0)))
-        if len(pads) != 4:
-            raise call.malformed(f"pads={list(pads)}; a 2-D window takes 4")
+        pads = tuple(int(p) for p in call.attr("pads", (0, 0) if signal else (0, 0, 0, 0)))
+        if len(pads) != (2 if signal else 4):
+            raise call.malformed(f"pads={list(pads)}; a {1 if signal else 2}-D window takes {2 if signal else 4}")
         if min(pads) < 0:
             raise call.unsupported(f"negative pads {list(pads)} (cropping) are not supported")
+        if signal:
+            return 0, pads[0], 0, pads[1]
         return pads  # ONNX order (h_begin, w_begin, h_end, w_end) is the IR's
     if auto_pad == "VALID":
         return 0, 0, 0, 0
@@ -142,23 +176,27 @@ def _reshape(call: NodeCall, x: str, shape, suffix: str = "") -> str:
 
 @converts("Conv")
 def conv(call):
-    x = _image(call, "2-D convolutions")
+    x, signal = _window_input(call, "convolutions")
     weight = call.constant(1, "weights")
-    if weight.ndim != 4:
-        raise call.malformed(f"weights of shape {list(weight.shape)}; a 2-D convolution takes 4-D weights")
+    if weight.ndim != 3 + (not signal):
+        dims = 2 - signal
+        raise call.malformed(f"weights of shape {list(weight.shape)}; a {dims}-D convolution takes {dims + 2}-D weights")
+    if signal:
+        weight = weight[:, :, None, :]
     filters = weight.shape[0]
     bias = call.optional_constant(2, "bias")
-    kernel = _pair(call, "kernel_shape", weight.shape[2:])
+    kernel = _pair(call, "kernel_shape", weight.shape[2 + signal :], signal)
     if kernel != weight.shape[2:]:
-        raise call.malformed(f"kernel_shape={list(kernel)} but the weights are {list(weight.shape)}")
-    stride, dilation = _pair(call, "strides", (1, 1)), _pair(call, "dilations", (1, 1))
-    pads = _window_pads(call, call.shape(x)[1:], kernel, stride, dilation)
+        raise call.malformed(f"kernel_shape={list(call.attr('kernel_shape'))} but the weights are {list(weight.shape)}")
+    ones = (1,) * (2 - signal)
+    stride, dilation = _pair(call, "strides", ones, signal), _pair(call, "dilations", ones, signal)
+    pads = _window_pads(call, call.shape(x)[1:], kernel, stride, dilation, signal)
     op = ops.Conv2d(filters, kernel, stride, pads, dilation, int(call.attr("group", 1)))
     params = {
         "weight": weight.astype(np.float32),
         "bias": np.zeros(filters) if bias is None else bias.astype(np.float32),
     }
-    return call.add(op, [x], params)
+    return _window_output(call, call.add(op, [x], params, suffix="image" if signal else ""), signal)
 
 
 @converts("Gemm")
@@ -242,15 +280,15 @@ def batch_norm(call):
 # ----------------------------------------------------------------------------- pooling
 
 
-def _pool_window(call: NodeCall, x: str):
+def _pool_window(call: NodeCall, x: str, signal: bool):
     """Kernel, stride and pads of a pooling node, and the padding ``ceil_mode`` adds at
     the end of each axis (extra windows that overhang the input)."""
     if any(int(d) != 1 for d in call.attr("dilations", ())):
         raise call.unsupported(f"dilations={list(call.attr('dilations'))}; snnc supports undilated pooling")
-    kernel = _pair(call, "kernel_shape", ())
-    stride = _pair(call, "strides", (1, 1))
+    kernel = _pair(call, "kernel_shape", (), signal)
+    stride = _pair(call, "strides", (1,) * (2 - signal), signal)
     size = call.shape(x)[1:]
-    top, left, bottom, right = _window_pads(call, size, kernel, stride)
+    top, left, bottom, right = _window_pads(call, size, kernel, stride, signal=signal)
     extra = (0, 0)
     if call.attr("ceil_mode", 0):
         extra = tuple(_ceil_extra(*args) for args in zip(size, kernel, stride, ((top, bottom), (left, right))))
@@ -270,30 +308,35 @@ def _ceil_extra(size: int, kernel: int, stride: int, pads: tuple[int, int]) -> i
 
 @converts("AveragePool")
 def average_pool(call):
-    x = _image(call, "2-D pooling")
-    kernel, stride, pads, extra = _pool_window(call, x)
+    x, signal = _window_input(call, "pooling")
+    kernel, stride, pads, extra = _pool_window(call, x, signal)
     include_pad = bool(call.attr("count_include_pad", 0))
     if include_pad and any(extra):
         raise call.unsupported("ceil_mode=1 with count_include_pad=1 (windows overhanging the padding)")
-    return call.add(ops.AvgPool2d(kernel, stride, pads, include_pad), [x])
+    y = call.add(ops.AvgPool2d(kernel, stride, pads, include_pad), [x], suffix="image" if signal else "")
+    return _window_output(call, y, signal)
 
 
 @converts("MaxPool")
 def max_pool(call):
-    x = _image(call, "2-D pooling")
-    kernel, stride, pads, _ = _pool_window(call, x)
-    return call.add(ops.MaxPool2d(kernel, stride, pads), [x])
+    x, signal = _window_input(call, "pooling")
+    kernel, stride, pads, _ = _pool_window(call, x, signal)
+    y = call.add(ops.MaxPool2d(kernel, stride, pads), [x], suffix="image" if signal else "")
+    return _window_output(call, y, signal)
 
 
 @converts("GlobalAveragePool")
 def global_average_pool(call):
-    return call.add(ops.GlobalAvgPool(keepdims=True), [_image(call, "global pooling")])
+    x, signal = _window_input(call, "global pooling")
+    y = call.add(ops.GlobalAvgPool(keepdims=True), [x], suffix="image" if signal else "")
+    return _window_output(call, y, signal)
 
 
 @converts("GlobalMaxPool")
 def global_max_pool(call):
-    x = _image(call, "global pooling")
-    return call.add(ops.MaxPool2d(call.shape(x)[1:], (1, 1)), [x])
+    x, signal = _window_input(call, "global pooling")
+    y = call.add(ops.MaxPool2d(call.shape(x)[1:], (1, 1)), [x], suffix="image" if signal else "")
+    return _window_output(call, y, signal)
 
 
 @converts("ReduceMean")
@@ -323,6 +366,24 @@ def relu(call):
 @converts("LeakyRelu")
 def leaky_relu(call):
     return call.add(ops.ReLU(negative_slope=float(call.attr("alpha", 0.01))), [call.tensor(0)])
+
+
+@converts("HardSigmoid")
+def hard_sigmoid(call):
+    """``max(0, min(1, alpha * x + beta))``: an affine and a relu clipped at 1."""
+    alpha, beta = float(call.attr("alpha", 0.2)), float(call.attr("beta", 0.5))
+    line = _affine(call, call.tensor(0), alpha, beta, suffix="line")
+    return call.add(ops.ReLU(max_value=1.0), [line])
+
+
+@converts("Sigmoid")
+def sigmoid(call):
+    return call.add(ops.Sigmoid(), [call.tensor(0)])
+
+
+@converts("Tanh")
+def tanh(call):
+    return call.add(ops.Tanh(), [call.tensor(0)])
 
 
 @converts("Clip")

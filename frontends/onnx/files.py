@@ -15,7 +15,7 @@ import numpy as np
 
 from snnc.compiler.errors import ModelFormatError, UnsupportedError
 
-from .structure import check_structure
+from .structure import check_conv_ranks, check_structure
 
 #: the oldest default-domain opset snnc reads (the first with today's BatchNormalization)
 MIN_OPSET = 7
@@ -30,6 +30,7 @@ def read_model(path: Path):
     opset = default_opset(model, path)
     load_external_data(model, path)
     check_structure(model.graph, path)
+    check_conv_ranks(model.graph, path)
     try:
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, ValueError) as exc:  # ValueError: e.g. an unknown data type, bad UTF-8

@@ -37,6 +37,35 @@ def check_structure(graph, path: Path) -> None:
         graph.node.extend(nodes)
 
 
+#: ops whose output has their first input's rank (for :func:`check_conv_ranks`)
+_RANK_KEEPING = {
+    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "Identity", "Dropout", "BatchNormalization",
+    "Conv", "AveragePool", "MaxPool", "GlobalAveragePool", "GlobalMaxPool", "Pad", "Add", "Mul", "Sub", "Div",
+}  # fmt: skip
+_CONVS = ("Conv", "ConvTranspose")
+
+
+def check_conv_ranks(graph, path: Path) -> None:
+    """A convolution whose weight's rank differs from its input's is refused here: onnx's
+    shape inference crashes the process on it (onnx 1.14-1.16). Ranks are followed from the
+    graph inputs, initializers and value_info through ops that keep their input's rank."""
+    rank = {t.name: len(t.dims) for t in graph.initializer}
+    for info in (*graph.input, *graph.value_info):
+        if info.type.tensor_type.HasField("shape"):
+            rank[info.name] = len(info.type.tensor_type.shape.dim)
+    for index, node in enumerate(graph.node):
+        x = rank.get(node.input[0]) if node.input else None
+        if node.op_type in _CONVS and len(node.input) > 1:
+            w = rank.get(node.input[1])
+            if x is not None and w is not None and x != w:
+                raise ModelFormatError(
+                    f"{path}: {node.op_type} node {node_label(node, index)}: input {node.input[0]!r} has rank {x} "
+                    f"but weight {node.input[1]!r} has rank {w} (they must match: N, C, spatial...)"
+                )
+        if node.op_type in _RANK_KEEPING and x is not None and node.output:
+            rank.setdefault(node.output[0], x)
+
+
 def _producers(graph, path: Path) -> dict[str, int | None]:
     """Value name -> index of the node computing it (None: graph input or initializer;
     older files list initializers among the inputs too)."""

@@ -411,3 +411,27 @@ def test_lenet_200_images_predictions_agree(lenet, pipeline, simulator):
     """The issue's check: 200 test images at T=64, max-pool gates (default) and average
     pooling (avgpool). Measured: identical readouts and spike counts, so 100 % agreement."""
     assert predictions_agree(lenet, pipeline, simulator, 200, 64) == (1.0, True, True)
+
+
+def test_leaky_relu_and_host_sigmoid(rng):
+    """A converted leaky relu (two IF populations) and an output sigmoid, which the runner
+    applies to the averaged readout: the interpreter's outputs at every step."""
+    b = GraphBuilder("act")
+    x = b.add(ops.ReLU(negative_slope=0.2), [dense(b, rng, b.input("x", (6,)), 8)])
+    b.output(b.add(ops.Sigmoid(), [dense(b, rng, x, 3)]))
+    snn = PassManager("convert_to_spiking").run(b.build())[0]
+    assert [n.op.NAME for n in snn.nodes][-3:] == ["readout", "sigmoid", "output"]
+    x = rng.uniform(-1, 1, (3, 6)).astype(np.float32)
+    want, got = compare(snn, x, 12, "nengo")
+    for t in want.outputs:
+        np.testing.assert_allclose(got.outputs[t]["output"], want.outputs[t]["output"], **READOUT_TOL)
+    assert got.activity.keys() == want.activity.keys() and len(want.activity) == 2
+    for name, activity in want.activity.items():
+        assert got.activity[name].to_dict() == activity.to_dict(), name
+
+
+def test_a_host_sigmoid_without_readout_is_a_build_error(rng):
+    b = spiking("g")
+    b.output(b.add(ops.Sigmoid(), [dense(b, rng, b.input("x", (4,)), 3)]))
+    with pytest.raises(BuildError, match=r"%sigmoid: sigmoid runs on the host on a readout's value; it reads %dense"):
+        nengo_backend.build(b.build())

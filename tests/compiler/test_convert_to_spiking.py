@@ -120,17 +120,19 @@ def test_clipped_relu_saturation_is_reported():
 @pytest.mark.parametrize(
     "replace, message",
     [
-        (("relu(%conv) :", "relu(%conv) {negative_slope=0.1} :"),
-         r"%r = relu: only a plain or clipped relu converts to spiking neurons \(negative_slope=0.1, threshold=0.0\)"),
+        (("relu(%conv) :", "relu(%conv) {negative_slope=0.1, threshold=0.5} :"),
+         r"%r = relu: only a plain or clipped relu converts to spiking neurons, or a leaky one without threshold "
+         r"\(negative_slope=0.1, threshold=0.5\)"),
         (("relu(%conv) :", "relu(%conv) {threshold=0.5} :"),
          r"%r = relu: only a plain or clipped relu .* \(negative_slope=0.0, threshold=0.5\)"),
-        (("%output = output(%d) : f32[2]", "%sm = softmax(%d) : f32[2]\n%output = output(%sm) : f32[2]"),
-         r"%sm = softmax: has no spiking form; run canonicalize before convert_to_spiking"),
+        (("%r = relu(%conv)", "%s = sigmoid(%conv) : f32[1,2,2]\n%r = relu(%s)"),
+         r"%s = sigmoid: cannot be spiking neurons \(read by %r\); sigmoid, tanh and softmax convert only as the "
+         r"last operation before an output, where they run on the host on the time-averaged value"),
         (("%r = relu(%conv)", "%bn = batch_norm(%conv) {gamma=<1 f32 = [1]>, beta=<1 f32 = [0]>, mean=<1 f32 = [0]>, "
           "var=<1 f32 = [1]>} : f32[1,2,2]\n%r = relu(%bn)"),
          r"%bn = batch_norm: has no spiking form; run fold_batchnorm before convert_to_spiking"),
     ],
-    ids=["leaky_relu", "thresholded_relu", "softmax", "batch_norm"],
+    ids=["thresholded_leaky_relu", "thresholded_relu", "inner_sigmoid", "batch_norm"],
 )
 def test_ops_without_a_spiking_form(replace, message):
     with pytest.raises(PassError, match=message):

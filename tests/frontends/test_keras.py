@@ -111,6 +111,11 @@ LAYER_CASES = {
     "leaky_relu": lambda: functional((6,), L.LeakyReLU(0.2)),
     "activation_relu": lambda: functional(IMG, L.Activation("relu")),
     "activation_softmax": lambda: functional((6,), L.Activation("softmax")),
+    "activation_sigmoid": lambda: functional(IMG, L.Activation("sigmoid")),
+    "activation_tanh": lambda: functional((6,), L.Activation("tanh")),
+    "dense_hard_sigmoid": lambda: functional((6,), L.Dense(5, activation="hard_sigmoid")),
+    "conv2d_tanh": lambda: functional(IMG, L.Conv2D(3, 2, activation="tanh")),
+    "relu_max_value": lambda: functional(IMG, L.ReLU(max_value=0.5)),
     "softmax_image": lambda: functional(IMG, L.Softmax()),
     "dropouts_removed": lambda: functional(
         IMG, L.Dropout(0.5), L.SpatialDropout2D(0.5), L.GaussianNoise(1.0), L.ActivityRegularization()
@@ -131,7 +136,9 @@ def test_layer(case, fmt, tmp_path, rng):
 
 
 def test_every_registered_layer_is_tested():
-    cases = [*LAYER_CASES.values(), *MODEL_CASES.values()]
+    from test_keras_signals import SIGNAL_LAYER_CASES, SIGNAL_MODEL_CASES
+
+    cases = [*LAYER_CASES.values(), *MODEL_CASES.values(), *SIGNAL_LAYER_CASES.values(), *SIGNAL_MODEL_CASES.values()]
     tested = {type(layer).__name__ for case in cases for layer in case().layers}
     assert set(SUPPORTED_LAYERS) - tested - {"Sequential", "Functional"} <= {
         "AlphaDropout", "GaussianDropout", "SpatialDropout1D", "SpatialDropout3D", "Identity"
@@ -285,6 +292,39 @@ def test_relu6_activation(tmp_path, rng):
     x = 10 * rng.normal(size=(4, 6)).astype(np.float32)
     expected = np.clip(model.predict(x, verbose=0), 0, 6)
     assert 0 < np.mean(expected == 6) < 1
+    np.testing.assert_allclose(run_model(load_model(path), x)["output"], expected, **TOL)
+
+
+def test_hard_sigmoid_clips(tmp_path, rng):
+    """Keras 2's ``hard_sigmoid``, ``clip(0.2 x + 0.5, 0, 1)``, on inputs that reach both clips."""
+    model = randomize(functional((6,), L.Dense(8, activation="hard_sigmoid")), rng)
+    x = 10 * rng.normal(size=(16, 6)).astype(np.float32)
+    expected = model.predict(x, verbose=0)
+    assert np.mean(expected == 0) > 0.1 and np.mean(expected == 1) > 0.1
+    graph = load_model(save(model, tmp_path, "h5"))
+    assert [n.op.NAME for n in graph.nodes][-3:] == ["affine", "relu", "output"]
+    np.testing.assert_allclose(run_model(graph, x)["output"], expected, **TOL)
+
+
+@pytest.mark.parametrize(
+    "activation, formula",
+    [
+        ("hard_sigmoid", lambda z: np.clip(z / 6 + 0.5, 0, 1)),  # relu6(z + 3) / 6
+        ("leaky_relu", lambda z: np.where(z > 0, z, 0.2 * z)),
+    ],
+    ids=["hard_sigmoid", "leaky_relu"],
+)
+def test_keras3_activations(activation, formula, tmp_path, rng):
+    """Keras 3's definitions (tf 2.12 cannot run them): the file's keras_version decides."""
+    import h5py
+
+    model = randomize(functional((6,), L.Dense(8)), rng)
+    path = save(model, tmp_path, "h5")
+    edit_h5_config(path, lambda layers: layers[1]["config"].update(activation=activation))
+    with h5py.File(path, "r+") as f:
+        f.attrs["keras_version"] = "3.3.3"
+    x = 10 * rng.normal(size=(16, 6)).astype(np.float32)
+    expected = formula(model.predict(x, verbose=0))
     np.testing.assert_allclose(run_model(load_model(path), x)["output"], expected, **TOL)
 
 

@@ -110,6 +110,18 @@ def test_relu_and_leaky_relu(tmp_path, rng):
     assert graph.node("leakyrelu_node").op.negative_slope == pytest.approx(0.2)
 
 
+def test_sigmoid_tanh_and_hard_sigmoid(tmp_path, rng):
+    nodes = [
+        node("Sigmoid", ["x"], "s"),
+        node("Tanh", ["x"], "t"),
+        node("HardSigmoid", ["x"], "h", alpha=0.3, beta=0.4),
+        node("HardSigmoid", ["x"], "d", name="default"),  # alpha=0.2, beta=0.5
+    ]
+    graph = check(make_model(nodes, {"x": [N, 3, 4]}, ["s", "t", "h", "d"]), tmp_path, rng)
+    assert graph.node("hardsigmoid_node").op == ops.ReLU(max_value=1.0)
+    assert [n.op.NAME for n in graph.nodes].count("affine") == 2
+
+
 CLIP_CASES = {
     "relu6_inputs": (13, (0.0, 6.0), ops.ReLU(max_value=6.0)),
     "relu6_attributes": (9, (0.0, 6.0), ops.ReLU(max_value=6.0)),
