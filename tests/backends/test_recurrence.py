@@ -264,3 +264,96 @@ def test_the_loihi_backend_refuses_recurrence_by_name():
         partition(lowered)
     with pytest.raises(BuildError, match="input %x is a sequence"):
         partition(loihi_graphs()[0])
+
+
+# ----------------------------------------------------------------------------- refsim
+
+
+def chip_lag(raster: np.ndarray) -> np.ndarray:
+    """``raster`` one step later: what a chip population does (host spikes reach it a step
+    late), with nothing in its first step."""
+    return np.concatenate([np.zeros_like(raster[:, :1]), raster[:, :-1]], axis=1)
+
+
+@pytest.mark.parametrize("mode", ["float", "int"])
+@pytest.mark.parametrize("hold", [1, 3])
+def test_refsim_runs_the_recurrence_one_step_later(sequences, mode, hold):
+    """The chip's raster of ``h`` is the reference's one step later (the recurrent synapse's
+    latency of exactly T steps keeps the loop's timing); the outputs read that raster."""
+    from snnc.backends import refsim
+
+    p = parameters()
+    lowered, quantized = loihi_graphs()
+    result = refsim.simulate(lowered if mode == "float" else quantized, sequences, [hold], record="spikes")
+    _, h = reference_rasters(p, sequences, hold, hold)
+    later = chip_lag(h)
+    np.testing.assert_array_equal(result.spikes["h"], later.astype(bool))
+    assert_outputs(result.outputs[hold], windowed(p, later, hold), f"refsim {mode} T={hold}")
+
+
+@pytest.mark.parametrize("mode", ["float", "int"])
+def test_refsim_constant_input_recurrence(sequences, mode):
+    from snnc.backends import refsim
+
+    p = parameters()
+    lowered, quantized = loihi_graphs(sequence=False)
+    x = sequences[:, 0]
+    result = refsim.simulate(lowered if mode == "float" else quantized, x, range(1, 13), record="spikes")
+    _, h = reference_rasters(p, x[:, None], 12, 1)
+    later = chip_lag(h)
+    np.testing.assert_array_equal(result.spikes["h"], later.astype(bool))
+    for t in range(1, 13):
+        want = {k: v[:, 0] for k, v in windowed(p, later[:, :t], t).items()}
+        assert_outputs(result.outputs[t], want, f"refsim {mode} T={t}")
+
+
+# ----------------------------------------------------------------------------- a float recurrence compiled for Loihi
+
+
+def float_rnn(seed=0):
+    """``a = relu(Wa x_t + b)``, ``h_t = relu(W a_t + U h_{t-1})``, ``y_t = V h_t``, with
+    weights that keep every activation below 1 on uniform inputs in [0, 1] (balanced as
+    they are: threshold balancing of recurrences is not part of this test)."""
+    rng = np.random.default_rng(seed)
+    n_a, n_h = 16, 12
+    b = GraphBuilder("float_rnn")
+    x = b.input("x", (F,), sequence=True)
+    wa = {"weight": rng.uniform(-0.2, 0.45, (n_a, F)).astype(np.float32), "bias": np.full(n_a, 0.05, np.float32)}
+    a = b.add(ops.ReLU(), [b.add(ops.Dense(n_a), [x], wa, name="wa")], name="a")
+    h_prev = b.delay(TensorType((n_h,)), name="h_prev")
+    w = {"weight": rng.uniform(-0.1, 0.22, (n_h, n_a)).astype(np.float32), "bias": np.zeros(n_h, np.float32)}
+    u = {"weight": rng.uniform(-0.15, 0.15, (n_h, n_h)).astype(np.float32), "bias": np.zeros(n_h, np.float32)}
+    s = b.add(ops.Add(), [b.add(ops.Dense(n_h), [a], w, name="forward"), b.add(ops.Dense(n_h), [h_prev], u, name="back")])
+    h = b.add(ops.ReLU(), [s], name="h")
+    b.close_delay(h_prev, h)
+    v = {"weight": rng.normal(0, 1, (O, n_h)).astype(np.float32), "bias": np.zeros(O, np.float32)}
+    b.output(b.add(ops.Dense(O), [h], v, name="y"), sequence=True)
+    return b.build()
+
+
+def test_a_float_recurrence_compiled_for_loihi_runs_on_refsim():
+    """The loihi pipeline (without threshold balancing) compiles the recurrence to chip
+    integers; refsim's outputs are as close to the float network as the spiking
+    interpreter's, and both approach it as T grows."""
+    from snnc.backends import refsim
+    from snnc.compiler.interpreter import run
+    from snnc.compiler.passes import PIPELINES, PassManager
+
+    graph = float_rnn()
+    x = np.random.default_rng(1).uniform(0, 1, (32, 6, F)).astype(np.float32)
+    want = run(graph, x)["output"]
+    activations = run(graph, x, keep=True)
+    assert activations["a"].max() < 1 and activations["h"].max() < 1
+    pipeline = PIPELINES["loihi"].replace("threshold_balance,", "")
+    compiled, records = PassManager(pipeline, keep_graphs=True).run(graph)
+    assert compiled.stage == ops.INTEGER and compiled.node("h_from_h_prev").op.delay == 1
+    spiking = next(r.graph for r in records if r.spec.name == "convert_to_spiking")
+    scale = np.abs(want).mean()
+    errors = {}
+    for t in (8, 32):
+        interpreted = simulate(spiking, x, [t]).outputs[t]["output"]
+        on_chip = refsim.simulate(compiled, x, [t]).outputs[t]["output"]
+        errors[t] = np.abs(interpreted - want).mean() / scale, np.abs(on_chip - want).mean() / scale
+    assert errors[32][0] < 0.12 and errors[32][1] < 0.12, errors
+    assert errors[32][1] < 1.5 * errors[32][0] + 0.02, errors
+    assert errors[32][1] < errors[8][1] / 2, errors
