@@ -37,20 +37,21 @@ def layout_perm(source: str, target: str) -> tuple[int, ...]:
     return tuple(source.index(axis) for axis in target)
 
 
-def _relayout(x: np.ndarray, source: str, target: str) -> np.ndarray:
-    """Batched data ``x`` in layout ``source`` arranged in layout ``target``. One layout may
-    omit axes of size 1 that the other has: a 1-D signal in ``WC`` is the IR image ``CHW``
-    with ``H = 1``, so such axes are inserted (``source`` shorter) or dropped (``target``
-    shorter)."""
+def _relayout(x: np.ndarray, source: str, target: str, lead: int = 1) -> np.ndarray:
+    """Batched data ``x`` in layout ``source`` arranged in layout ``target``; the first
+    ``lead`` axes (the batch, and the steps of a sequence) stay. One layout may omit axes of
+    size 1 that the other has: a 1-D signal in ``WC`` is the IR image ``CHW`` with ``H = 1``,
+    so such axes are inserted (``source`` shorter) or dropped (``target`` shorter)."""
     if not source or not target or source == target:
         return x
+    head, keep = x.shape[:lead], tuple(range(lead))
     if len(source) < len(target):  # insert the unit axes source lacks
         present = [axis for axis in target if axis in source]
-        x = x.transpose(0, *(p + 1 for p in layout_perm(source, "".join(present))))
-        return x.reshape(len(x), *(1 if axis not in source else x.shape[1 + present.index(axis)] for axis in target))
+        x = x.transpose(*keep, *(p + lead for p in layout_perm(source, "".join(present))))
+        return x.reshape(*head, *(1 if axis not in source else x.shape[lead + present.index(axis)] for axis in target))
     kept = "".join(axis for axis in source if axis in target)
-    x = x.reshape(len(x), *(n for axis, n in zip(source, x.shape[1:]) if axis in target))
-    return x.transpose(0, *(p + 1 for p in layout_perm(kept, target)))
+    x = x.reshape(*head, *(n for axis, n in zip(source, x.shape[lead:]) if axis in target))
+    return x.transpose(*keep, *(p + lead for p in layout_perm(kept, target)))
 
 
 def source_shape(graph: Graph, input_name: str) -> tuple[int, ...]:
@@ -69,22 +70,24 @@ def to_ir_layout(graph: Graph, inputs) -> dict[str, np.ndarray]:
     for node in graph.inputs:
         x = np.asarray(arrays[node.name])
         want = source_shape(graph, node.name)
-        if x.ndim != len(want) + 1 or x.shape[1:] != want:
+        lead = 2 if node.op.sequence else 1  # a sequence: (N, steps, ...)
+        if x.ndim != len(want) + lead or x.shape[lead:] != want:
             layout = node.op.source_layout or node.type.layout
+            head = "N,steps" if node.op.sequence else "N"
             raise DataError(
-                f"input {node.name} takes a batch of shape [N,{','.join(map(str, want))}] "
+                f"input {node.name} takes a batch of shape [{head},{','.join(map(str, want))}] "
                 f"({layout}), got data of shape {list(x.shape)}"
             )
         if not np.issubdtype(x.dtype, np.number):
             raise DataError(f"input {node.name}: data of type {x.dtype} is not numeric")
-        out[node.name] = _relayout(x, node.op.source_layout, node.type.layout)
+        out[node.name] = _relayout(x, node.op.source_layout, node.type.layout, lead)
     return out
 
 
 def from_ir_layout(graph: Graph, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Batched outputs in the IR's layout -> the layout the source model returned them in."""
     return {
-        node.name: _relayout(outputs[node.name], node.type.layout, node.op.source_layout)
+        node.name: _relayout(outputs[node.name], node.type.layout, node.op.source_layout, 2 if node.op.sequence else 1)
         for node in graph.outputs
     }
 
@@ -97,8 +100,9 @@ def run_model(graph: Graph, inputs, batch_size: int = 256, progress: bool = Fals
 
 
 def run_spiking(graph: Graph, inputs, timesteps: int, batch_size: int = 256, progress: bool | None = False) -> dict[str, np.ndarray]:
-    """Run a compiled spiking graph for ``timesteps`` steps on data in the source model's
-    layout; returns each output after the last step, in the source model's output layout.
+    """Run a compiled spiking graph for ``timesteps`` steps (per input step, for sequence
+    inputs) on data in the source model's layout; returns each output after the last step (a
+    sequence output: at the end of each input step), in the source model's output layout.
     A graph compiled for Loihi (integer stage) runs on refsim, the chip's integers."""
     if graph.stage == "integer":
         from snnc.backends.refsim import simulate

@@ -88,22 +88,25 @@ def cmd_run(args) -> int:
             outputs = run_model(graph, inputs, batch_size=args.batch_size, progress=None)
         else:  # a spiking .ir file: no record of how its inputs were prepared, taken as given
             from .api import run_spiking
+            from .driver import default_timesteps
 
-            outputs = run_spiking(graph, inputs, args.timesteps or 64, batch_size=args.batch_size, progress=None)
+            timesteps = args.timesteps or default_timesteps(graph)[-1]
+            outputs = run_spiking(graph, inputs, timesteps, batch_size=args.batch_size, progress=None)
     save_outputs(args.output, outputs)
     return EXIT_OK
 
 
 def _run_artifact(args) -> dict:
     from .datasets import Dataset, load_inputs
-    from .driver import load_compiled, run_compiled
+    from .driver import default_timesteps, load_compiled, run_compiled
 
     compiled = load_compiled(args.model)
     names = [n.name for n in compiled.ann.inputs]
     if len(names) != 1:
         raise UsageError(f"{args.model}: snnc run feeds compiled networks with one input; this one has {len(names)}")
     (x,) = load_inputs(args.input, names).values()
-    outputs, notes = run_compiled(compiled, Dataset(x, None, args.input), args.timesteps or 64,
+    timesteps = args.timesteps or default_timesteps(compiled.ann)[-1]
+    outputs, notes = run_compiled(compiled, Dataset(x, None, args.input), timesteps,
                                   input_scale=args.input_scale, batch_size=args.batch_size)
     _print_input_notes(notes)
     return outputs
@@ -184,9 +187,9 @@ def cmd_evaluate(args) -> int:
 
     from .artifact import is_artifact
     from .datasets import load_dataset
-    from .driver import LOIHI_BACKENDS, evaluate, format_evaluation, load_compiled, parse_timesteps
+    from .driver import LOIHI_BACKENDS, evaluate, format_evaluation, load_compiled, parse_timesteps, scored_labels
 
-    timesteps = parse_timesteps(args.timesteps)
+    timesteps = None if args.timesteps is None else parse_timesteps(args.timesteps)  # None: the model's default
     _check_plot_path(args.plot)
     data = load_dataset(args.data, split="test").head(args.n)
     if is_artifact(args.model):
@@ -200,6 +203,7 @@ def cmd_evaluate(args) -> int:
             raise UsageError(f"--backend {args.backend} runs networks compiled for Loihi; give --target loihi")
         calib, note = _evaluation_calibration(args)
         compiled = _compile_from_args(args, args.model, calib, sys.stderr)
+        scored_labels(compiled.ann, data)  # refused before the note: a failure stays one line
         _print_input_notes([note] if note else [])
     ev = evaluate(compiled, data, timesteps, backend=args.backend, input_scale=args.input_scale,
                   batch_size=args.batch_size, progress=None)
@@ -285,9 +289,10 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .datasets import DATA_HELP
-    from .driver import BACKENDS, DEFAULT_TIMESTEPS, TARGETS
+    from .driver import BACKENDS, DEFAULT_TIMESTEPS, SEQUENCE_TIMESTEPS, TARGETS
 
     timesteps = ",".join(map(str, DEFAULT_TIMESTEPS))
+    per_input_step = "for a model with sequence inputs T is simulation steps per input step, the run lasting steps x T"
 
     parser = _Parser(
         prog="snnc",
@@ -311,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     _weights_option(p)
     p.add_argument("--input", type=_path, required=True, metavar="X", help="inputs: .npy (one input) or .npz (one key per input name, or 'x')")
     p.add_argument("-o", "--output", type=_path, required=True, metavar="Y", help="outputs: .npy (one output) or .npz (one key per output)")
-    p.add_argument("--timesteps", type=_timesteps, metavar="T", help="time steps for a compiled network (default: 64)")
+    p.add_argument("--timesteps", type=_timesteps, metavar="T",
+                   help=f"time steps for a compiled network (default: {DEFAULT_TIMESTEPS[-1]}; {per_input_step}, default {SEQUENCE_TIMESTEPS[-1]})")
     p.add_argument("--input-scale", type=_scale, metavar="S",
                    help="multiply inputs by S (a compiled network: overrides the scale recorded at compile time, said on stderr)")
     _batch_size(p)
@@ -332,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     _weights_option(p)
     p.add_argument("--data", type=_path, required=True, metavar="DATA", help=f"labelled data: {DATA_HELP} (its test split)")
     p.add_argument("--calib", type=_path, metavar="DATA", help="calibration data when MODEL is not compiled (default: an IDX folder's train split, else DATA)")
-    p.add_argument("--timesteps", default=timesteps, metavar="T,T,...", help=f"numbers of time steps (default: {timesteps})")
+    p.add_argument("--timesteps", metavar="T,T,...",
+                   help=f"numbers of time steps (default: {timesteps}; {per_input_step}, default {','.join(map(str, SEQUENCE_TIMESTEPS))})")
     p.add_argument("--backend", choices=BACKENDS, help="simulator (default: interp, the batched NumPy interpreter; refsim for Loihi artifacts)")
     p.add_argument("-n", type=_positive_int, metavar="N", help="evaluate the first N examples only")
     p.add_argument("--plot", type=_path, metavar="PNG", help="also draw accuracy vs T into PNG")

@@ -124,12 +124,16 @@ IDX_SPLITS = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 }
-DATA_HELP = ".npz with keys x (inputs, in the model's layout) and y (integer labels or one-hot), or an IDX folder (MNIST layout)"
+DATA_HELP = (
+    ".npz with keys x (inputs, in the model's layout; (N, steps, ...) for a sequence model) and y (integer labels "
+    "or one-hot; (N, steps) for per-step outputs), or an IDX folder (MNIST layout)"
+)
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Inputs ``x`` (batch first) and integer labels ``y`` (or None), with where they came from."""
+    """Inputs ``x`` (batch first) and integer labels ``y`` (or None), with where they came from.
+    Labels are ``(N,)``, or ``(N, steps)`` for sequences labelled at every input step."""
 
     x: np.ndarray
     y: np.ndarray | None
@@ -157,7 +161,7 @@ def load_dataset(path, split: str = "test", need_labels: bool = True) -> Dataset
     x, y = arrays["x"], arrays.get("y")
     if y is None and need_labels:
         raise DataError(f"{path}: no labels 'y' (holds {sorted(arrays)}); give {DATA_HELP}")
-    return _checked(Dataset(x, None if y is None else as_labels(y, path), str(path)))
+    return _checked(Dataset(x, None if y is None else as_labels(y, path, steps=x.shape[1] if x.ndim > 1 else None), str(path)))
 
 
 def _idx_file(folder: Path, stem: str) -> Path | None:
@@ -179,13 +183,17 @@ def _load_idx_folder(folder: Path, split: str) -> Dataset:
     return _checked(Dataset(load_idx(images), as_labels(load_idx(labels), labels), f"{folder} ({split})"))
 
 
-def as_labels(y: np.ndarray, path) -> np.ndarray:
-    """Integer class labels from integer labels or one-hot rows."""
+def as_labels(y: np.ndarray, path, steps: int | None = None) -> np.ndarray:
+    """Integer class labels from integer labels or one-hot rows; with inputs of ``steps``
+    input steps, integer labels ``(N, steps)`` that are not one-hot rows are per-step labels
+    and kept as they are."""
     y = np.asarray(y)
     if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
         raise DataError(f"{path}: labels must be integers (N,) or one-hot (N, classes), got {y.dtype} values")
     if np.issubdtype(y.dtype, np.inexact) and not np.all(np.isfinite(y)):
         raise DataError(f"{path}: the labels contain NaN or infinite values")
+    if y.ndim == 2 and steps is not None and y.shape[1] == steps > 1 and _integral(y) and not _one_hot(y):
+        return y.astype(np.int64)
     if y.ndim == 2 and y.shape[1] > 1:
         return y.argmax(axis=1).astype(np.int64)
     if y.ndim == 2 and y.shape[1] == 1:
@@ -193,6 +201,15 @@ def as_labels(y: np.ndarray, path) -> np.ndarray:
     if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.all(np.mod(y, 1) == 0)):
         raise DataError(f"{path}: labels must be integers (N,) or one-hot (N, classes), got {y.dtype} {list(y.shape)}")
     return y.astype(np.int64)
+
+
+def _integral(y: np.ndarray) -> bool:
+    return bool(np.issubdtype(y.dtype, np.integer) or np.all(np.mod(y, 1) == 0))
+
+
+def _one_hot(y: np.ndarray) -> bool:
+    """Whether every row of ``y`` is zeros and a single one."""
+    return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
 
 
 def _checked(data: Dataset) -> Dataset:
@@ -205,19 +222,27 @@ def _checked(data: Dataset) -> Dataset:
     return data
 
 
-def fit_inputs(x: np.ndarray, shape: tuple[int, ...], scale: float, source: str) -> np.ndarray:
+def fit_inputs(x: np.ndarray, shape: tuple[int, ...], scale: float, source: str, sequence: bool = False) -> np.ndarray:
     """Inputs multiplied by ``scale`` (see :mod:`snnc.compiler.inputs` for who chooses it),
-    as float32 of per-example ``shape`` (the model's own layout). Only axes of size 1 may be
-    added or dropped (MNIST's ``(N, 28, 28)`` fits a model taking ``(28, 28, 1)``); anything
-    else is an error.
+    as float32 of per-example ``shape`` (the model's own layout; for a ``sequence`` input,
+    ``(N, steps, *shape)``: ``shape`` per input step). Only axes of size 1 may be added or
+    dropped (MNIST's ``(N, 28, 28)`` fits a model taking ``(28, 28, 1)``); anything else is an
+    error.
     """
     out = x.astype(np.float32) * np.float32(scale)
-    if out.shape[1:] != tuple(shape):
-        if _non_unit(out.shape[1:]) != _non_unit(shape):
+    lead = 2 if sequence else 1
+    if out.shape[lead:] != tuple(shape):
+        if out.ndim < lead or _non_unit(out.shape[lead:]) != _non_unit(shape):
+            if sequence:
+                dims = ", ".join(map(str, shape))
+                raise DataError(
+                    f"{source}: the model's input is a sequence: expected x of shape (N, steps, {dims}), "
+                    f"got {list(x.shape)}"
+                )
             raise DataError(
                 f"{source}: examples of shape {list(out.shape[1:])} do not fit the model's input {list(shape)}"
             )
-        out = out.reshape((len(out), *shape))
+        out = out.reshape((*out.shape[:lead], *shape))
     if not np.all(np.isfinite(out)):
         raise DataError(f"{source}: the inputs contain NaN or infinite values")
     return out

@@ -30,6 +30,15 @@ TARGETS = {"nengo": "default", "loihi": "loihi"}
 BACKENDS = ("interp", "nengo", "nengo-dl", "refsim", "refsim-float", "loihi")
 LOIHI_BACKENDS = ("refsim", "refsim-float", "loihi")
 DEFAULT_TIMESTEPS = (8, 16, 32, 64)
+#: for models with sequence inputs T is simulation steps per input step, a run lasts T * steps
+#: and each T is its own run: fewer and shorter
+SEQUENCE_TIMESTEPS = (4, 8, 16)
+
+
+def default_timesteps(graph: Graph) -> list[int]:
+    """The T evaluated unless told: :data:`SEQUENCE_TIMESTEPS` (steps per input step) for a
+    graph with sequence inputs, else :data:`DEFAULT_TIMESTEPS`; ``run`` takes the last."""
+    return list(SEQUENCE_TIMESTEPS if graph.sequence else DEFAULT_TIMESTEPS)
 
 
 @dataclass
@@ -57,9 +66,9 @@ def model_inputs(graph: Graph, data: Dataset, preparation: InputPreparation | No
     if len(graph.inputs) != 1:
         raise DataError(f"model {graph.name} has {len(graph.inputs)} inputs; datasets feed one-input models")
     preparation = preparation or inputs.for_model(graph)
-    name = graph.inputs[0].name
-    x = fit_inputs(data.x, source_shape(graph, name), preparation.scale_for(data.x), data.source)
-    return to_ir_layout(graph, {name: x})
+    node = graph.inputs[0]
+    x = fit_inputs(data.x, source_shape(graph, node.name), preparation.scale_for(data.x), data.source, node.op.sequence)
+    return to_ir_layout(graph, {node.name: x})
 
 
 def recorded_preparation(compiled: "Compiled") -> InputPreparation:
@@ -171,12 +180,14 @@ def _source_record(ann: Graph, source) -> dict:
 
 def _input_record(ann: Graph, preparation: InputPreparation) -> dict:
     """The manifest's record of the model's input: its name, shape and layout as the source
-    model takes it, and how data are prepared for it."""
+    model takes it (per input step for a sequence: data are ``(N, steps, *shape)``), whether
+    it is a sequence, and how data are prepared for it."""
     if len(ann.inputs) != 1:
         return preparation.to_json()
     node = ann.inputs[0]
     layout = node.op.source_layout or node.type.layout
-    return {"name": node.name, "shape": list(source_shape(ann, node.name)), "layout": layout, **preparation.to_json()}
+    shape = list(source_shape(ann, node.name))
+    return {"name": node.name, "shape": shape, "layout": layout, "sequence": node.op.sequence, **preparation.to_json()}
 
 
 def _input_notes(ann: Graph, preparation: InputPreparation) -> list[dict]:
@@ -198,9 +209,16 @@ LIF_CHECK_EXAMPLES, LIF_CHECK_STEPS = 64, 64
 
 
 def _lif_error_notes(spiking: Graph | None, float_graph: Graph, calib_inputs) -> list[dict]:
-    """LIF neurons stand in for ReLUs the network was trained with, but their rate curve is
-    not ReLU's: measure each layer's error on a little calibration data and say it."""
-    lif = [] if spiking is None else [n for n in spiking.nodes if isinstance(n.op, ops.LifNeuron)]
+    """Neurons whose rate curve is not ReLU's (LIF: ``Neuron.LINEAR_RATES`` false) stand in for
+    ReLUs the network was trained with: measure each layer's error on a little calibration
+    data and say it."""
+    from . import neurons
+
+    def bent(node) -> bool:
+        neuron = neurons.by_op(node.op)
+        return neuron is not None and not neuron.LINEAR_RATES
+
+    lif = [] if spiking is None else [n for n in spiking.nodes if bent(n)]
     if not lif or calib_inputs is None:
         return []
     from .simulate import simulate
@@ -268,9 +286,19 @@ class Evaluation:
     layers: dict[str, dict]
     seconds: float
     notes: list[str] = field(default_factory=list)  # for the user: how inputs were prepared
+    #: sequence inputs: their number of input steps (T is then per input step); 0: constant inputs
+    input_steps: int = 0
 
     def to_json(self) -> dict:
+        sequence = {}
+        if self.input_steps:
+            sequence = {"sequence": {
+                "input_steps": self.input_steps,
+                "timesteps_are": "simulation steps per input step",
+                "total_timesteps": {str(t): t * self.input_steps for t in self.timesteps},
+            }}
         return {
+            **sequence,
             "notes": self.notes,
             "examples": self.examples,
             "backend": self.backend,
@@ -296,15 +324,44 @@ def _check_labels(data: Dataset, ann: Graph) -> None:
         )
 
 
-def _predictions(outputs: dict[str, np.ndarray]) -> np.ndarray:
+def _predictions(outputs: dict[str, np.ndarray], per_step: bool = False) -> np.ndarray:
+    """The class each example (each example's input step, ``per_step``) is given:
+    ``(N,)`` or ``(N, steps)``."""
     (y,) = outputs.values()
-    return y.reshape(len(y), -1).argmax(axis=1)
+    return y.reshape(*y.shape[: 2 if per_step else 1], -1).argmax(axis=-1)
+
+
+def scored_labels(ann: Graph, data: Dataset) -> tuple[np.ndarray, int]:
+    """``data``'s labels as the model ``ann``'s output gives classes (``(N, steps)`` for an
+    output at every input step, ``(N,)`` for the last step's), and the number of input steps
+    (0 for constant inputs); labels of the other form are refused."""
+    output, y = ann.outputs[0], data.y
+    if not ann.sequence or data.x.ndim < 2:  # (sequence data of the wrong rank: refused with x)
+        if y.ndim != 1:
+            raise DataError(f"{data.source}: labels of shape {list(y.shape)}; model {ann.name} takes one label per example, y of shape (N,)")
+        return y, 0
+    steps = data.x.shape[1]
+    if not output.op.sequence:
+        if y.ndim != 1:
+            raise DataError(
+                f"{data.source}: labels of shape {list(y.shape)}; the output %{output.name} of model {ann.name} "
+                "is the last input step's: expected y of shape (N,)"
+            )
+        return y, steps
+    if y.ndim == 1 and steps == 1:
+        y = y[:, None]
+    if y.shape[1:] != (steps,):
+        raise DataError(
+            f"{data.source}: labels of shape {list(y.shape)}; the output %{output.name} of model {ann.name} "
+            f"gives a class at every input step: expected y of shape (N, steps) = (N, {steps})"
+        )
+    return y, steps
 
 
 def evaluate(
     compiled: Compiled,
     data: Dataset,
-    timesteps=DEFAULT_TIMESTEPS,
+    timesteps=None,
     backend: str | None = None,
     input_scale: float | None = None,
     batch_size: int = 256,
@@ -312,8 +369,11 @@ def evaluate(
     precision: str = "float32",
 ) -> Evaluation:
     """Accuracy of the imported ANN, of the float graph entering conversion, and of the SNN
-    at each T (one simulation of ``max(T)`` steps), with per-layer firing statistics.
-    ``backend`` defaults to the interpreter, or refsim for networks compiled for Loihi."""
+    at each T (``timesteps``, by default :func:`default_timesteps`: one simulation of
+    ``max(T)`` steps; for sequence inputs T steps per input step, one run of ``T * steps``
+    per T), with per-layer firing statistics. An output at every input step is scored at
+    every step against labels ``(N, steps)``. ``backend`` defaults to the interpreter, or
+    refsim for networks compiled for Loihi."""
     from . import interpreter
 
     if backend is None:
@@ -327,21 +387,25 @@ def evaluate(
     if compiled.model.stage == ops.FLOAT:
         raise SnncError(f"model {compiled.model.name} is a float graph; evaluate runs compiled spiking networks")
     _check_labels(data, compiled.ann)
+    y, input_steps = scored_labels(compiled.ann, data)
     if backend in LOIHI_BACKENDS and compiled.model.stage != ops.INTEGER:
         raise SnncError(f"backend {backend} runs networks compiled for Loihi (snnc compile --target loihi)")
     start = time.perf_counter()
     x, notes = compiled_inputs(compiled, data, input_scale)
-    ann_pred = _predictions(interpreter.run(compiled.ann, x, batch_size=batch_size, progress=progress))
-    float_pred = _predictions(interpreter.run(compiled.float, x, batch_size=batch_size, progress=progress))
+    per_step = y.ndim == 2
+    timesteps = default_timesteps(compiled.ann) if timesteps is None else timesteps
+    ann_pred = _predictions(interpreter.run(compiled.ann, x, batch_size=batch_size, progress=progress), per_step)
+    float_pred = _predictions(interpreter.run(compiled.float, x, batch_size=batch_size, progress=progress), per_step)
     result = _simulate(compiled, x, timesteps, backend, batch_size, progress, precision)
-    snn_pred = {t: _predictions(outs) for t, outs in result.outputs.items()}
+    snn_pred = {t: _predictions(outs, per_step) for t, outs in result.outputs.items()}
     return Evaluation(
+        input_steps=input_steps,
         examples=len(data),
         backend=backend,
         timesteps=sorted(snn_pred),
-        ann_accuracy=float(np.mean(ann_pred == data.y)),
-        float_accuracy=float(np.mean(float_pred == data.y)),
-        snn_accuracy={t: float(np.mean(p == data.y)) for t, p in snn_pred.items()},
+        ann_accuracy=float(np.mean(ann_pred == y)),
+        float_accuracy=float(np.mean(float_pred == y)),
+        snn_accuracy={t: float(np.mean(p == y)) for t, p in snn_pred.items()},
         agreement={t: float(np.mean(p == ann_pred)) for t, p in snn_pred.items()},
         layers={name: a.to_dict() for name, a in result.activity.items()},
         seconds=time.perf_counter() - start,
@@ -380,9 +444,11 @@ def _run_backend(compiled: Compiled, x, timesteps, backend, batch_size, progress
 
 def run_compiled(compiled: Compiled, data: Dataset, timesteps: int, input_scale: float | None = None,
                  batch_size: int = 256) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Run a compiled network for ``timesteps`` steps on ``data``'s inputs, prepared as it was
-    calibrated (``input_scale``: an override); returns each output after the last step, in the
-    source model's output layout (on refsim for a network compiled for Loihi), and the notes."""
+    """Run a compiled network for ``timesteps`` steps (per input step, for sequence inputs) on
+    ``data``'s inputs, prepared as it was calibrated (``input_scale``: an override); returns
+    each output after the last step (a sequence output: at the end of every input step), in
+    the source model's output layout (on refsim for a network compiled for Loihi), and the
+    notes."""
     from .api import from_ir_layout
 
     x, notes = compiled_inputs(compiled, data, input_scale)
@@ -394,21 +460,26 @@ def run_compiled(compiled: Compiled, data: Dataset, timesteps: int, input_scale:
 
 def format_evaluation(ev: Evaluation) -> str:
     """The accuracy-vs-T table and the per-layer firing statistics, for people."""
-    lines = [
-        f"{ev.examples} examples, backend {ev.backend}, {ev.seconds:.1f} s",
+    lines = [f"{ev.examples} examples, backend {ev.backend}, {ev.seconds:.1f} s"]
+    if ev.input_steps:
+        lines.append(f"  sequences of {ev.input_steps} input steps: T is simulation steps per input step, {ev.input_steps} x T in all")
+    lines += [
         f"  ANN accuracy (imported model)          {100 * ev.ann_accuracy:6.2f} %",
     ]
     if ev.float_accuracy != ev.ann_accuracy:
         lines.append(f"  ANN accuracy (float graph, after passes) {100 * ev.float_accuracy:6.2f} %")
-    lines += ["", "     T   SNN accuracy   vs ANN   agrees with ANN"]
+    total = "   total steps" if ev.input_steps else ""
+    lines += ["", "     T   SNN accuracy   vs ANN   agrees with ANN" + total]
     for t in ev.timesteps:
         acc, diff = 100 * ev.snn_accuracy[t], 100 * (ev.snn_accuracy[t] - ev.ann_accuracy)
-        lines.append(f"  {t:4d}   {acc:9.2f} %   {diff:+6.2f}   {100 * ev.agreement[t]:10.2f} %")
+        steps = f"   {t * ev.input_steps:11d}" if ev.input_steps else ""
+        lines.append(f"  {t:4d}   {acc:9.2f} %   {diff:+6.2f}   {100 * ev.agreement[t]:10.2f} %{steps}")
     if ev.layers:
         t = ev.timesteps[-1]
+        over = f"T={t}" + (f", {t * ev.input_steps} steps" if ev.input_steps else "")
         lines += [
             "",
-            f"  firing (spikes per neuron per step, over T={t}); error: the layer's mean output vs the float network's",
+            f"  firing (spikes per neuron per step, over {over}); error: the layer's mean output vs the float network's",
             "  layer                 neurons   mean    max   silent  saturated    error",
         ]
         for name, a in ev.layers.items():

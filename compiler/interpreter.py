@@ -257,6 +257,13 @@ def input_step(graph: Graph, arrays: Mapping[str, np.ndarray], step: int) -> dic
     return {n.name: arrays[n.name][:, step] if n.op.sequence else arrays[n.name] for n in graph.inputs}
 
 
+def step_samples(graph: Graph, values: np.ndarray) -> np.ndarray:
+    """One value's batch ``values`` as samples for per-layer statistics: in a sequence graph
+    ``(N, steps, *shape)`` flattened to ``(N * steps, *shape)`` (every input step of every
+    example is one sample); otherwise unchanged."""
+    return values.reshape(-1, *values.shape[2:]) if graph.sequence else values
+
+
 def run(
     graph: Graph,
     inputs,

@@ -231,7 +231,7 @@ class Conv2d(Op):
         _expect_image(x, self.NAME)
         c, h, w = x.shape
         _expect_window(self)
-        _expect_positive(self, "filters", "groups")
+        expect_positive(self, "filters", "groups")
         if c % self.groups or self.filters % self.groups:
             raise OpTypeError(
                 f"conv2d groups={self.groups} must divide input channels {c} and filters {self.filters}"
@@ -517,80 +517,19 @@ DECODED_OPS = (Softmax, Sigmoid, Tanh)
 
 # ----------------------------------------------------------------------------- spiking ops
 
-RESETS = ("subtract", "zero")
-
-
-def _spikes_like(x: TensorType) -> TensorType:
+def spikes_like(x: TensorType) -> TensorType:
+    """The type of a population's events for input ``x``: spikes of the same shape."""
     return TensorType(x.shape, "spike", x.layout)
 
 
-def _expect_positive(op: Op, *names: str) -> None:
+def expect_positive(op: Op, *names: str) -> None:
     for name in names:
         if not getattr(op, name) > 0:
             raise OpTypeError(f"{op.NAME} {name} must be positive, got {getattr(op, name)}")
 
 
-@register
-@dataclass(frozen=True)
-class IfNeuron(Op):
-    """Integrate-and-fire neurons, one per element, at each time step ``t``::
-
-        v_t = v_{t-1} + gain * x_t                   (v_0 = v_init)
-        s_t = 1 if v_t >= threshold else 0           (at most one spike per step)
-        v_t = v_t - s_t * threshold                  (reset="subtract", Rueckauer et al. 2017)
-            | 0 where s_t                            (reset="zero")
-        y_t = amplitude * s_t
-
-    The membrane is not bounded below, so negative input cancels earlier positive input.
-    Over T steps the mean output approaches ``amplitude * gain * relu(x) / threshold``,
-    capped at ``amplitude`` (one spike per step)."""
-
-    NAME: ClassVar[str] = "if_neuron"
-    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = SPIKING_STAGES
-
-    threshold: float = 1.0
-    gain: float = 1.0
-    reset: str = "subtract"
-    v_init: float = 0.0
-    amplitude: float = 1.0
-
-    def infer_type(self, inputs):
-        _expect_positive(self, "threshold", "gain", "amplitude")
-        if self.reset not in RESETS:
-            raise OpTypeError(f"if_neuron reset must be one of {', '.join(RESETS)}, got {self.reset!r}")
-        return _spikes_like(inputs[0])
-
-
-@register
-@dataclass(frozen=True)
-class LifNeuron(Op):
-    """Leaky integrate-and-fire neurons, exactly as ``nengo.LIF`` steps them (dt in seconds),
-    with input current ``J = gain * x_t + bias``::
-
-        r  = r - dt ;  dt_eff = clip(dt - r, 0, dt)               (r: refractory time left)
-        v  = v - (J - v) * expm1(-dt_eff / tau_rc)
-        s  = v > 1 ;  t_s = dt + tau_rc * log1p(-(v - 1) / (J - 1))   where s
-        v  = max(v, 0) ;  v = 0 where s ;  r = tau_ref + t_s where s
-        y_t = amplitude * s
-
-    The firing rate for constant J > 1 is ``1 / (tau_ref + tau_rc * log1p(1 / (J - 1)))`` Hz
-    (Hunsberger & Eliasmith 2015); ``bias = 1`` puts the firing threshold at ``x = 0``."""
-
-    NAME: ClassVar[str] = "lif_neuron"
-    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = SPIKING_STAGES
-
-    tau_rc: float = 0.02
-    tau_ref: float = 0.002
-    dt: float = 0.001
-    gain: float = 1.0
-    bias: float = 1.0
-    amplitude: float = 1.0
-
-    def infer_type(self, inputs):
-        _expect_positive(self, "tau_rc", "dt", "gain", "amplitude")
-        if self.tau_ref < 0:
-            raise OpTypeError(f"lif_neuron tau_ref must not be negative, got {self.tau_ref}")
-        return _spikes_like(inputs[0])
+# neuron populations (if_neuron, lif_neuron, ...) are defined in compiler/neurons/, one module
+# per neuron type, and registered in OPS when that package is loaded (end of this module)
 
 
 @register
@@ -769,7 +708,7 @@ class LoihiCompartments(Op):
     def infer_type(self, inputs):
         _check_choice(self, "neuron", CHIP_NEURONS)
         _check_choice(self, "format", CHIP_FORMATS)
-        _expect_positive(self, "gain", "amplitude", "dt")
+        expect_positive(self, "gain", "amplitude", "dt")
         want = "f32" if self.format == "float" else "i32"
         first = inputs[0]
         for t in inputs:
@@ -786,9 +725,25 @@ class LoihiCompartments(Op):
         return TensorType(first.shape, "spike", first.layout)
 
 
-#: ops that carry state from one time step to the next
-STATEFUL_OPS = (IfNeuron, LifNeuron, SpikeMaxPool2d, Readout, Delay, LoihiSynapses, LoihiCompartments)
-#: neuron populations (what firing-rate statistics and backends count as neurons)
-NEURON_OPS = (IfNeuron, LifNeuron, LoihiCompartments)
 #: the ops that run on a Loihi chip; everything else in a Loihi graph runs on the host
 CHIP_OPS = (LoihiSynapses, LoihiCompartments)
+#: stateful ops other than the neuron types'
+_OTHER_STATEFUL_OPS = (SpikeMaxPool2d, Readout, Delay, LoihiSynapses, LoihiCompartments)
+
+from . import neurons as _neurons  # noqa: E402  (the neuron types register their ops here)
+
+_neurons.load_modules()
+IfNeuron = _neurons.if_.IfNeuron
+LifNeuron = _neurons.lif.LifNeuron
+RESETS = _neurons.if_.RESETS
+
+
+def __getattr__(name: str):
+    """``NEURON_OPS`` (neuron populations: what firing-rate statistics and backends count as
+    neurons) and ``STATEFUL_OPS`` (ops that carry state from one time step to the next), over
+    the neuron types registered now."""
+    if name == "NEURON_OPS":
+        return (*_neurons.op_types(), LoihiCompartments)
+    if name == "STATEFUL_OPS":
+        return (*_neurons.op_types(), *_OTHER_STATEFUL_OPS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

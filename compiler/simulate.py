@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import ops
+from . import neurons, ops
 from .errors import DataError, SnncError
 from .graph import Graph, Node
 from .interpreter import EVALUATORS, bind_inputs, pad_images, run_batch, sequence_steps, window_view
@@ -52,62 +52,28 @@ def steps(op_type):
 
 
 class NeuronStepper(Stepper):
-    """Counts each neuron's spikes for the firing-rate statistics. ``fire`` advances one step
-    and returns which neurons spiked (refsim feeds these to chip synapses); ``step`` gives
-    the spikes' values, ``amplitude`` each."""
+    """A neuron population stepping with its type's :meth:`~.neurons.Neuron.step` (float64
+    state); counts each neuron's spikes for the firing-rate statistics. ``fire`` advances one
+    step and returns which neurons spiked (refsim feeds these to chip synapses); ``step``
+    gives the spikes' values, ``amplitude`` each."""
 
     def __init__(self, node, batch):
         super().__init__(node, batch)
+        self.neuron = neurons.by_op(node.op)
+        self.state = self.neuron.initial_state(self.op, self.shape)
         self.spike_count = np.zeros(self.shape, dtype=np.int32)
 
     def fire(self, t: int, xs: list[np.ndarray]) -> np.ndarray:
-        raise NotImplementedError
+        self.state, spiked = self.neuron.step(self.op, self.state, xs[0])
+        np.add(self.spike_count, spiked, out=self.spike_count, casting="unsafe")
+        return spiked
 
     def step(self, t, xs):
         return self.fire(t, xs) * float(self.op.amplitude)
 
 
-@steps(ops.IfNeuron)
-class IfStepper(NeuronStepper):
-    def __init__(self, node, batch):
-        super().__init__(node, batch)
-        self.v = np.full(self.shape, float(self.op.v_init))
-
-    def fire(self, t, xs):
-        op, v = self.op, self.v
-        v += xs[0] if op.gain == 1 else op.gain * xs[0]
-        below = v < op.threshold
-        spiked = ~below
-        # multiplying by 0/1 is exact and much faster than masked assignment
-        if op.reset == "subtract":
-            v -= spiked * op.threshold
-        else:
-            v *= below
-        np.add(self.spike_count, spiked, out=self.spike_count, casting="unsafe")
-        return spiked
-
-
-@steps(ops.LifNeuron)
-class LifStepper(NeuronStepper):
-    def __init__(self, node, batch):
-        super().__init__(node, batch)
-        self.v = np.zeros(self.shape)
-        self.refractory = np.zeros(self.shape)
-
-    def fire(self, t, xs):
-        op, v, ref = self.op, self.v, self.refractory
-        j = op.gain * xs[0] + op.bias
-        ref -= op.dt
-        dt_eff = np.clip(op.dt - ref, 0.0, op.dt)
-        v -= (j - v) * np.expm1(-dt_eff / op.tau_rc)
-        spiked = v > 1.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t_spike = op.dt + op.tau_rc * np.log1p(-(v[spiked] - 1.0) / (j[spiked] - 1.0))
-        v[v < 0.0] = 0.0
-        v[spiked] = 0.0
-        ref[spiked] = op.tau_ref + t_spike
-        self.spike_count += spiked
-        return spiked
+for _op_type in neurons.op_types():
+    STEPPERS[_op_type] = NeuronStepper
 
 
 @steps(ops.SpikeMaxPool2d)

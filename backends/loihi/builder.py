@@ -3,10 +3,10 @@ for NengoLoihi.
 
 A Loihi graph has three parts, found by :func:`partition`:
 
-- the host input layer: the graph inputs, linear ops on them and ``if_neuron`` /
-  ``lif_neuron`` populations. It is lowered with the Nengo backend's builders (inputs and
-  linear ops as Nodes) and neuron types (:func:`~snnc.backends.nengo.neurons.if_neuron_type`,
-  :func:`~snnc.backends.nengo.neurons.lif_neuron_type`); each population is an ensemble
+- the host input layer: the graph inputs, linear ops on them and neuron populations
+  (``if_neuron``, ``lif_neuron``, ...). It is lowered with the Nengo backend's builders (inputs
+  and linear ops as Nodes) and each neuron type's ``loihi_host`` form
+  (:mod:`snnc.compiler.neurons`); each population is an ensemble
   marked ``on_chip = False``, so NengoLoihi runs it in ``nengo.Simulator`` on the host and
   sends its spikes to the chip;
 - the chip: each ``loihi_compartments`` node is an Ensemble of NengoLoihi neurons
@@ -35,9 +35,8 @@ import numpy as np
 from snnc.backends.nengo.builder import BUILDERS as NENGO_BUILDERS
 from snnc.backends.nengo.builder import Lowering
 from snnc.backends.nengo.model import PresentedInput
-from snnc.backends.nengo.neurons import if_neuron_type, lif_neuron_type
 from snnc.backends.nengo.transforms import same_pads
-from snnc.compiler import ops
+from snnc.compiler import neurons, ops
 from snnc.compiler.errors import BuildError
 from snnc.compiler.graph import Graph, Node
 
@@ -54,8 +53,7 @@ HOST_LINEAR_OPS = (
     ops.Add,
     ops.Concat,
 )
-HOST_NEURON_OPS = (ops.IfNeuron, ops.LifNeuron)
-HOST_INPUT_OPS = (ops.Input, *HOST_LINEAR_OPS, *HOST_NEURON_OPS)
+HOST_INPUT_OPS = (ops.Input, *HOST_LINEAR_OPS)
 HOST_OUTPUT_OPS = (*HOST_LINEAR_OPS, ops.Readout, *ops.DECODED_OPS, ops.Output)
 #: NengoLoihi's two convolution paddings
 NENGO_PADDINGS = ("valid", "same")
@@ -136,7 +134,7 @@ def partition(graph: Graph) -> Parts:
                 "builds the float format (spiking stage), which NengoLoihi discretizes itself"
             )
     for node in host_input:
-        if not isinstance(node.op, HOST_INPUT_OPS):
+        if not (isinstance(node.op, HOST_INPUT_OPS) or neurons.by_op(node.op)):
             raise BuildError(
                 f"%{node.name}: {node.op.NAME} cannot run in the host input layer of the Loihi backend "
                 f"(it runs inputs, linear ops and if_neuron/lif_neuron before the chip)"
@@ -202,7 +200,7 @@ def _check_chip_node(graph: Graph, node: Node) -> None:
 def simulation_dt(graph: Graph, parts: Parts) -> float:
     """The step every chip population and host LIF population was made for (one for all)."""
     dts = {n.op.dt for n in parts.chip if isinstance(n.op, ops.LoihiCompartments)}
-    dts |= {n.op.dt for n in parts.host_input if isinstance(n.op, ops.LifNeuron)}
+    dts |= {n.op.dt for n in parts.host_input if neurons.by_op(n.op) and hasattr(n.op, "dt")}
     if len(dts) != 1:
         raise BuildError(
             f"graph {graph.name}: its populations step with different dt ({sorted(dts)}); "
@@ -226,7 +224,7 @@ def build_network(graph: Graph, block_shapes: bool = True) -> BuiltLoihi:
     built = BuiltLoihi(graph, net, dt, host_output=parts.host_output)
     with net:
         for node in parts.host_input:
-            if isinstance(node.op, HOST_NEURON_OPS):
+            if neurons.by_op(node.op):
                 lowering.values[node.name] = _host_population(lowering, built, node)
             else:
                 lowering.values[node.name] = NENGO_BUILDERS[type(node.op)](lowering, node)
@@ -244,16 +242,16 @@ def build_network(graph: Graph, block_shapes: bool = True) -> BuiltLoihi:
 
 
 def _host_population(lw: Lowering, built: BuiltLoihi, node: Node):
-    """An off-chip ensemble stepping as the host ``if_neuron`` / ``lif_neuron`` ``node``,
-    fed its input as the current ``J`` (as the Nengo backend does)."""
+    """An off-chip ensemble stepping as the host population ``node`` (its neuron type's
+    ``loihi_host`` form), fed its input as the current ``J`` (as the Nengo backend does)."""
     op = node.op
     n = node.type.size
-    if isinstance(op, ops.IfNeuron):
-        neuron_type, gain, bias = if_neuron_type(op), 1.0, 0.0
-    else:
-        neuron_type, gain, bias = lif_neuron_type(op, op.amplitude), op.gain, op.bias
+    try:
+        form = neurons.form(op, "loihi_host")(op, lw.model.dt)
+    except neurons.NeuronError as e:
+        raise BuildError(f"%{node.name}: {e}") from None
     ens = nengo.Ensemble(
-        n, 1, neuron_type=neuron_type, gain=np.full(n, gain), bias=np.full(n, bias), label=node.name
+        n, 1, neuron_type=form.neuron_type, gain=np.full(n, form.gain), bias=np.full(n, form.bias), label=node.name
     )
     built.network.config[ens].on_chip = False
     nengo.Connection(lw.source(node.inputs[0]), ens.neurons, synapse=None)

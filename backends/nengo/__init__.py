@@ -2,9 +2,9 @@
 and, batched, in ``nengo_dl.Simulator``, reproducing :mod:`snnc.compiler.simulate`.
 
 Lowering is a registry from op type to a small build function (:mod:`.builder`); neuron
-populations are ensembles of :class:`~.neurons.IFSubtract` / :class:`~.neurons.IFZero`
-(snnc's integrate-and-fire neurons, with a TensorFlow builder for nengo-dl in :mod:`.dl`)
-or ``nengo.LIF``; the max-pool gate is a ``nengo.Process`` (:mod:`.gate`). Every connection
+populations are ensembles of each neuron type's ``nengo`` form (:mod:`snnc.compiler.neurons`:
+snnc's integrate-and-fire neurons with a TensorFlow builder for nengo-dl, or ``nengo.LIF``);
+the max-pool gate is a ``nengo.Process`` (:mod:`.gate`). Every connection
 has ``synapse=None``: spikes reach the next layer in the same step, as in the interpreter;
 only a ``delay`` (a recurrence) goes through a filter, ``z^-L``, that gives its input ``L``
 steps later (one input step: ``T`` steps for sequence inputs, else 1).

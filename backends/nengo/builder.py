@@ -8,8 +8,9 @@ same step, as in the spiking interpreter. Each IR value becomes one Nengo object
 - linear ops: a passthrough ``Node(size_in=n)`` summing connections with Nengo transforms
   (``Dense``, ``Convolution``, ``Sparse``, sliced connections for layout changes) plus
   constant Nodes for biases; ``reshape`` reuses its input's object;
-- neurons: an Ensemble's neurons (:class:`~.neurons.IFNeurons` or ``nengo.LIF``), fed the
-  whole current through an identity connection so ``J`` is exactly the interpreter's value;
+- neurons: an Ensemble's neurons (the neuron type's ``nengo`` form from the registry,
+  :mod:`snnc.compiler.neurons`), fed the whole current through an identity connection so ``J``
+  is exactly the interpreter's value;
 - the max-pool gate: a Node running the :class:`~.gate.MaxGate` process;
 - readouts: no object; the output's probe records the readout's input and the runner
   averages it over time;
@@ -29,14 +30,13 @@ from collections.abc import Callable
 import nengo
 import numpy as np
 
-from snnc.compiler import ops
+from snnc.compiler import neurons, ops
 from snnc.compiler.errors import BuildError
 from snnc.compiler.graph import Graph, Node
 
 from . import transforms as tr
 from .gate import MaxGate
 from .model import NengoModel, NeuronProbe, OutputProbe, PresentedInput
-from .neurons import if_neuron_type, lif_amplitude, lif_neuron_type
 
 DEFAULT_DT = 0.001
 
@@ -128,11 +128,11 @@ def build_model(graph: Graph, dt: float | None = None, delay: int = 1) -> NengoM
     lowering = Lowering(graph, dt, delay)
     with lowering.model.network:
         for node in graph.nodes:
-            build = BUILDERS.get(type(node.op))
+            build = BUILDERS.get(type(node.op)) or (_neurons if neurons.by_op(node.op) else None)
             if build is None:
                 raise BuildError(
                     f"%{node.name}: the Nengo backend has no lowering for op {node.op.NAME} "
-                    f"(it builds spiking graphs; lowered ops: {', '.join(sorted(t.NAME for t in BUILDERS))})"
+                    f"(it builds spiking graphs; lowered ops: {', '.join(sorted(t.NAME for t in (*BUILDERS, *neurons.op_types())))})"
                 )
             value = build(lowering, node)
             if value is not None:
@@ -143,9 +143,9 @@ def build_model(graph: Graph, dt: float | None = None, delay: int = 1) -> NengoM
 
 
 def _simulation_dt(graph: Graph, dt: float | None) -> float:
-    """``dt``, or the LIF populations' step; LIF neurons step with the simulator's ``dt``,
-    so theirs must agree with it."""
-    lif_dts = {n.op.dt for n in graph.nodes if isinstance(n.op, ops.LifNeuron)}
+    """``dt``, or the step of the populations whose op has one (LIF); they step with the
+    simulator's ``dt``, so theirs must agree with it."""
+    lif_dts = {n.op.dt for n in _timed_neurons(graph)}
     if dt is None:
         if len(lif_dts) > 1:
             raise BuildError(
@@ -153,12 +153,17 @@ def _simulation_dt(graph: Graph, dt: float | None) -> float:
                 "one simulator step cannot serve them all"
             )
         return lif_dts.pop() if lif_dts else DEFAULT_DT
-    for node in graph.nodes:
-        if isinstance(node.op, ops.LifNeuron) and node.op.dt != dt:
+    for node in _timed_neurons(graph):
+        if node.op.dt != dt:
             raise BuildError(
                 f"%{node.name}: LIF neurons step with dt={node.op.dt} but the simulator's dt is {dt}"
             )
     return dt
+
+
+def _timed_neurons(graph: Graph) -> list[Node]:
+    """The neuron populations whose op says the step ``dt`` they were made for."""
+    return [n for n in graph.nodes if neurons.by_op(n.op) and hasattr(n.op, "dt")]
 
 
 # ----------------------------------------------------------------------------- graph border
@@ -346,22 +351,18 @@ def _probed_ensemble(lw: Lowering, node: Node, neuron_type, gain, bias, spike_va
     )
     lw.connect(lw.source(node.inputs[0]), ens.neurons)
     probe = nengo.Probe(ens.neurons, synapse=SPIKE_COUNTER, label=f"{node.name}_spikes")
-    lw.model.neurons[node.name] = NeuronProbe(ens, probe, node.type.shape, spike_value)
+    lw.model.neurons[node.name] = NeuronProbe(ens, probe, node.type.shape, spike_value, node.op)
     return ens.neurons
 
 
-@lowers(ops.IfNeuron)
-def _if_neuron(lw: Lowering, node: Node):
-    return _probed_ensemble(lw, node, if_neuron_type(node.op), 1.0, 0.0, node.op.amplitude)
-
-
-@lowers(ops.LifNeuron)
-def _lif_neuron(lw: Lowering, node: Node):
-    """``nengo.LIF`` with the op's gain and bias as the ensemble's (``J = gain * x + bias``),
-    the membrane starting at 0 and spikes scaled to the op's amplitude."""
-    op = node.op
-    neuron_type = lif_neuron_type(op, lif_amplitude(op.amplitude, lw.model.dt))
-    return _probed_ensemble(lw, node, neuron_type, op.gain, op.bias, op.amplitude)
+def _neurons(lw: Lowering, node: Node):
+    """A population as its neuron type's ``nengo`` form (neuron type, ensemble gain and bias),
+    each spike worth the op's amplitude."""
+    try:
+        form = neurons.form(node.op, "nengo")(node.op, lw.model.dt)
+    except neurons.NeuronError as e:
+        raise BuildError(f"%{node.name}: {e}") from None
+    return _probed_ensemble(lw, node, form.neuron_type, form.gain, form.bias, node.op.amplitude)
 
 
 @lowers(ops.SpikeMaxPool2d)

@@ -60,6 +60,7 @@ class NeuronProbe:
     probe: Any
     shape: tuple[int, ...]
     spike_value: float
+    op: Any = None  # the population's neuron op
 
 
 @dataclass

@@ -18,7 +18,8 @@ import numpy as np
 
 from snnc.compiler import ops
 from snnc.compiler.graph import Node
-from snnc.compiler.simulate import STEPPERS, check_timesteps, evaluator
+from snnc.compiler import neurons
+from snnc.compiler.simulate import check_timesteps, evaluator
 
 from . import kernel as k
 from .compartments import OVERFLOW_KINDS, Overflow
@@ -41,7 +42,6 @@ class Program:
 
     populations: list[Population]
     tables: dict[str, np.ndarray]
-    n_if: int
     n_raster: int
     recorded: list[str]  # populations host ops read: their rasters are always kept
     tail: list[Node]
@@ -65,7 +65,7 @@ def program(plan) -> Program | str:
     if graph.sequence or graph.delays:
         return "sequence inputs and delays (recurrences) run on the NumPy engine"
     populations, tail, names = [], [], {}
-    sizes = {k.HOST_IF: 0, k.HOST_RASTER: 0, k.CHIP: 0}
+    sizes = {k.HOST_RASTER: 0, k.CHIP: 0}
     for node in plan.dynamic:
         op = node.op
         if isinstance(op, ops.LoihiSynapses):
@@ -78,7 +78,7 @@ def program(plan) -> Program | str:
             elif any(i not in plan.static for i in node.inputs):
                 return f"%{node.name}: a host neuron whose input changes over time"
             else:
-                kind = k.HOST_IF if isinstance(op, ops.IfNeuron) else k.HOST_RASTER
+                kind = k.HOST_RASTER
             names[node.name] = len(populations)
             populations.append(Population(node, kind, sizes[kind], kernel_order(node.type.shape)))
             sizes[kind] += node.type.size
@@ -94,12 +94,11 @@ def program(plan) -> Program | str:
     read_by_host = {i for n in tail for i in n.inputs if i in names}
     read_by_host |= {n.name for n in graph.outputs if n.name in names}
     recorded = [p.node.name for p in populations if p.node.name in read_by_host]
-    return Program(populations, tables, sizes[k.HOST_IF], sizes[k.HOST_RASTER], recorded, tail)
+    return Program(populations, tables, sizes[k.HOST_RASTER], recorded, tail)
 
 
 def _tables(plan, populations, names, synapses, sizes) -> dict[str, np.ndarray] | str:
     pops = np.zeros((len(populations), 5), np.int64)
-    if_table = np.zeros((len(populations), 4), np.float64)
     chip_table = np.zeros((len(populations), 3), np.int64)
     comp = np.zeros((4, sizes[k.CHIP]), np.int32)
     count_at = 0
@@ -107,9 +106,7 @@ def _tables(plan, populations, names, synapses, sizes) -> dict[str, np.ndarray] 
         op, n = p.node.op, p.node.type.size
         pops[i, [k.KIND, k.SIZE, k.COUNT_AT, k.STATE_AT]] = p.kind, n, count_at, p.state_at
         count_at += n
-        if p.kind == k.HOST_IF:
-            if_table[i] = op.gain, op.threshold, op.reset == "subtract", op.v_init
-        elif p.kind == k.CHIP:
+        if p.kind == k.CHIP:
             chip_table[i] = 4095 - op.decay_u, 4096 - op.decay_v, op.refract_delay
             for row, key in ((k.VTH, "vth"), (k.BIAS, "bias"), (k.VMIN, "vmin"), (k.VMAX, "vmax")):
                 comp[row, p.state_at : p.state_at + n] = p.node.params[key][p.perm]
@@ -146,7 +143,6 @@ def _tables(plan, populations, names, synapses, sizes) -> dict[str, np.ndarray] 
         return "a compartment's input can exceed int32"
     return {
         "pops": pops,
-        "if_table": if_table,
         "chip_table": chip_table,
         "comp": comp,
         "syns": syns,
@@ -250,11 +246,11 @@ def simulate_batch(prog: Program, plan, arrays: dict[str, np.ndarray], timesteps
     n_chip = prog.tables["comp"].shape[1]
     u_out, v_out = np.zeros((batch, n_chip), np.int32), np.zeros((batch, n_chip), np.int32)
     overflow = np.zeros((len(prog.populations), len(OVERFLOW_KINDS)), np.int64)
-    x_if, host_raster = _host_inputs(prog, values, batch, steps)
+    host_raster = host_rasters(prog, values, batch, steps)
     t = prog.tables
     k.run(
-        steps, pops, t["if_table"], t["chip_table"], t["comp"], t["syns"], t["geometry"], t["weights"],
-        t["patterns"], t["pattern_ends"], t["reach"], x_if, host_raster, counts, raster, u_out, v_out, overflow,
+        steps, pops, t["chip_table"], t["comp"], t["syns"], t["geometry"], t["weights"],
+        t["patterns"], t["pattern_ends"], t["reach"], host_raster, counts, raster, u_out, v_out, overflow,
     )  # fmt: skip
     rasters = ({} if rasters is None else rasters) if record == "spikes" else {}
     result = BatchResult({}, {}, rasters, {}, {}, {}, {})
@@ -282,49 +278,22 @@ def simulate_batch(prog: Program, plan, arrays: dict[str, np.ndarray], timesteps
     return result
 
 
-def _host_inputs(prog: Program, values: dict, batch: int, steps: int):
-    """The host IF neurons' constant inputs ``(B, n_if)`` and the other host neurons' spikes
-    ``(T, B, n_raster)``, in kernel order. Those are fed constants, so they do not depend on
-    the chip: LIF neurons run in :func:`lif_spikes`, any other on the interpreter's stepper."""
-    x_if = np.zeros((batch, prog.n_if))
+def host_rasters(prog: Program, values: dict, batch: int, steps: int) -> np.ndarray:
+    """The host neurons' spikes ``(T, B, n_raster)``, in kernel order. Host neurons are fed
+    constants, so their spikes do not depend on the chip: each population steps with its
+    neuron type's NumPy step (:meth:`snnc.compiler.neurons.Neuron.step`, as the interpreter)."""
     host_raster = np.zeros((steps if prog.n_raster else 1, batch, prog.n_raster), np.uint8)
-    for p in (p for p in prog.populations if p.kind != k.CHIP):
-        n, shape = p.node.type.size, (batch, *p.node.type.shape)
-        xs = [np.broadcast_to(values[i], shape) for i in p.node.inputs]
-        if p.kind == k.HOST_IF:
-            x_if[:, p.state_at : p.state_at + n] = xs[0].reshape(batch, n)[:, p.perm]
-        elif p.kind == k.HOST_RASTER:
-            columns = host_raster[:, :, p.state_at : p.state_at + n]
-            in_order = np.array_equal(p.perm, np.arange(n))
-            if isinstance(p.node.op, ops.LifNeuron):
-                steps_of = lif_spikes(p.node.op, xs[0].reshape(batch, n), steps)
-            else:
-                stepper = STEPPERS[type(p.node.op)](p.node, batch)
-                steps_of = (stepper.fire(t + 1, xs).reshape(batch, n) for t in range(steps))
-            for t, fired in enumerate(steps_of):
-                columns[t] = fired if in_order else fired[:, p.perm]
-    return x_if, host_raster
-
-
-def lif_spikes(op: ops.LifNeuron, x: np.ndarray, steps: int):
-    """Host LIF neurons driven by a constant ``x`` ``(B, n)``: their spikes at each step
-    (``(B, n)`` uint8, yielded; the buffer is reused), bit for bit
-    :class:`snnc.compiler.simulate.LifStepper`'s (compiled passes, with NumPy's expm1 and log1p
-    where they are needed: :mod:`.kernel`)."""
-    j = (op.gain * x + op.bias).ravel()  # the stepper's J, the same at every step
-    size = j.size
-    v, ref, factor, dt_eff = np.zeros(size), np.zeros(size), np.empty(size), np.empty(size)
-    full_step = float(np.expm1(-np.full(1, op.dt) / op.tau_rc)[0])
-    arguments, where = np.empty(size), np.empty(size, np.int64)
-    spike_arguments, spiking = np.empty(size), np.empty(size, np.int64)
-    fired = np.empty(size, np.uint8)
-    for _ in range(steps):
-        listed = k.lif_refractory(ref, dt_eff, op.dt, arguments, where)
-        factors = np.expm1(arguments[:listed] / op.tau_rc)
-        spiked = k.lif_voltage(v, j, factor, full_step, factors, where, listed, spike_arguments, spiking)
-        logs = np.log1p(spike_arguments[:spiked])
-        k.lif_reset(v, ref, spiking, logs, spiked, op.dt, op.tau_rc, op.tau_ref, fired)
-        yield fired.reshape(x.shape)
+    for p in (p for p in prog.populations if p.kind == k.HOST_RASTER):
+        op, n = p.node.op, p.node.type.size
+        neuron = neurons.by_op(op)
+        x = np.broadcast_to(values[p.node.inputs[0]], (batch, *p.node.type.shape)).reshape(batch, n)
+        if not np.array_equal(p.perm, np.arange(n)):
+            x = x[:, p.perm]  # elementwise neurons: stepping in kernel order gives the same spikes
+        state = neuron.initial_state(op, x.shape)
+        columns = host_raster[:, :, p.state_at : p.state_at + n]
+        for t in range(steps):
+            state, columns[t] = neuron.step(op, state, x)
+    return host_raster
 
 
 def _tail_outputs(prog: Program, plan, values: dict, spikes_of: dict, batch: int, ts: list[int]) -> dict:

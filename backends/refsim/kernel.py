@@ -7,9 +7,10 @@ Per example and step, in the emulator's order (the same rules as :mod:`.compartm
 1. every synapse adds, for each neuron of its source that spiked at the previous step, that
    neuron's weights to its target's input accumulator ``q`` (the emulator's spike-by-spike
    accumulation, so the cost follows the spikes, not the weights);
-2. every population, in graph order, emits this step's spikes: host IF neurons from their
-   constant input (float64, the interpreter's rule), other host neurons from a raster computed
-   beforehand, chip compartments from ``q`` with the integer update.
+2. every population, in graph order, emits this step's spikes: host neurons from a raster
+   computed beforehand (their input is constant, so their spikes do not depend on the chip:
+   :func:`.compiled.host_rasters` steps them with their neuron type's NumPy step), chip
+   compartments from ``q`` with the integer update.
 
 Neuron order inside the kernel: a population shaped ``(C, H, W)`` is stored channels last
 (``H, W, C``), so that a conv synapse's weights for one output position are one contiguous run
@@ -25,11 +26,10 @@ import numba
 import numpy as np
 
 # population kinds
-HOST_IF, HOST_RASTER, CHIP = 0, 1, 2
+HOST_RASTER, CHIP = 0, 1
 # columns of the population table
 KIND, SIZE, COUNT_AT, STATE_AT, RECORD_AT = range(5)
-# columns of the IF table (float64) and the chip table (int64)
-GAIN, THRESHOLD, SUBTRACT, V_INIT = range(4)
+# columns of the chip table (int64)
 FACTOR_U, FACTOR_V, REFRACT_DELAY = range(3)
 # rows of the compartment table (int32)
 VTH, BIAS, VMIN, VMAX = range(4)
@@ -206,21 +206,9 @@ def step_compartments(q, u, v, ref, vth, bias, vmin, vmax, factor_u, factor_v, r
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def step_if(x, v, gain, threshold, subtract, fired):
-    """One step of host IF neurons (:class:`snnc.compiler.simulate.IfStepper`'s float64 rule:
-    ``v += gain * x``; spike unless ``v < threshold``; then ``v -= threshold`` or ``v *= 0``,
-    as products with the 0/1 spike, like the stepper's); sets ``fired`` where they spike."""
-    for i in range(x.size):
-        vv = v[i] + (x[i] if gain == 1.0 else gain * x[i])
-        spike = not (vv < threshold)
-        v[i] = vv - threshold * spike if subtract else vv * (1.0 - spike)
-        fired[i] = spike
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
 def run(
-    steps, pops, if_table, chip_table, comp, syns, geometry, weights, patterns, pattern_ends, reach,
-    x_if, host_raster, counts, raster, u_out, v_out, overflow,
+    steps, pops, chip_table, comp, syns, geometry, weights, patterns, pattern_ends, reach,
+    host_raster, counts, raster, u_out, v_out, overflow,
 ):  # fmt: skip
     """Simulate ``counts.shape[0]`` examples for ``steps`` steps. Writes per example the spike
     counts of every population (``counts``), the recorded populations' rasters (``raster``),
@@ -233,7 +221,6 @@ def run(
     v = np.zeros(n_chip, np.int32)
     ref = np.zeros(n_chip, np.int32)
     q = np.zeros(n_chip, np.int32)
-    vif = np.zeros(x_if.shape[1], np.float64)
     flags = np.zeros(pops[:, SIZE].max(), np.uint8)
     previous = np.zeros(total, np.int64)
     current = np.zeros(total, np.int64)
@@ -244,10 +231,6 @@ def run(
         v[:] = 0
         ref[:] = 0
         previous_ptr[:] = 0  # nothing spiked before the first step
-        for p in range(n_pops):
-            if pops[p, KIND] == HOST_IF:
-                at = pops[p, STATE_AT]
-                vif[at : at + pops[p, SIZE]] = if_table[p, V_INIT]
         for t in range(steps):
             q[:] = 0
             for s in range(n_syns):
@@ -266,11 +249,7 @@ def run(
                 current_ptr[p] = k
                 kind, n, at = pops[p, KIND], pops[p, SIZE], pops[p, STATE_AT]
                 fired = flags[:n]
-                if kind == HOST_IF:
-                    gain, threshold = if_table[p, GAIN], if_table[p, THRESHOLD]
-                    subtract = if_table[p, SUBTRACT] != 0.0
-                    step_if(x_if[b, at : at + n], vif[at : at + n], gain, threshold, subtract, fired)
-                elif kind == HOST_RASTER:
+                if kind == HOST_RASTER:
                     fired = host_raster[t, b, at : at + n]
                 else:
                     c, end = chip_table[p], at + n
@@ -289,64 +268,3 @@ def run(
             previous_ptr, current_ptr = current_ptr, previous_ptr
         u_out[b] = u
         v_out[b] = v
-
-
-# Host LIF neurons: nengo's LIF step, split around its two transcendental functions. NumPy's
-# expm1 and log1p (vectorized, SVML on AVX-512 machines) and the C library's, which compiled
-# code calls, differ in the last bit for some arguments, and the emulator's host runs NumPy's;
-# so the caller evaluates them with NumPy on the few neurons that need them (those leaving
-# their refractory period, and those that spike) between these three passes.
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def lif_refractory(ref, dt_eff, dt, arguments, where):
-    """``r -= dt``; ``dt_eff = clip(dt - r, 0, dt)``; lists the neurons where ``dt_eff < dt``
-    (``where``) and the argument ``-dt_eff / tau_rc`` of their ``expm1`` (``arguments``,
-    divided by ``tau_rc`` by the caller). Returns how many were listed. (Each pass is a loop
-    without branches; the listing a second one, so the first runs on vector instructions.)"""
-    for i in range(ref.size):
-        r = ref[i] - dt
-        ref[i] = r
-        dt_eff[i] = min(max(dt - r, 0.0), dt)
-    k = 0
-    for i in range(ref.size):
-        where[k] = i
-        k += dt_eff[i] != dt
-    for m in range(k):
-        arguments[m] = -dt_eff[where[m]]
-    return k
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def lif_voltage(v, j, factor, full_step, factors, where, k, arguments, spiking):
-    """``factor = expm1(-dt_eff / tau_rc)``: ``full_step`` but at ``where`` (``factors``, the
-    caller's); ``v -= (J - v) * factor``; lists the neurons with ``v > 1`` and the argument
-    ``-(v - 1) / (J - 1)`` of their spike time's log1p. Returns how many spiked."""
-    factor[:] = full_step
-    for m in range(k):
-        factor[where[m]] = factors[m]
-    for i in range(v.size):
-        v[i] = v[i] - (j[i] - v[i]) * factor[i]
-    n = 0
-    for i in range(v.size):
-        spiking[n] = i
-        n += v[i] > 1.0
-    for m in range(n):
-        i = spiking[m]
-        arguments[m] = -(v[i] - 1.0) / (j[i] - 1.0)
-    return n
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def lif_reset(v, ref, spiking, logs, n, dt, tau_rc, tau_ref, fired):
-    """``v = max(v, 0)``; where spiked: ``v = 0``, ``r = tau_ref + (dt + tau_rc * log1p(...))``
-    (``logs``: the caller's log1p); ``fired`` marks them."""
-    for i in range(v.size):
-        fired[i] = 0
-        if v[i] < 0.0:
-            v[i] = 0.0
-    for m in range(n):
-        i = spiking[m]
-        v[i] = 0.0
-        ref[i] = tau_ref + (dt + tau_rc * logs[m])
-        fired[i] = 1

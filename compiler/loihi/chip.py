@@ -140,13 +140,14 @@ def presynaptic(graph: Graph, synapse: Node) -> Node:
 
 
 def pre_amplitude(graph: Graph, synapse: Node) -> float:
-    """The spike amplitude of the presynaptic population (host ``if_neuron``/``lif_neuron``
-    or a chip ``loihi_compartments``): NengoLoihi scales weights by ``neuron_type.amplitude``."""
+    """The spike amplitude of the presynaptic population (a host neuron population or a chip
+    ``loihi_compartments``): NengoLoihi scales weights by ``neuron_type.amplitude``."""
     pre = presynaptic(graph, synapse)
-    if not isinstance(pre.op, (ops.IfNeuron, ops.LifNeuron, ops.LoihiCompartments)):
+    if not isinstance(pre.op, ops.NEURON_OPS):
+        populations = ", ".join(t.NAME for t in ops.NEURON_OPS)
         raise PassError(
-            f"%{synapse.name}: loihi_synapses take spikes from if_neuron, lif_neuron or "
-            f"loihi_compartments, got {pre.op.NAME} %{pre.name}"
+            f"%{synapse.name}: loihi_synapses take spikes from neuron populations ({populations}), "
+            f"got {pre.op.NAME} %{pre.name}"
         )
     return pre.op.amplitude
 

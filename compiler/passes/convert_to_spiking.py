@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 
-from .. import ops
+from .. import neurons, ops
 from ..errors import PassError
 from ..graph import Graph, Node
 from .leaky import split_leaky_relus
 from .registry import check_choice, register_pass
 from .rewrite import Rewriter
 
-NEURONS = ("if", "lif")
 READOUTS = ("membrane", "spikes")
 MAXPOOLS = ("gate", "avg")
 
@@ -56,20 +55,17 @@ def convert_to_spiking(
       the readout's time-averaged value, ``output(f(readout(x)))``; anywhere else they are
       refused.
     """
-    check_choice("neuron", neuron, NEURONS)
+    check_choice("neuron", neuron, tuple(neurons.NEURONS))
     check_choice("reset", reset, ops.RESETS)
     check_choice("readout", readout, READOUTS)
     check_choice("maxpool", maxpool, MAXPOOLS)
     for key, value in (("threshold", threshold), ("max_rate", max_rate), ("dt", dt), ("tau_rc", tau_rc)):
         if not value > 0:
             raise PassError(f"option {key}={value} must be positive")
-    if neuron == "if" and max_rate > 1:
-        raise PassError(f"option max_rate={max_rate}: an integrate-and-fire neuron fires at most once per step")
+    options = dict(threshold=threshold, reset=reset, v_init=v_init, tau_rc=tau_rc, tau_ref=tau_ref, dt=dt)
+    neuron_op = neurons.by_name(neuron).from_relu(max_rate=max_rate, **options)
     if graph.stage != ops.FLOAT:
         raise PassError(f"runs on float graphs; this one is {graph.stage}")
-    make_neuron = _if_factory(reset, threshold, v_init, max_rate) if neuron == "if" else _lif_factory(
-        tau_rc, tau_ref, dt, max_rate
-    )
     graph = split_leaky_relus(graph, "convert_to_spiking")
     rw = Rewriter(graph, "convert_to_spiking")
     balanced = "threshold_balance" in graph.meta
@@ -79,7 +75,7 @@ def convert_to_spiking(
         op = node.op
         if isinstance(op, ops.ReLU):
             _check_relu(rw, node, max_rate)
-            rw.keep(node, op=make_neuron())
+            rw.keep(node, op=neuron_op)
         elif isinstance(op, ops.MaxPool2d):
             if maxpool == "gate":
                 rw.keep(node, op=ops.SpikeMaxPool2d(op.kernel, op.stride, op.pads))
@@ -90,13 +86,13 @@ def convert_to_spiking(
             if isinstance(graph.node(node.inputs[0]).op, ops.DECODED_OPS):
                 rw.keep(node)  # its input already reads the readout
             else:
-                rw.keep(node, inputs=[_read_out(rw, node.inputs[0], readout, make_neuron)])
+                rw.keep(node, inputs=[_read_out(rw, node.inputs[0], readout, neuron_op)])
         elif isinstance(op, ops.DECODED_OPS):
             _check_decoded(rw, graph, node)
             if isinstance(graph.node(node.inputs[0]).op, ops.DECODED_OPS):
                 rw.keep(node)
             else:
-                rw.keep(node, inputs=[_read_out(rw, node.inputs[0], readout, make_neuron)])
+                rw.keep(node, inputs=[_read_out(rw, node.inputs[0], readout, neuron_op)])
                 rw.note(node, f"{op.NAME} has no spiking form: it runs on the host on the time-averaged readout")
         elif isinstance(op, ops.BatchNorm):
             raise rw.fail(node, "has no spiking form; run fold_batchnorm before convert_to_spiking")
@@ -112,12 +108,12 @@ def convert_to_spiking(
     return rw.finish(stage=ops.SPIKING, meta=meta)
 
 
-def _read_out(rw: Rewriter, name: str, readout: str, make_neuron) -> str:
+def _read_out(rw: Rewriter, name: str, readout: str, neuron_op) -> str:
     """The time-averaged value of the old graph's value ``name`` (through neurons first
     for ``readout=spikes``)."""
     x = rw.value(name)
     if readout == "spikes":
-        x = rw.insert(make_neuron(), [x], name=f"{name}_neurons")
+        x = rw.insert(neuron_op, [x], name=f"{name}_neurons")
     return rw.insert(ops.Readout(), [x], name=f"{name}_readout")
 
 
@@ -146,37 +142,3 @@ def _check_relu(rw: Rewriter, node: Node, max_rate: float) -> None:
         )
     if op.max_value is not None and not math.isclose(op.max_value, 1 / max_rate, rel_tol=1e-6):
         rw.note(node, f"clipped relu (max {op.max_value:g} after balancing) becomes a neuron that saturates at {1 / max_rate:g}")
-
-
-def _if_factory(reset: str, threshold: float, v_init: float, max_rate: float):
-    def make() -> ops.IfNeuron:
-        return ops.IfNeuron(
-            threshold=threshold,
-            gain=threshold * max_rate,
-            reset=reset,
-            v_init=v_init * threshold,
-            amplitude=1.0 / max_rate,
-        )
-
-    return make
-
-
-def lif_gain(rate_hz: float, tau_rc: float, tau_ref: float) -> float:
-    """The input gain at which a LIF neuron with bias 1 fires at ``rate_hz`` for input 1:
-    solves ``1 / (tau_ref + tau_rc * log1p(1 / (J - 1))) = rate_hz`` for ``J - 1``."""
-    return 1.0 / math.expm1((1.0 / rate_hz - tau_ref) / tau_rc)
-
-
-def _lif_factory(tau_rc: float, tau_ref: float, dt: float, max_rate: float):
-    rate_hz = max_rate / dt
-    if tau_ref > 0 and rate_hz >= 1.0 / tau_ref:
-        raise PassError(
-            f"max_rate={max_rate} spikes per step is {rate_hz:g} Hz at dt={dt}, at or above a LIF "
-            f"neuron's limit 1/tau_ref = {1 / tau_ref:g} Hz; use max_rate < {dt / tau_ref:g}"
-        )
-    gain = lif_gain(rate_hz, tau_rc, tau_ref)
-
-    def make() -> ops.LifNeuron:
-        return ops.LifNeuron(tau_rc=tau_rc, tau_ref=tau_ref, dt=dt, gain=gain, bias=1.0, amplitude=1.0 / max_rate)
-
-    return make

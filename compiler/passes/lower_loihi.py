@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .. import ops
+from .. import neurons, ops
 from ..graph import Graph, Node
 from ..interpreter import EVALUATORS
 from ..loihi.hardware import MAX_IN_AXONS
@@ -43,11 +43,13 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Grap
       synapse (one probe per presynaptic neuron), or an error when it has more presynaptic
       neurons than a core has input axons. What the chain adds without input is the
       compartments' bias.
-    - ``if_neuron`` (reset to zero, membrane starting at 0, as the chip does) becomes a
-      ``relu`` population: NengoLoihi's threshold is ``1/dt``, so the ensemble gain is
-      ``gain / threshold`` and the bias ``gain * b / (threshold * dt)``. ``lif_neuron``
-      becomes a ``lif`` population with ensemble gain ``gain * dt`` (the chip counts a spike
-      as ``1/dt``) and bias ``gain * b + bias``.
+    - Each neuron population becomes what its neuron type's ``loihi`` form says
+      (:mod:`snnc.compiler.neurons`; a type without one is refused by name): ``if_neuron``
+      (reset to zero, membrane starting at 0, as the chip does) becomes a ``relu`` population:
+      NengoLoihi's threshold is ``1/dt``, so the ensemble gain is ``gain / threshold`` and the
+      bias ``gain * b / (threshold * dt)``. ``lif_neuron`` becomes a ``lif`` population with
+      ensemble gain ``gain * dt`` (the chip counts a spike as ``1/dt``) and bias
+      ``gain * b + bias``.
     - A chip compartment resets to zero and starts at zero. ``adapt=false`` makes any other
       chip neuron (reset by subtraction, a membrane starting above zero) an error;
       ``adapt=true`` runs it with the chip's reset and start, with a note. The host input
@@ -161,7 +163,7 @@ def _check_recurrences(rw: Rewriter, graph: Graph, chip: set[str], sources) -> N
 def _lower_population(rw: Rewriter, graph: Graph, node: Node, pres: list[str], dt: float, adapt: bool) -> None:
     region = _region(graph, node.inputs[0], set(pres))
     bias = _evaluate(region, {p: np.zeros((1, *graph.node(p).type.shape)) for p in pres}, node.inputs[0], graph)[0]
-    gain, chip_bias, compartment = _compartment_op(rw, node, bias, dt, adapt)
+    chip_bias, compartment = _compartment_op(rw, node, bias, dt, adapt)
     synapses = []
     for pre in pres:
         op, weight, how = _connection(rw, graph, region, node, pre, pres)
@@ -180,26 +182,19 @@ def _lower_population(rw: Rewriter, graph: Graph, node: Node, pres: list[str], d
 
 
 def _compartment_op(rw: Rewriter, node: Node, bias: np.ndarray, dt: float, adapt: bool):
-    op = node.op
-    if isinstance(op, ops.IfNeuron):
-        if (op.reset != "zero" or op.v_init != 0) and adapt:
-            rw.note(node, f"on the chip: reset to zero from zero (the spiking graph has reset={op.reset}, v_init={op.v_init:g})")
-        elif op.reset != "zero" or op.v_init != 0:
-            raise rw.fail(
-                node,
-                f"Loihi resets the membrane to zero and starts it at zero (this layer: reset={op.reset}, "
-                f"v_init={op.v_init:g}); convert with convert_to_spiking{{reset=zero,v_init=0}}, or lower_loihi{{adapt=true}} to run it so (the loihi pipeline does)",
-            )
-        gain = op.gain / op.threshold
-        chip_bias = gain * bias / dt
-        compartment = ops.LoihiCompartments(neuron="relu", gain=gain, amplitude=op.amplitude, dt=dt)
-    else:
-        gain = op.gain * op.dt
-        chip_bias = op.gain * bias + op.bias
-        compartment = ops.LoihiCompartments(
-            neuron="lif", gain=gain, amplitude=op.amplitude, dt=op.dt, tau_rc=op.tau_rc, tau_ref=op.tau_ref
+    """The chip bias and ``loihi_compartments`` op of a population (its neuron type's ``loihi``
+    form), noting or refusing where the chip runs it differently."""
+    try:
+        form = neurons.form(node.op, "loihi")(node.op, bias, dt)
+    except neurons.NeuronError as e:
+        raise rw.fail(node, f"{e}: it cannot run on the chip") from None
+    if form.differs is not None and adapt:
+        rw.note(node, form.differs.note)
+    elif form.differs is not None:
+        raise rw.fail(
+            node, f"{form.differs.refusal}, or lower_loihi{{adapt=true}} to run it so (the loihi pipeline does)"
         )
-    return gain, chip_bias.reshape(-1), compartment
+    return np.asarray(form.bias).reshape(-1), form.compartments
 
 
 def _region(graph: Graph, target: str, pres: set[str]) -> list[Node]:

@@ -65,6 +65,13 @@ class Rewriter:
         """Drop ``node``: its users read ``to_value`` (a new-graph value) instead."""
         self._alias[node.name] = to_value
 
+    def close_delay(self, delay: str, value: str) -> None:
+        """Make the kept delay ``delay``, whose input is written later, read the new graph's
+        ``value`` instead (e.g. a rescale of what it read)."""
+        if delay not in self._late:
+            raise PassError(f"%{delay} is not a delay waiting for its input")
+        self._late[delay] = value
+
     def note(self, node: Node | str, message: str) -> None:
         """Record what the pass did (or why a rule did not fire) at ``node``."""
         name = node if isinstance(node, str) else node.name

@@ -10,6 +10,16 @@ represent them as a firing rate. Dense and conv layers absorb the scales into th
 reshapes and concatenation carry scales through; where two scales must agree but differ (a
 residual add whose shortcut comes from another ReLU, an output), an ``affine`` rescale is
 inserted. Outputs keep scale 1, so the balanced graph computes the same outputs.
+
+Recurrences: a ``delay`` carries its input's scale. For ``h_t = relu(W x_t + U h_{t-1} + b)``
+with ``s_x`` the scale of ``x`` and ``lambda`` that of ``h``, the balanced layer computes
+``h_t / lambda = relu(W' x_t + U' (h_{t-1} / lambda) + b')`` with ``W'[f, c] = W[f, c] s_x[c] /
+lambda[f]``, ``U'[f, c] = U[f, c] lambda[c] / lambda[f]`` (unchanged for one scale per layer)
+and ``b' = b / lambda``: the same rule as any dense layer, the delay's scale being ``lambda``.
+A delay comes before the value it reads, so its scale is taken as the one that value will
+get (a ReLU's ``lambda``, else the scale its users want); should the value end up at another
+scale, the delay reads an ``affine`` rescale of it. Statistics of sequence graphs count
+every input step of every example.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ import numpy as np
 from .. import ops
 from ..errors import DataError, PassError
 from ..graph import Graph, Node
-from ..interpreter import bind_inputs, run_batch
+from ..interpreter import bind_inputs, run_batch, step_samples
 from ..progress import progress
 from .leaky import split_leaky_relus
 from .registry import check_choice, register_pass
@@ -97,7 +107,7 @@ def _relu_statistics(graph, calibration, method, p, per_channel, batch_size):
     for start in progress(starts, len(starts), f"calibrating on {n} examples"):
         values = run_batch(graph, {k: v[start : start + batch_size] for k, v in arrays.items()})
         for name in collected:
-            collected[name].append(values[name].astype(np.float32))
+            collected[name].append(step_samples(graph, values[name]).astype(np.float32))
     return {
         node.name: _layer_statistics(np.concatenate(collected[node.name]), method, p, per_channel, node.op.max_value)
         for node in relus
@@ -181,7 +191,7 @@ def _backward_scale(node: Node, want: np.ndarray, in_types) -> list[np.ndarray |
             bounds = np.cumsum([t.shape[0] for t in in_types])[:-1]
             return list(np.split(want, bounds))
         return [want for _ in in_types]
-    if isinstance(op, (*_CARRY, ops.Add, ops.ReLU)):
+    if isinstance(op, (*_CARRY, ops.Add, ops.ReLU, ops.Delay)):
         return [want for _ in in_types]
     src = in_types[0]
     if _uniform(want):
@@ -206,7 +216,7 @@ def _wanted_scales(graph: Graph, lambdas: dict[str, np.ndarray]) -> dict[str, np
             wanted[node.name] = lambdas[node.name]
         if isinstance(node.op, (ops.Output, *ops.DECODED_OPS)):
             demands = [np.ones(graph.node(node.inputs[0]).type.shape[0])]
-        elif isinstance(node.op, (*_CARRY, ops.Add, ops.ReLU, ops.Concat, ops.Reshape, ops.Transpose)):
+        elif isinstance(node.op, (*_CARRY, ops.Add, ops.ReLU, ops.Concat, ops.Reshape, ops.Transpose, ops.Delay)):
             if node.name not in wanted:
                 continue
             demands = _backward_scale(node, wanted[node.name], [graph.node(i).type for i in node.inputs])
@@ -223,6 +233,7 @@ def _wanted_scales(graph: Graph, lambdas: dict[str, np.ndarray]) -> dict[str, np
 
 def _rescale(graph: Graph, rw: Rewriter, stats: dict, wanted: dict) -> None:
     scales: dict[str, np.ndarray] = {}
+    recurrent: dict[str, tuple[str, np.ndarray]] = {}  # delay -> (the later value it reads, scale taken)
 
     def matched(src: str, target: np.ndarray) -> str:
         """``src``'s new value at scale ``target``, through an inserted affine if needed."""
@@ -248,6 +259,14 @@ def _rescale(graph: Graph, rw: Rewriter, stats: dict, wanted: dict) -> None:
             x = matched(node.inputs[0], lam)
             rw.keep(node, op=_scaled_relu(rw, node, lam), inputs=[x], meta={**node.meta, **stats[node.name]["meta"]})
             scales[node.name] = lam
+        elif isinstance(op, ops.Delay):
+            src = node.inputs[0]
+            s = scales.get(src)
+            if s is None:  # a recurrence: the scale its input will have
+                s = stats[src]["lambda"] if src in stats else wanted.get(src, ones)
+                recurrent[node.name] = (src, s)
+            rw.keep(node, op=_scaled_delay(rw, node, s))
+            scales[node.name] = s
         elif isinstance(op, (ops.Add, ops.Output, *ops.DECODED_OPS)) or (isinstance(op, ops.Concat) and op.axis != 0):
             # every input at one scale: 1 for outputs, the wanted one for an add, the first
             # input's for a concat along H or W
@@ -264,6 +283,8 @@ def _rescale(graph: Graph, rw: Rewriter, stats: dict, wanted: dict) -> None:
                 raise rw.fail(node, "cannot carry per-channel scales through this op; use per_channel=false")
             rw.keep(node, params=_scaled_params(node, in_scales[0]), op=_scaled_pad(rw, node, in_scales[0]))
             scales[node.name] = s
+    for delay, (src, taken) in recurrent.items():
+        rw.close_delay(delay, matched(src, taken))
 
 
 def _scaled_layer(node: Node, s_in: np.ndarray, s_out: np.ndarray) -> dict:
@@ -296,6 +317,16 @@ def _scaled_params(node: Node, s_in: np.ndarray):
     if not isinstance(node.op, ops.Affine):
         return None
     return {"scale": node.params["scale"], "shift": (f64(node, "shift") / s_in).astype(np.float32)}
+
+
+def _scaled_delay(rw: Rewriter, node: Node, s: np.ndarray):
+    """A delay's initial value in the scaled units (``init / s``)."""
+    op = node.op
+    if op.init == 0:
+        return None
+    if not _uniform(s):
+        raise rw.fail(node, "a delay with a non-zero init needs one scale per layer; use per_channel=false")
+    return ops.Delay(op.init / float(s[0]))
 
 
 def _scaled_pad(rw: Rewriter, node: Node, s_in: np.ndarray):

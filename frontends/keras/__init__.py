@@ -9,8 +9,9 @@ the live model's config and weights go through the same converters.
 
 Modules: :mod:`.files` opens files, :mod:`.config` normalizes configs across Keras
 generations, :mod:`.weights` finds each layer's arrays, :mod:`.layout` tracks channels-last
-vs the IR's channels-first, :mod:`.layers` holds one converter per layer type, and
-:mod:`.convert` builds the graph.
+vs the IR's channels-first, :mod:`.layers` holds one converter per layer type, :mod:`.recurrent` the recurrent
+models' (sequence inputs, SimpleRNN, layers applied per step), and :mod:`.convert` builds
+the graph.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ from snnc.compiler.graph import Graph
 
 from .config import parse_model
 from .context import Source
-from .convert import convert_model
+from .convert import SUPPORTED_LAYERS, convert_model
 from .files import WEIGHTS_BESIDE_JSON, open_json_model, open_keras_file
-from .layers import SUPPORTED_LAYERS
 from .weights import LiveModelWeights
 
 __all__ = ["SUPPORTED_LAYERS", "WEIGHTS_BESIDE_JSON", "load_keras", "load_keras_json", "load_savedmodel"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -69,10 +70,18 @@ class LayerCall:
         self.source = source
         self._store = store
         self.name = "/".join(s.name for s in self.scope)
+        self.kind = self.spec.class_name
+
+    def wrapping(self, kind: str, config: dict) -> "LayerCall":
+        """The call of the layer a wrapper holds (``config``): the wrapper's name, scope and
+        weights; ``kind`` (e.g. ``TimeDistributed(Dense)``) is what messages call it."""
+        inner = copy.copy(self)
+        inner.kind, inner.config = kind, config
+        return inner
 
     @property
     def where(self) -> str:
-        return f"{self.source.path}: layer {self.name!r} ({self.spec.class_name})"
+        return f"{self.source.path}: layer {self.name!r} ({self.kind})"
 
     def unsupported(self, detail: str) -> UnsupportedError:
         return UnsupportedError(f"{self.where}: {detail}")

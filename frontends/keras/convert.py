@@ -9,9 +9,12 @@ from snnc.compiler.types import default_layout
 
 from .config import LayerSpec, ModelSpec, TensorRef, input_shape
 from .context import LayerCall, Source
-from .layers import CONVERTERS, SIGNAL_LAYERS, SUPPORTED_LAYERS
+from .layers import CONVERTERS, SIGNAL_LAYERS
 from .layout import IMAGE_PERMS, Tensor, identity, image_perm, ir_rank, ir_shape, signal_perm, source_layout
+from .recurrent import RECURRENT_LAYERS, SEQUENCE_CONVERTERS, is_recurrent, sequence_converter, sequence_input
 from .weights import WeightStore
+
+SUPPORTED_LAYERS = sorted({*CONVERTERS, *SEQUENCE_CONVERTERS, "InputLayer", "Sequential", "Functional"})
 
 
 def convert_model(model: ModelSpec, store: WeightStore, source: Source) -> Graph:
@@ -23,13 +26,16 @@ def convert_model(model: ModelSpec, store: WeightStore, source: Source) -> Graph
             f"{source.path}: unknown data_format {data_format!r} (Keras writes {', '.join(IMAGE_PERMS)})"
         )
     signals = has_signal_layers(model)
-    feeds = {ref: _graph_input(builder, model.layer(ref.layer), data_format, signals, source) for ref in model.inputs}
+    recurrent = is_recurrent(model)
+    feeds = {
+        ref: _graph_input(builder, model.layer(ref.layer), data_format, signals, source, recurrent) for ref in model.inputs
+    }
     values = _convert_calls(builder, model, (), feeds, store, source)
     for ref in model.outputs:
         out = values[ref]
         name = "output" if len(model.outputs) == 1 else f"output_{ref.layer}"
         layout = source_layout(out.perm, builder.type_of(out.value).layout)
-        builder.output(out.value, name=name, source_layout=layout)
+        builder.output(out.value, name=name, source_layout=layout, sequence=out.sequence)
     try:
         return builder.build(meta=source.meta())
     except VerificationError as exc:  # e.g. a softmax that is not the last layer
@@ -68,11 +74,14 @@ def _input_perm(rank: int, data_format: str | None, signals: bool) -> tuple[int,
 
 
 def _graph_input(
-    builder: GraphBuilder, layer: LayerSpec, data_format: str | None, signals: bool, source: Source
+    builder: GraphBuilder, layer: LayerSpec, data_format: str | None, signals: bool, source: Source, recurrent: bool
 ) -> Tensor:
+    """A model input; in a model with a recurrent layer, a sequence (:mod:`.recurrent`)."""
     shape = _declared_shape(layer, source)
     if shape is None:
         raise ModelFormatError(f"{source.path}: input {layer.name!r} declares no shape")
+    if recurrent:
+        return sequence_input(builder, layer, shape, source)
     per_example = shape[1:]  # the first dimension is the batch, even when fixed (often 1)
     if not per_example or any(d is None for d in per_example):
         raise UnsupportedError(
@@ -141,7 +150,10 @@ def _convert_call(builder, layer: LayerSpec, inputs: list[Tensor], scope, store,
         values = _convert_calls(builder, inner, scope, dict(zip(inner.inputs, inputs)), store, source)
         return [values[ref] for ref in inner.outputs]
     call = LayerCall(builder, scope, source, store)
-    converter = CONVERTERS.get(layer.class_name)
+    if layer.class_name in RECURRENT_LAYERS or any(x.sequence for x in inputs):
+        converter = sequence_converter(call, inputs, ", ".join(SUPPORTED_LAYERS))
+    else:
+        converter = CONVERTERS.get(layer.class_name)
     if converter is None:
         raise call.unsupported(f"layer type not supported; supported types: {', '.join(SUPPORTED_LAYERS)}")
     try:

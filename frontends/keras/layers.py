@@ -165,7 +165,7 @@ def _weights_and_bias(call: LayerCall, expected: list, units: int) -> list[np.nd
     return arrays if use_bias else [*arrays, np.zeros(units, np.float32)]
 
 
-def _activation_name(value) -> str | None:
+def activation_name(value) -> str | None:
     # Keras 3 may serialize a built-in activation as {"class_name": "function", "config": "relu"}
     if isinstance(value, dict):
         value = value.get("config") if isinstance(value.get("config"), str) else value.get("class_name")
@@ -173,7 +173,7 @@ def _activation_name(value) -> str | None:
 
 
 def apply_activation(call: LayerCall, x: Tensor, activation, suffix: str) -> Tensor:
-    name = _activation_name(activation)
+    name = activation_name(activation)
     if name in (None, "linear"):
         return x
     if name == "relu":
@@ -215,7 +215,7 @@ def _hard_sigmoid(call: LayerCall, x: Tensor, suffix: str) -> Tensor:
 
 def _fused_activation(call: LayerCall, x: Tensor) -> Tensor:
     """The ``activation=`` argument of Dense and convolution layers."""
-    name = _activation_name(call.config.get("activation"))
+    name = activation_name(call.config.get("activation"))
     return apply_activation(call, x, name, suffix=name or "")
 
 
@@ -568,7 +568,7 @@ def _pointwise_dense(call: LayerCall, x: Tensor, config: dict) -> Tensor:
     kernel, *bias = call.weights(*expected)
     bias = bias[0] if use_bias else np.zeros(units, np.float32)
     y = call.add(ops.Conv2d(units, (1, 1)), [x_ir], {"weight": kernel.T[:, :, None, None], "bias": bias})
-    name = _activation_name(config.get("activation"))
+    name = activation_name(config.get("activation"))
     return apply_activation(call, Tensor(y, signal_perm("channels_last")), name, suffix=name or "")
 
 
@@ -635,5 +635,3 @@ def normalization(call, inputs):
         return _affine(call, x, std, mean, axes[0] if axes else None)
     return _affine(call, x, 1.0 / std, -mean / std, axes[0] if axes else None)
 
-
-SUPPORTED_LAYERS = sorted([*CONVERTERS, "InputLayer", "Sequential", "Functional"])

@@ -32,10 +32,14 @@ SIGNAL_PERMS = {"channels_last": (2, 0), "channels_first": (0, 2)}
 
 @dataclass(frozen=True)
 class Tensor:
-    """A Keras tensor in the IR: the value holding it and where its axes live (see module doc)."""
+    """A Keras tensor in the IR: the value holding it and where its axes live (see module doc).
+    ``sequence``: the Keras tensor has a time axis after the batch, which the IR value does
+    not hold: the value is one step, and ``perm`` and ``rank`` describe a step
+    (:mod:`.recurrent`)."""
 
     value: str
     perm: tuple[int, ...]
+    sequence: bool = False
 
     @property
     def rank(self) -> int:

@@ -73,10 +73,12 @@ class KerasArchiveWeights:
     ``_layer_checkpoint_dependencies`` in Keras 2.12, whose numbering skips a number after
     every layer that has weights). Either way the n-th group of a class name, in numeric
     order, belongs to the n-th layer of that class; the arrays are ``vars/0``, ``vars/1``, ...
-    A wrapper (``TimeDistributed``) has none of its own: its wrapped layer's are in ``layer/vars``.
+    A wrapper without arrays of its own (SimpleRNN, TimeDistributed) has those of the layer it
+    holds, in a group named after the attribute holding it (:attr:`WRAPPED`).
     """
 
     CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
+    WRAPPED = ("cell", "layer")
 
     def __init__(self, root):
         self.root = root
@@ -86,8 +88,8 @@ class KerasArchiveWeights:
         for spec in scope:
             group = self._layer_group(group, spec)
         arrays = group.get("vars", {})
-        if not len(arrays) and "layer" in group:
-            arrays = group["layer"].get("vars", {})
+        if not len(arrays):
+            arrays = next((group[w]["vars"] for w in self.WRAPPED if w in group and "vars" in group[w]), arrays)
         return [np.asarray(arrays[str(i)][()]) for i in range(len(arrays))]
 
     def _layer_group(self, model_group, spec: LayerSpec):

@@ -13,12 +13,13 @@ BatchNormalization, AveragePool, MaxPool, GlobalAveragePool, GlobalMaxPool, Redu
 (over H and W), Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Add, Sub, Mul, Div (by
 constants: scalars or one value per channel; Add and Sub also of two tensors), Sum,
 Concat, Softmax (as the last op), Pad (constant), Dropout, Identity, and Constant, Shape
-and Size. Any node whose inputs are all constants is computed at import by onnx's reference implementation (weights
+and Size; and RNN (forward, Relu or Affine, layout 0) with Squeeze/Transpose on its
+sequences (:mod:`.recurrent`: a model with an RNN takes sequences, batch first). Any node whose inputs are all constants is computed at import by onnx's reference implementation (weights
 reshaped inside the graph, shape arithmetic such as ``x.view(x.size(0), -1)``).
 
 Modules: :mod:`.files` reads and checks the file, :mod:`.structure` checks the graph's
 structure, :mod:`.fold` computes constants, :mod:`.converters` holds one converter per
-op, and :mod:`.convert` builds the graph.
+op, :mod:`.recurrent` the RNN and its sequences, and :mod:`.convert` builds the graph.
 """
 
 from __future__ import annotations

@@ -14,12 +14,14 @@ from .context import ModelContext, NodeCall
 from .converters import CONVERTERS
 from .files import initializer_arrays
 from .fold import SHAPE_OPS, FoldError, fold_node, is_foldable
+from .recurrent import SEQUENCE_CONVERTERS, TimeTensor, add_sequence_input, convert_sequence_node, is_recurrent, reads_time
+from .recurrent import output as sequence_output
 from .structure import node_label
 
 #: ops folded at import whatever their inputs (besides any op whose inputs are constants)
 FOLDED_OPS = ("Constant", *SHAPE_OPS)
 #: every op snnc reads, for messages
-SUPPORTED_OPS = tuple(sorted({*CONVERTERS, *FOLDED_OPS}))
+SUPPORTED_OPS = tuple(sorted({*CONVERTERS, *SEQUENCE_CONVERTERS, *FOLDED_OPS}))
 #: how many node names an unsupported-op message lists per op
 NAMES_SHOWN = 5
 #: how a node is imported: computed from constants (done first, so converters see every
@@ -40,17 +42,23 @@ def convert_model(model, opset: int, path: Path) -> Graph:
     ctx = ModelContext(
         path, opset, builder, dict(initializers), _readers(nodes), frozenset(o.name for o in graph.output)
     )
-    _add_inputs(ctx, [v for v in graph.input if v.name not in initializers])
+    _add_inputs(ctx, [v for v in graph.input if v.name not in initializers], is_recurrent(nodes))
     plan = _plan(nodes, set(initializers), path)
     shapes = _inferred_shapes(model)
     for index, node, how in sorted(plan, key=lambda step: step[2] != CONSTANT):
         if all(name in ctx.values for name in node.output if name):
             continue  # computed along with an earlier node (a MatMul's bias Add)
         call = NodeCall(ctx, node, index)
-        outputs = _convert(call, shapes) if how == CONVERTED else _fold(call)
+        if how != CONVERTED:
+            outputs = _fold(call)
+        else:
+            outputs = convert_sequence_node(call) if reads_time(call) else _convert(call, shapes)
         ctx.values.update({name: value for name, value in zip(node.output, outputs) if name})
     for output in graph.output:
         value = ctx.values[output.name]
+        if isinstance(value, TimeTensor):
+            sequence_output(ctx, output.name, value)
+            continue
         if not isinstance(value, str):
             raise UnsupportedError(
                 f"{path}: graph output {output.name!r} is a constant; snnc needs outputs computed from the inputs"
@@ -95,7 +103,7 @@ def _plan(nodes, initializers: set[str], path: Path) -> list[tuple[int, object, 
             constants.update(node.output if pure else ())
         else:
             how = CONVERTED
-            if node.domain not in ("", "ai.onnx") or node.op_type not in CONVERTERS:
+            if node.domain not in ("", "ai.onnx") or node.op_type not in {*CONVERTERS, *SEQUENCE_CONVERTERS}:
                 op = f"{node.domain}.{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
                 unsupported.setdefault(op, []).append(node_label(node, index))
         plan.append((index, node, how))
@@ -128,11 +136,16 @@ def _readers(nodes) -> dict[str, list]:
 # ----------------------------------------------------------------------------- inputs
 
 
-def _add_inputs(ctx: ModelContext, inputs) -> None:
+def _add_inputs(ctx: ModelContext, inputs, recurrent: bool) -> None:
     """IR inputs for the graph inputs: the first axis is the batch (dynamic, or a fixed 1
     as many exports have); every other axis needs a fixed size. ONNX is channels first, as
     the IR, except for inputs that the model itself moves to channels first (see
-    :func:`_add_channels_last_input`)."""
+    :func:`_add_channels_last_input`). A recurrent model's inputs are sequences
+    (:func:`.recurrent.add_sequence_input`)."""
+    if recurrent:
+        for value in inputs:
+            add_sequence_input(ctx, value, ctx.path)
+        return
     dims = {v.name: _dims(ctx.path, v) for v in inputs}
     ctx.batch_is_one = bool(dims) and all(d[0] == 1 for d in dims.values())
     for name, shape in dims.items():

@@ -10,8 +10,9 @@ from pass_testing import assert_ir, conv, dense, keras_flatten, notes, op_names
 from snnc.compiler import interpreter, ops
 from snnc.compiler.errors import PassError
 from snnc.compiler.graph import GraphBuilder
+from snnc.compiler.neurons.lif import lif_gain
 from snnc.compiler.passes import PassManager
-from snnc.compiler.passes.convert_to_spiking import convert_to_spiking, lif_gain
+from snnc.compiler.passes.convert_to_spiking import convert_to_spiking
 from snnc.compiler.simulate import simulate
 from snnc.compiler.text import parse
 

@@ -229,6 +229,15 @@ def channels_first_lenet():
     ])
 
 
+def simple_rnn_time_distributed():
+    """A recurrent model (tests/frontends/test_keras_rnn.py has the variants)."""
+    return tf.keras.Sequential([
+        L.Input((5, 3)),
+        L.SimpleRNN(4, activation="relu", return_sequences=True),
+        L.TimeDistributed(L.Dense(2)),
+    ])
+
+
 MODEL_CASES = {
     "sequential_cnn": sequential_cnn,
     "sequential_without_input_layer": sequential_without_input_layer,
@@ -238,6 +247,7 @@ MODEL_CASES = {
     "shared_layers_two_outputs": shared_layers_two_outputs,
     "shared_layer_fed_by_a_later_layer": shared_layer_fed_by_a_later_layer,
     "channels_first_lenet": channels_first_lenet,
+    "simple_rnn_time_distributed": simple_rnn_time_distributed,
 }
 
 

@@ -1,0 +1,227 @@
+"""Integrate-and-fire neurons: the ``if_neuron`` op, its step, rate curve and backend forms."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from .. import ops
+from ..errors import PassError
+from . import NUMPY, ChipDifference, LoihiForm, NengoNeuron, Neuron, register
+
+RESETS = ("subtract", "zero")
+
+
+@ops.register
+@dataclass(frozen=True)
+class IfNeuron(ops.Op):
+    """Integrate-and-fire neurons, one per element, at each time step ``t``::
+
+        v_t = v_{t-1} + gain * x_t                   (v_0 = v_init)
+        s_t = 1 if v_t >= threshold else 0           (at most one spike per step)
+        v_t = v_t - s_t * threshold                  (reset="subtract", Rueckauer et al. 2017)
+            | 0 where s_t                            (reset="zero")
+        y_t = amplitude * s_t
+
+    The membrane is not bounded below, so negative input cancels earlier positive input.
+    Over T steps the mean output approaches ``amplitude * gain * relu(x) / threshold``,
+    capped at ``amplitude`` (one spike per step)."""
+
+    NAME: ClassVar[str] = "if_neuron"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = ops.SPIKING_STAGES
+
+    threshold: float = 1.0
+    gain: float = 1.0
+    reset: str = "subtract"
+    v_init: float = 0.0
+    amplitude: float = 1.0
+
+    def infer_type(self, inputs):
+        ops.expect_positive(self, "threshold", "gain", "amplitude")
+        if self.reset not in RESETS:
+            raise ops.OpTypeError(f"if_neuron reset must be one of {', '.join(RESETS)}, got {self.reset!r}")
+        return ops.spikes_like(inputs[0])
+
+
+def _scaled(gain, x):
+    # gain 1 (the usual) skips a multiplication; 1 * x == x exactly, so results do not change
+    return x if isinstance(gain, (int, float)) and gain == 1 else gain * x
+
+
+@register
+class IF(Neuron):
+    """Integrate-and-fire (:class:`IfNeuron`): linear rates, hence the neuron for ReLU networks."""
+
+    NAME = "if"
+    OP = IfNeuron
+    LINEAR_RATES = True
+
+    def initial_state(self, p, shape):
+        return {"v": np.full(shape, float(p.v_init))}
+
+    def step(self, p, state, x, xp=NUMPY):
+        """``v += gain * x``; ``s = v >= threshold``; ``v -= threshold`` (subtract) or
+        ``v = 0`` (zero) where ``s``. Returns ``({"v": v}, s)``."""
+        v = state["v"] + _scaled(p.gain, x)
+        spiked = v >= p.threshold
+        if p.reset == "subtract":
+            v = xp.where(spiked, v - p.threshold, v)
+        else:
+            v = xp.where(spiked, xp.zeros_like(v), v)
+        return {"v": v}, spiked
+
+    def rates(self, p, x):
+        """Per step, ``amplitude * clip(gain * x / threshold, 0, 1)`` (reset by subtraction keeps
+        the remainder); reset to zero drops it, so a spike every ``ceil(threshold / (gain * x))``
+        steps: ``amplitude / ceil(threshold / (gain * x))`` where ``x > 0``."""
+        x = np.asarray(x, dtype=np.float64)
+        if p.reset == "subtract":
+            return self.linear_rates(p, x)
+        out = np.zeros_like(x)
+        drive = p.gain * x
+        out[drive > 0] = p.amplitude / np.ceil(p.threshold / drive[drive > 0])
+        return out
+
+    def linear_rates(self, p, x, xp=NUMPY):
+        """``amplitude * clip(gain * x / threshold, 0, 1)``: the rate curve with reset by
+        subtraction, and a differentiable stand-in for both resets (nengo-dl's training step)."""
+        return p.amplitude * xp.clip(p.gain * x / p.threshold, 0.0, 1.0)
+
+    def from_relu(self, *, max_rate, threshold=1.0, reset="subtract", v_init=0.5, **_):
+        """Gain ``threshold * max_rate``, so ``a`` fires ``max_rate * a`` per step; the membrane
+        starts at ``v_init`` times the threshold."""
+        if max_rate > 1:
+            raise PassError(f"option max_rate={max_rate}: an integrate-and-fire neuron fires at most once per step")
+        return IfNeuron(
+            threshold=threshold, gain=threshold * max_rate, reset=reset, v_init=v_init * threshold, amplitude=1.0 / max_rate
+        )
+
+    def forms(self):
+        return {"loihi": loihi_form, "nengo": nengo_form, "loihi_host": nengo_form, "nengo_dl": nengo_dl_form}
+
+
+# ----------------------------------------------------------------------------- Loihi
+
+
+def loihi_form(op: IfNeuron, bias: np.ndarray, dt: float) -> LoihiForm:
+    """A ``relu`` chip population (NengoLoihi's ``configure_relu``: threshold ``1/dt``, no
+    leak): ensemble gain ``gain / threshold``, bias ``gain * b / (threshold * dt)`` for the
+    input's constant part ``b``. The chip resets to zero and starts at zero; other resets and
+    starts are reported as ``differs``."""
+    gain = op.gain / op.threshold
+    compartments = ops.LoihiCompartments(neuron="relu", gain=gain, amplitude=op.amplitude, dt=dt)
+    differs = None
+    if op.reset != "zero" or op.v_init != 0:
+        differs = ChipDifference(
+            note=f"on the chip: reset to zero from zero (the spiking graph has reset={op.reset}, v_init={op.v_init:g})",
+            refusal=(
+                f"Loihi resets the membrane to zero and starts it at zero (this layer: reset={op.reset}, "
+                f"v_init={op.v_init:g}); convert with convert_to_spiking{{reset=zero,v_init=0}}"
+            ),
+        )
+    return LoihiForm(compartments, gain * bias / dt, differs)
+
+
+# ----------------------------------------------------------------------------- Nengo
+
+
+def nengo_form(op: IfNeuron, dt: float):
+    """The Nengo neuron type stepping as ``op`` (:func:`nengo_types`), in snnc's units: each
+    spike outputs ``amplitude`` for any ``dt``; ensemble gain 1 and bias 0 (the type applies
+    the op's gain)."""
+    return NengoNeuron(nengo_types()[op.reset](op), 1.0, 0.0)
+
+
+@functools.cache
+def nengo_types() -> dict:
+    """The ``nengo.neurons.NeuronType`` of each reset (defined on first use: imports nengo).
+    ``nengo.SpikingRectifiedLinear`` rectifies its input and may fire several times per step,
+    so it cannot be this neuron."""
+    from nengo.dists import Choice
+    from nengo.neurons import NeuronType
+    from nengo.params import NumberParam
+
+    neuron = IF()
+
+    class IFNeurons(NeuronType):
+        """:class:`IfNeuron` for Nengo: its ``step``, on ``J`` (the ensemble's current)."""
+
+        state = {"voltage": Choice([0.0])}
+        spiking = True
+        negative = False
+        reset = ""
+
+        threshold = NumberParam("threshold", low=0, low_open=True)
+        gain = NumberParam("gain", low=0, low_open=True)
+        amplitude = NumberParam("amplitude", low=0, low_open=True)
+
+        def __init__(self, op):
+            super().__init__(initial_state={"voltage": Choice([op.v_init])})
+            self.threshold, self.gain, self.amplitude = op.threshold, op.gain, op.amplitude
+
+        def rates(self, x, gain, bias):
+            return neuron.rates(self, self.current(x, gain, bias))
+
+        def step(self, dt, J, output, voltage):
+            state, spiked = neuron.step(self, {"v": voltage}, J)
+            voltage[...] = state["v"]
+            output[...] = spiked * self.amplitude
+
+    class IFSubtract(IFNeurons):
+        """Reset by subtraction."""
+
+        reset = "subtract"
+
+    class IFZero(IFNeurons):
+        """Reset to zero."""
+
+        reset = "zero"
+
+    return {"subtract": IFSubtract, "zero": IFZero}
+
+
+@functools.cache
+def nengo_dl_form() -> None:
+    """Register the TensorFlow builders of :func:`nengo_types` with nengo-dl (imports it):
+    the same :meth:`IF.step` on tensors, parameters per neuron where merged populations differ."""
+    import tensorflow as tf
+    from nengo_dl.neuron_builders import SimNeuronsBuilder, TFNeuronBuilder
+
+    from . import tensorflow_math
+
+    xp, neuron = tensorflow_math(), IF()
+
+    class IFBuilder(TFNeuronBuilder):
+        spiking = True
+
+        def build_pre(self, signals, config):
+            super().build_pre(signals, config)
+            params = {name: _per_neuron(self.ops, name, signals.dtype) for name in ("threshold", "gain", "amplitude")}
+            self.params = type("IFParams", (), {**params, "reset": self.ops[0].neurons.reset})
+
+        def step(self, J, dt, voltage):
+            state, spiked = neuron.step(self.params, {"v": voltage}, J, xp)
+            return tf.cast(spiked, J.dtype) * self.params.amplitude, state["v"]
+
+        def training_step(self, J, dt, **state):
+            """The rate curve, for training through nengo-dl."""
+            return neuron.linear_rates(self.params, J, xp)
+
+    for neuron_type in nengo_types().values():
+        SimNeuronsBuilder.TF_NEURON_IMPL[neuron_type] = IFBuilder
+
+
+def _per_neuron(sim_ops, attr: str, dtype):
+    """A neuron parameter across a merged group of nengo ops: a scalar when all are equal, else
+    one value per neuron ``(1, n)``. (nengo-dl's ``op_constant`` merges values that are only
+    ``allclose``; the spikes must not depend on that.)"""
+    import tensorflow as tf
+
+    values = [getattr(op.neurons, attr) for op in sim_ops]
+    if all(v == values[0] for v in values):
+        return tf.constant(values[0], dtype=dtype)
+    per_neuron = np.concatenate([np.full(op.J.shape[0], v) for op, v in zip(sim_ops, values)])
+    return tf.constant(per_neuron[None, :], dtype=dtype)

@@ -1,0 +1,154 @@
+"""Leaky integrate-and-fire neurons: the ``lif_neuron`` op, its step, rate curve and backend forms."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from .. import ops
+from ..errors import PassError
+from . import NUMPY, ChipDifference, LoihiForm, NengoNeuron, Neuron, register
+
+
+@ops.register
+@dataclass(frozen=True)
+class LifNeuron(ops.Op):
+    """Leaky integrate-and-fire neurons, exactly as ``nengo.LIF`` steps them (dt in seconds),
+    with input current ``J = gain * x_t + bias``::
+
+        r  = r - dt ;  dt_eff = clip(dt - r, 0, dt)               (r: refractory time left)
+        v  = v - (J - v) * expm1(-dt_eff / tau_rc)
+        s  = v > 1 ;  t_s = dt + tau_rc * log1p(-(v - 1) / (J - 1))   where s
+        v  = max(v, 0) ;  v = 0 where s ;  r = tau_ref + t_s where s
+        y_t = amplitude * s
+
+    The firing rate for constant J > 1 is ``1 / (tau_ref + tau_rc * log1p(1 / (J - 1)))`` Hz
+    (Hunsberger & Eliasmith 2015); ``bias = 1`` puts the firing threshold at ``x = 0``."""
+
+    NAME: ClassVar[str] = "lif_neuron"
+    ALLOWED_STAGES: ClassVar[tuple[str, ...]] = ops.SPIKING_STAGES
+
+    tau_rc: float = 0.02
+    tau_ref: float = 0.002
+    dt: float = 0.001
+    gain: float = 1.0
+    bias: float = 1.0
+    amplitude: float = 1.0
+
+    def infer_type(self, inputs):
+        ops.expect_positive(self, "tau_rc", "dt", "gain", "amplitude")
+        if self.tau_ref < 0:
+            raise ops.OpTypeError(f"lif_neuron tau_ref must not be negative, got {self.tau_ref}")
+        return ops.spikes_like(inputs[0])
+
+
+def lif_gain(rate_hz: float, tau_rc: float, tau_ref: float) -> float:
+    """The input gain at which a LIF neuron with bias 1 fires at ``rate_hz`` for input 1:
+    solves ``1 / (tau_ref + tau_rc * log1p(1 / (J - 1))) = rate_hz`` for ``J - 1``."""
+    return 1.0 / math.expm1((1.0 / rate_hz - tau_ref) / tau_rc)
+
+
+@register
+class LIF(Neuron):
+    """Leaky integrate-and-fire (:class:`LifNeuron`), as ``nengo.LIF``: rates bend towards
+    ``1 / tau_ref``, so a ReLU network converted to it loses accuracy."""
+
+    NAME = "lif"
+    OP = LifNeuron
+
+    def initial_state(self, p, shape):
+        return {"v": np.zeros(shape), "refractory": np.zeros(shape)}
+
+    def step(self, p, state, x, xp=NUMPY):
+        """``nengo.LIF.step`` (the op's equations) with ``J = gain * x + bias``; returns
+        ``({"v": v, "refractory": r}, s)``. The spike time's ``log1p`` is evaluated everywhere
+        and kept where ``s`` (elementwise: the same numbers as on the spiking neurons alone)."""
+        v, ref = state["v"], state["refractory"]
+        j = p.gain * x + p.bias
+        ref = ref - p.dt
+        dt_eff = xp.clip(p.dt - ref, 0.0, p.dt)
+        v = v - (j - v) * xp.expm1(-dt_eff / p.tau_rc)
+        spiked = v > 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t_spike = p.dt + p.tau_rc * xp.log1p(-(v - 1.0) / (j - 1.0))
+        zero = xp.zeros_like(v)
+        v = xp.where(spiked | (v < 0.0), zero, v)
+        ref = xp.where(spiked, p.tau_ref + t_spike, ref)
+        return {"v": v, "refractory": ref}, spiked
+
+    def rates(self, p, x):
+        """``amplitude * dt / (tau_ref + tau_rc * log1p(1 / (J - 1)))`` per step where
+        ``J = gain * x + bias > 1``, else 0."""
+        j = p.gain * np.asarray(x, dtype=np.float64) + p.bias
+        out = np.zeros_like(j)
+        firing = j > 1.0
+        out[firing] = p.amplitude * p.dt / (p.tau_ref + p.tau_rc * np.log1p(1.0 / (j[firing] - 1.0)))
+        return out
+
+    def from_relu(self, *, max_rate, tau_rc=0.02, tau_ref=0.002, dt=0.001, **_):
+        """Bias 1 (the threshold at ``a = 0``) and the gain at which ``a = 1`` fires
+        ``max_rate`` spikes per step (:func:`lif_gain`)."""
+        rate_hz = max_rate / dt
+        if tau_ref > 0 and rate_hz >= 1.0 / tau_ref:
+            raise PassError(
+                f"max_rate={max_rate} spikes per step is {rate_hz:g} Hz at dt={dt}, at or above a LIF "
+                f"neuron's limit 1/tau_ref = {1 / tau_ref:g} Hz; use max_rate < {dt / tau_ref:g}"
+            )
+        gain = lif_gain(rate_hz, tau_rc, tau_ref)
+        return LifNeuron(tau_rc=tau_rc, tau_ref=tau_ref, dt=dt, gain=gain, bias=1.0, amplitude=1.0 / max_rate)
+
+    def forms(self):
+        return {"loihi": loihi_form, "nengo": nengo_form, "loihi_host": loihi_host_form, "nengo_dl": nengo_dl_form}
+
+
+def loihi_form(op: LifNeuron, bias: np.ndarray, dt: float) -> LoihiForm:
+    """A ``lif`` chip population (NengoLoihi's ``configure_lif``) at the op's own ``dt``: ensemble
+    gain ``gain * dt`` (the chip counts a spike as ``1/dt``), bias ``gain * b + bias``."""
+    compartments = ops.LoihiCompartments(
+        neuron="lif", gain=op.gain * op.dt, amplitude=op.amplitude, dt=op.dt, tau_rc=op.tau_rc, tau_ref=op.tau_ref
+    )
+    return LoihiForm(compartments, op.gain * bias + op.bias, None)
+
+
+def _nengo_lif(op: LifNeuron, amplitude: float) -> NengoNeuron:
+    import nengo
+    from nengo.dists import Choice
+
+    neuron_type = nengo.LIF(
+        tau_rc=op.tau_rc,
+        tau_ref=op.tau_ref,
+        min_voltage=0,
+        amplitude=amplitude,
+        initial_state={"voltage": Choice([0.0]), "refractory_time": Choice([0.0])},
+    )
+    return NengoNeuron(neuron_type, op.gain, op.bias)
+
+
+def nengo_form(op: LifNeuron, dt: float) -> NengoNeuron:
+    """``nengo.LIF`` (it steps as the op), ensemble gain ``gain`` and bias ``bias``, state
+    starting at 0, each spike output as the op's ``amplitude`` (:func:`lif_amplitude`)."""
+    return _nengo_lif(op, lif_amplitude(op.amplitude, dt))
+
+
+def loihi_host_form(op: LifNeuron, dt: float) -> NengoNeuron:
+    """``nengo.LIF`` for a NengoLoihi host population: its ``amplitude`` is the op's, since
+    NengoLoihi scales the chip weights by it (only which neurons spiked reaches the chip)."""
+    return _nengo_lif(op, op.amplitude)
+
+
+def nengo_dl_form() -> None:
+    """nengo-dl steps ``nengo.LIF`` with its own TensorFlow builder: nothing to register."""
+
+
+def lif_amplitude(amplitude: float, dt: float) -> float:
+    """The ``nengo.LIF`` amplitude whose spikes are worth ``amplitude``: Nengo outputs
+    ``amplitude / dt`` per spike, so this is ``amplitude * dt``, nudged by an ulp where
+    needed so that the division gives ``amplitude`` back exactly."""
+    scaled = amplitude * dt
+    for candidate in (scaled, np.nextafter(scaled, np.inf), np.nextafter(scaled, -np.inf)):
+        if candidate / dt == amplitude:
+            return float(candidate)
+    return scaled

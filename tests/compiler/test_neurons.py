@@ -1,0 +1,216 @@
+"""The neuron registry (compiler/neurons/): lookups and refusals, each neuron's step against its
+equations, its rate curve against long runs of its step, the TensorFlow step against the NumPy
+step, and the generated reference in docs/neurons.md."""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from snnc.compiler import neurons, ops
+from snnc.compiler.errors import PassError, SnncError
+from snnc.compiler.graph import GraphBuilder
+from snnc.compiler.neurons import _reference
+from snnc.compiler.passes.lower_loihi import lower_loihi
+
+IF_OPS = [
+    ops.IfNeuron(threshold=1.0, gain=1.0, reset="subtract"),
+    ops.IfNeuron(threshold=0.7, gain=1.3, reset="subtract", v_init=0.35, amplitude=2.0),
+    ops.IfNeuron(threshold=1.5, gain=0.8, reset="zero", amplitude=0.5),
+]
+LIF_OPS = [
+    ops.LifNeuron(),
+    ops.LifNeuron(tau_rc=0.05, tau_ref=0.004, dt=0.001, gain=3.0, bias=1.0, amplitude=0.5),
+    ops.LifNeuron(tau_rc=0.02, tau_ref=0.001, dt=0.0005, gain=5.0, bias=0.5),
+]
+
+
+def run(op, x, steps):
+    """Spike counts of ``steps`` steps of ``op``'s neurons on the constant input ``x``."""
+    neuron = neurons.by_op(op)
+    state = neuron.initial_state(op, x.shape)
+    counts = np.zeros(x.shape)
+    for _ in range(steps):
+        state, spiked = neuron.step(op, state, x)
+        counts += spiked
+    return counts
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_lookups_by_name_and_op():
+    assert neurons.by_name("if").OP is ops.IfNeuron and neurons.by_name("lif").OP is ops.LifNeuron
+    assert neurons.by_op(ops.IfNeuron()) is neurons.by_name("if")
+    assert neurons.by_op(ops.LifNeuron) is neurons.by_name("lif")
+    assert neurons.by_op(ops.Dense(3)) is None
+    assert ops.OPS["if_neuron"] is ops.IfNeuron and ops.OPS["lif_neuron"] is ops.LifNeuron
+    assert set(neurons.op_types()) <= set(ops.NEURON_OPS) and set(neurons.op_types()) <= set(ops.STATEFUL_OPS)
+
+
+def test_unknown_names_and_missing_forms_are_refused_by_name():
+    with pytest.raises(SnncError, match="unknown neuron 'bistable'; neurons: if, lif"):
+        neurons.by_name("bistable")
+    with pytest.raises(SnncError, match="dense is not a neuron op"):
+        neurons.form(ops.Dense(3), "nengo")
+    with pytest.raises(SnncError, match=r"neuron if \(if_neuron\) has no chip form \(it has: loihi, nengo"):
+        neurons.form(ops.IfNeuron(), "chip")
+
+
+# ----------------------------------------------------------------------------- one step
+
+
+@pytest.mark.parametrize("reset, after", [("subtract", [0.25, -0.5, 0.0, 0.25]), ("zero", [0.0, -0.5, 0.0, 0.0])])
+def test_if_step_formula(reset, after):
+    op = ops.IfNeuron(threshold=1.0, gain=0.5, reset=reset, v_init=0.5)
+    x = np.array([1.5, -2.0, 1.0, 7.5])  # v = 0.5 + 0.5 x = 1.25, -0.5, 1.0 (fires: >=), 4.25
+    state, spiked = neurons.by_name("if").step(op, neurons.by_name("if").initial_state(op, x.shape), x)
+    np.testing.assert_array_equal(spiked, [True, False, True, True])
+    want = np.array(after) if reset == "zero" else np.array([0.25, -0.5, 0.0, 3.25])
+    np.testing.assert_array_equal(state["v"], want)
+
+
+def test_step_leaves_its_inputs_alone():
+    op, x = IF_OPS[1], np.full(3, 2.0)
+    state = neurons.by_op(op).initial_state(op, x.shape)
+    before = state["v"].copy()
+    neurons.by_op(op).step(op, state, x)
+    np.testing.assert_array_equal(state["v"], before)
+
+
+def test_lif_first_step_and_spike_time():
+    op = ops.LifNeuron(tau_rc=0.02, tau_ref=0.002, dt=0.001, gain=1.0, bias=0.0)
+    lif = neurons.by_name("lif")
+    x = np.array([0.5, 30.0])
+    state, spiked = lif.step(op, lif.initial_state(op, x.shape), x)
+    v_exact = x * (1 - np.exp(-op.dt / op.tau_rc))  # v(dt) from v(0) = 0 at constant J
+    np.testing.assert_array_equal(spiked, v_exact > 1)
+    assert state["v"][0] == pytest.approx(v_exact[0], rel=1e-12) and state["v"][1] == 0.0
+    # the spiking neuron crossed 1 at t* with J (1 - exp(-t*/tau)) = 1, so tau_ref - (dt - t*) of its
+    # refractory period is left after this step; stored plus dt, which the next step subtracts first
+    t_cross = -op.tau_rc * np.log1p(-1 / x[1])
+    assert state["refractory"][1] == pytest.approx(op.tau_ref + t_cross, rel=1e-9)
+    assert state["refractory"][0] == -op.dt
+
+
+# ----------------------------------------------------------------------------- rates
+
+
+@pytest.mark.parametrize("op", IF_OPS, ids=str)
+def test_if_rates_are_simulated_rates(op):
+    """The rate curve to within one spike in T; with reset by subtraction exactly
+    floor((v_init + gain x T) / threshold) spikes in T steps (capped at T)."""
+    steps = 4000
+    x = np.linspace(-1.0, 2.0, 61)
+    simulated = run(op, x, steps) * op.amplitude / steps
+    expected = neurons.by_op(op).rates(op, x)
+    np.testing.assert_allclose(simulated, expected, rtol=0, atol=op.amplitude * 1.01 / steps)
+    if op.reset == "subtract":  # exact in closed form, counting the start
+        counts = np.minimum(np.floor((op.v_init + op.gain * np.maximum(x, 0) * steps) / op.threshold + 1e-9), steps)
+        np.testing.assert_array_equal(run(op, np.maximum(x, 0), steps), counts)
+
+
+@pytest.mark.parametrize("op", LIF_OPS, ids=str)
+def test_lif_rates_are_simulated_rates(op):
+    """nengo.LIF's step interpolates spike times, so the simulated rate is the closed form to
+    within the count's resolution (one spike in T) and a small discretisation error."""
+    steps = 8000
+    x = np.linspace(-0.45, 3.05, 36)  # no J within rounding of 1, where v > 1 may never hold in float
+    simulated = run(op, x, steps) * op.amplitude / steps
+    expected = neurons.by_op(op).rates(op, x)
+    np.testing.assert_allclose(simulated, expected, rtol=2e-3, atol=op.amplitude * 1.01 / steps)
+    assert (expected[op.gain * x + op.bias <= 1] == 0).all() and (expected > 0).any()
+
+
+@pytest.mark.parametrize("name, max_rate", [("if", 1.0), ("if", 0.25), ("lif", 0.1), ("lif", 0.4)])
+def test_from_relu_fires_max_rate_at_activation_one(name, max_rate):
+    neuron = neurons.by_name(name)
+    op = neuron.from_relu(max_rate=max_rate)
+    assert neuron.rates(op, np.array([1.0]))[0] == pytest.approx(1.0, rel=1e-9)  # max_rate spikes of 1/max_rate
+    assert neuron.rates(op, np.array([0.0]))[0] == 0.0
+
+
+def test_from_relu_refuses_rates_the_neuron_cannot_reach():
+    with pytest.raises(PassError, match="fires at most once per step"):
+        neurons.by_name("if").from_relu(max_rate=1.5)
+    with pytest.raises(PassError, match="limit 1/tau_ref"):
+        neurons.by_name("lif").from_relu(max_rate=0.5, tau_ref=0.002, dt=0.001)
+
+
+# ----------------------------------------------------------------------------- TensorFlow
+
+
+@pytest.mark.parametrize("op", IF_OPS + LIF_OPS, ids=str)
+def test_tensorflow_step_equals_numpy_step(op, rng):
+    tf = pytest.importorskip("tensorflow")
+    neuron, xp = neurons.by_op(op), neurons.tensorflow_math()
+    x = rng.normal(0.4, 1.0, (5, 40)) * (20 if isinstance(op, ops.LifNeuron) else 1)
+    state = neuron.initial_state(op, x.shape)
+    tf_state = {k: tf.constant(v) for k, v in state.items()}
+    # IF: bit for bit (nengo-dl runs it so); LIF: TensorFlow's expm1 and log1p may differ from
+    # NumPy's in the last bit (nengo-dl steps nengo.LIF with its own builder)
+    exact = isinstance(op, ops.IfNeuron)
+    for _ in range(60):
+        state, spiked = neuron.step(op, state, x)
+        tf_state, tf_spiked = neuron.step(op, tf_state, tf.constant(x), xp)
+        np.testing.assert_array_equal(tf_spiked.numpy(), spiked)
+        for k in state:
+            if exact:
+                np.testing.assert_array_equal(tf_state[k].numpy(), state[k])
+            else:
+                np.testing.assert_allclose(tf_state[k].numpy(), state[k], rtol=1e-9, atol=1e-15)
+
+
+# ----------------------------------------------------------------------------- lower_loihi
+
+
+@pytest.fixture
+def chipless_neuron():
+    """A registered neuron type with a step and rates but no Loihi form."""
+
+    @ops.register
+    @dataclass(frozen=True)
+    class TestHoldNeuron(ops.Op):
+        """Fires whenever its input is positive."""
+
+        NAME: ClassVar[str] = "test_hold_neuron"
+        ALLOWED_STAGES: ClassVar[tuple[str, ...]] = ops.SPIKING_STAGES
+        amplitude: float = 1.0
+
+        def infer_type(self, inputs):
+            return ops.spikes_like(inputs[0])
+
+    @neurons.register
+    class Hold(neurons.Neuron):
+        NAME = "test_hold"
+        OP = TestHoldNeuron
+
+        def forms(self):
+            return {"nengo": lambda op, dt: None}
+
+    try:
+        yield TestHoldNeuron
+    finally:
+        neurons.unregister("test_hold")
+        del ops.OPS["test_hold_neuron"]
+
+
+def test_lower_loihi_refuses_a_neuron_without_a_loihi_form(chipless_neuron):
+    b = GraphBuilder("g", stage="spiking")
+    host = b.add(ops.IfNeuron(reset="zero"), [b.input("x", (4,))], name="host")
+    params = {"weight": np.eye(4, dtype=np.float32), "bias": np.zeros(4, np.float32)}
+    hold = b.add(chipless_neuron(), [b.add(ops.Dense(4), [host], params)], name="hold")
+    b.output(b.add(ops.Readout(), [hold]))
+    with pytest.raises(PassError, match=r"%hold.*neuron test_hold \(test_hold_neuron\) has no loihi form .*cannot run on the chip"):
+        lower_loihi(b.build())
+
+
+# ----------------------------------------------------------------------------- docs
+
+
+def test_docs_reference_is_current():
+    current = _reference.DOCS.read_text()
+    assert _reference.document(current) == current, (
+        "docs/neurons.md's generated tables are out of date: run `python -m snnc.compiler.neurons --write`"
+    )
