@@ -7,6 +7,8 @@ Public API (heavy libraries are imported only by the functions that need them)::
     from snnc.compiler.simulate import simulate    # the spiking interpreter itself
 """
 
+# the neuron types register their ops (ops.IfNeuron, ...) before anything uses the op set
+from . import neurons  # noqa: F401,I001  isort: skip
 from .api import load_model, run_model, run_spiking
 from .datasets import load_dataset
 from .driver import compile_model, evaluate, load_compiled, write_artifact

@@ -103,11 +103,10 @@ def run_spiking(graph: Graph, inputs, timesteps: int, batch_size: int = 256, pro
     """Run a compiled spiking graph for ``timesteps`` steps (per input step, for sequence
     inputs) on data in the source model's layout; returns each output after the last step (a
     sequence output: at the end of each input step), in the source model's output layout.
-    A graph compiled for Loihi (integer stage) runs on refsim, the chip's integers."""
-    if graph.stage == "integer":
-        from snnc.backends.refsim import simulate
-    else:
-        from .simulate import simulate
+    It runs on the default backend of its stage (:func:`snnc.compiler.backends.default_for`):
+    a graph compiled for Loihi (integer stage) on refsim, the chip's integers."""
+    from . import backends
 
-    result = simulate(graph, to_ir_layout(graph, inputs), [timesteps], batch_size=batch_size, progress=progress)
+    built = backends.default_for(graph.stage).build(graph)
+    result = built.run(to_ir_layout(graph, inputs), [timesteps], batch_size=batch_size, progress=progress)
     return from_ir_layout(graph, result.outputs[timesteps])

@@ -187,7 +187,7 @@ def cmd_evaluate(args) -> int:
 
     from .artifact import is_artifact
     from .datasets import load_dataset
-    from .driver import LOIHI_BACKENDS, evaluate, format_evaluation, load_compiled, parse_timesteps, scored_labels
+    from .driver import evaluate, format_evaluation, load_compiled, parse_timesteps, scored_labels
 
     timesteps = None if args.timesteps is None else parse_timesteps(args.timesteps)  # None: the model's default
     _check_plot_path(args.plot)
@@ -199,8 +199,7 @@ def cmd_evaluate(args) -> int:
         compiled = load_compiled(args.model)
     else:
         _fill_compile_defaults(args)
-        if args.backend in LOIHI_BACKENDS and args.target != "loihi":  # said before compiling, not after
-            raise UsageError(f"--backend {args.backend} runs networks compiled for Loihi; give --target loihi")
+        _check_backend_target(args.backend, args.target)  # said before compiling, not after
         calib, note = _evaluation_calibration(args)
         compiled = _compile_from_args(args, args.model, calib, sys.stderr)
         scored_labels(compiled.ann, data)  # refused before the note: a failure stays one line
@@ -284,12 +283,26 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
+def _check_backend_target(backend: str | None, target: str) -> None:
+    """Refuse a backend that cannot run what ``--target`` compiles."""
+    from . import backends
+
+    if backend is None:
+        return
+    spec, stage = backends.get(backend), backends.STAGE_OF_TARGET[target]
+    if not spec.runs(stage):
+        targets = [backends.TARGET_OF_STAGE[s] for s in spec.stages]
+        names, flags = " or ".join(t.capitalize() for t in targets), " or ".join(f"--target {t}" for t in targets)
+        raise UsageError(f"--backend {backend} runs networks compiled for {names}; give {flags}")
+
+
 # ----------------------------------------------------------------------------- parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .datasets import DATA_HELP
-    from .driver import BACKENDS, DEFAULT_TIMESTEPS, SEQUENCE_TIMESTEPS, TARGETS
+    from . import backends, ops
+    from .driver import DEFAULT_TIMESTEPS, SEQUENCE_TIMESTEPS, TARGETS
 
     timesteps = ",".join(map(str, DEFAULT_TIMESTEPS))
     per_input_step = "for a model with sequence inputs T is simulation steps per input step, the run lasting steps x T"
@@ -340,7 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib", type=_path, metavar="DATA", help="calibration data when MODEL is not compiled (default: an IDX folder's train split, else DATA)")
     p.add_argument("--timesteps", metavar="T,T,...",
                    help=f"numbers of time steps (default: {timesteps}; {per_input_step}, default {','.join(map(str, SEQUENCE_TIMESTEPS))})")
-    p.add_argument("--backend", choices=BACKENDS, help="simulator (default: interp, the batched NumPy interpreter; refsim for Loihi artifacts)")
+    defaults = {stage: backends.default_for(stage) for stage in (ops.SPIKING, ops.INTEGER)}
+    p.add_argument(
+        "--backend",
+        choices=backends.names(),
+        help=f"simulator (default: {defaults[ops.SPIKING].name}, {defaults[ops.SPIKING].summary}; "
+        f"{defaults[ops.INTEGER].name} for Loihi artifacts)",
+    )
     p.add_argument("-n", type=_positive_int, metavar="N", help="evaluate the first N examples only")
     p.add_argument("--plot", type=_path, metavar="PNG", help="also draw accuracy vs T into PNG")
     _compile_options(p, TARGETS)

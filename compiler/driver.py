@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ops
+from . import backends, ops
 from .api import source_shape, to_ir_layout
 from . import inputs
 from .datasets import Dataset, fit_inputs
@@ -24,11 +24,6 @@ from .passes import PIPELINES, PassManager, PassRecord, PipelineError
 
 #: compilation targets and the pipeline each uses unless one is given
 TARGETS = {"nengo": "default", "loihi": "loihi"}
-#: ``refsim`` runs the chip's integers, ``refsim-float`` the same chip network with NengoLoihi's
-#: float parameters (quantization error apart from the chip's spiking dynamics), ``loihi`` the
-#: NengoLoihi emulator
-BACKENDS = ("interp", "nengo", "nengo-dl", "refsim", "refsim-float", "loihi")
-LOIHI_BACKENDS = ("refsim", "refsim-float", "loihi")
 DEFAULT_TIMESTEPS = (8, 16, 32, 64)
 #: for models with sequence inputs T is simulation steps per input step, a run lasts T * steps
 #: and each T is its own run: fewer and shorter
@@ -58,6 +53,15 @@ class Compiled:
     def spiking(self) -> Graph:
         """The spiking graph the interpreter and the Nengo backends run."""
         return self.snn if self.snn is not None else self.model
+
+    def graph_for(self, kind: str) -> Graph:
+        """The graph a backend runs (:data:`snnc.compiler.backends.GRAPHS`): ``spiking``,
+        ``chip`` (the float Loihi graph) or ``integer`` (the final graph)."""
+        graphs = {"spiking": self.spiking, "chip": self.chip, "integer": self.model}
+        graph = graphs[kind]
+        if graph is None:
+            raise SnncError(f"model {self.model.name} holds no {kind} graph (compiled for another target)")
+        return graph
 
 
 def model_inputs(graph: Graph, data: Dataset, preparation: InputPreparation | None = None) -> dict[str, np.ndarray]:
@@ -376,32 +380,27 @@ def evaluate(
     refsim for networks compiled for Loihi."""
     from . import interpreter
 
-    if backend is None:
-        backend = "refsim" if compiled.model.stage == ops.INTEGER else "interp"
-    if backend not in BACKENDS:
-        raise SnncError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
+    if backend is not None:
+        backends.get(backend)  # an unknown name first: it is a typo whatever else is wrong
     if data.y is None:
         raise DataError(f"{data.source}: evaluation needs labels")
     if len(compiled.model.outputs) != 1:
         raise DataError(f"model {compiled.model.name} has {len(compiled.model.outputs)} outputs; evaluate takes one-output classifiers")
-    if compiled.model.stage == ops.FLOAT:
-        raise SnncError(f"model {compiled.model.name} is a float graph; evaluate runs compiled spiking networks")
+    spec = _backend(compiled, backend)
     _check_labels(data, compiled.ann)
     y, input_steps = scored_labels(compiled.ann, data)
-    if backend in LOIHI_BACKENDS and compiled.model.stage != ops.INTEGER:
-        raise SnncError(f"backend {backend} runs networks compiled for Loihi (snnc compile --target loihi)")
     start = time.perf_counter()
     x, notes = compiled_inputs(compiled, data, input_scale)
     per_step = y.ndim == 2
     timesteps = default_timesteps(compiled.ann) if timesteps is None else timesteps
     ann_pred = _predictions(interpreter.run(compiled.ann, x, batch_size=batch_size, progress=progress), per_step)
     float_pred = _predictions(interpreter.run(compiled.float, x, batch_size=batch_size, progress=progress), per_step)
-    result = _simulate(compiled, x, timesteps, backend, batch_size, progress, precision)
+    result = _simulate(compiled, spec, x, timesteps, batch_size=batch_size, progress=progress, precision=precision)
     snn_pred = {t: _predictions(outs, per_step) for t, outs in result.outputs.items()}
     return Evaluation(
         input_steps=input_steps,
         examples=len(data),
-        backend=backend,
+        backend=spec.name,
         timesteps=sorted(snn_pred),
         ann_accuracy=float(np.mean(ann_pred == y)),
         float_accuracy=float(np.mean(float_pred == y)),
@@ -413,33 +412,26 @@ def evaluate(
     )
 
 
-def _simulate(compiled: Compiled, x, timesteps, backend, batch_size, progress, precision):
+def _backend(compiled: Compiled, name: str | None) -> backends.Backend:
+    """The backend called ``name`` (default: the one for ``compiled``'s final stage), checked
+    to run ``compiled``."""
+    stage = compiled.model.stage
+    if stage == ops.FLOAT:
+        raise SnncError(f"model {compiled.model.name} is a float graph; evaluate runs compiled spiking networks")
+    spec = backends.default_for(stage) if name is None else backends.get(name)
+    if not spec.runs(stage):
+        raise SnncError(spec.refusal(stage))
+    return spec
+
+
+def _simulate(compiled: Compiled, spec: backends.Backend, x, timesteps, **options):
+    """Run ``compiled`` on ``spec``; ``options``: the driver's run options (``batch_size``,
+    ``progress``, ``precision``), of which the backend takes those it accepts."""
+    graph = compiled.graph_for(spec.graph)
     try:
-        return _run_backend(compiled, x, timesteps, backend, batch_size, progress, precision)
+        return spec.run(graph, x, timesteps, reference=compiled.float, **options)
     except BaseException as exc:
-        reraise_internal(f"backend {backend}", exc)
-
-
-def _run_backend(compiled: Compiled, x, timesteps, backend, batch_size, progress, precision):
-    if backend == "interp":
-        from .simulate import simulate
-
-        return simulate(compiled.spiking, x, timesteps, batch_size=batch_size, progress=progress,
-                        precision=precision, reference=compiled.float)
-    if backend in ("nengo", "nengo-dl"):
-        from snnc.backends import nengo as nengo_backend
-
-        return nengo_backend.simulate(compiled.spiking, x, timesteps, simulator=backend, batch_size=batch_size, progress=progress)
-    if backend in ("refsim", "refsim-float"):
-        from snnc.backends import refsim
-
-        graph = compiled.model if backend == "refsim" else compiled.chip
-        return refsim.simulate(graph, x, timesteps, batch_size=batch_size, progress=progress, reference=compiled.float)
-    if backend == "loihi":
-        from snnc.backends import loihi
-
-        return loihi.run(loihi.build(compiled.chip), x, timesteps, progress=progress).result
-    raise SnncError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
+        reraise_internal(f"backend {spec.name}", exc)
 
 
 def run_compiled(compiled: Compiled, data: Dataset, timesteps: int, input_scale: float | None = None,
@@ -452,10 +444,9 @@ def run_compiled(compiled: Compiled, data: Dataset, timesteps: int, input_scale:
     from .api import from_ir_layout
 
     x, notes = compiled_inputs(compiled, data, input_scale)
-    backend = "refsim" if compiled.model.stage == ops.INTEGER else "interp"
-    result = _simulate(compiled, x, [timesteps], backend, batch_size, None, "float64")
-    graph = compiled.model if backend == "refsim" else compiled.spiking
-    return from_ir_layout(graph, result.outputs[timesteps]), notes
+    spec = _backend(compiled, None)
+    result = _simulate(compiled, spec, x, [timesteps], batch_size=batch_size, progress=None, precision="float64")
+    return from_ir_layout(compiled.graph_for(spec.graph), result.outputs[timesteps]), notes
 
 
 def format_evaluation(ev: Evaluation) -> str:

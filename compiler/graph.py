@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import VerificationError
+from .names import NAME_RE, sanitize_name
 from .ops import FLOAT, Delay, Input, Op, OpTypeError, Output
 from .types import DTYPES, TensorType
+from .wellformed import check_well_formed
 
-NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+__all__ = ["NAME_RE", "Graph", "GraphBuilder", "Meta", "Node", "Params", "sanitize_name"]
 
-
-def sanitize_name(name: str) -> str:
-    """A source model's layer name as an IR value name (letters, digits, underscores)."""
-    clean = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    return clean if NAME_RE.fullmatch(clean) else f"v_{clean}"
 
 
 class Params(Mapping):
@@ -250,8 +246,6 @@ class GraphBuilder:
         self._open_delays.discard(delay)
 
     def build(self, meta: Mapping | None = None) -> Graph:
-        from .wellformed import check_well_formed
-
         if self._open_delays:
             raise VerificationError(f"graph {self.name}: delay %{sorted(self._open_delays)[0]} has no input")
         return check_well_formed(Graph(self.name, tuple(self._nodes), self.stage, Meta(meta)))

@@ -61,8 +61,10 @@ class OpTypeError(ValueError):
 
 
 def register(cls):
-    """Class decorator: make an op known to the text format, verifier and interpreter."""
+    """Class decorator: make an op known to the text format, verifier and interpreter, and
+    an attribute of this module (ops defined with their neuron type, ``ops.IfNeuron``, too)."""
     OPS[cls.NAME] = cls
+    globals().setdefault(cls.__name__, cls)
     return cls
 
 
@@ -74,6 +76,9 @@ class Op:
     MIN_ARITY: ClassVar[int] = 2
     #: stages of compilation in which the op is legal
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (FLOAT,)
+    #: whether it carries state from one time step to the next; whether it is a neuron population
+    STATEFUL: ClassVar[bool] = False
+    NEURON: ClassVar[bool] = False
 
     def __post_init__(self):
         # Attributes are plain hashable values: lists become tuples, NumPy scalars Python ones.
@@ -413,6 +418,7 @@ class Delay(Op):
     simulation step when the inputs are constant."""
 
     NAME: ClassVar[str] = "delay"
+    STATEFUL: ClassVar[bool] = True
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = STAGES
 
     init: float = 0.0
@@ -541,6 +547,7 @@ class SpikeMaxPool2d(_PoolWindow):
     the input neuron that has fired most so far."""
 
     NAME: ClassVar[str] = "spike_max_pool2d"
+    STATEFUL: ClassVar[bool] = True
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (SPIKING,)
 
 
@@ -553,6 +560,7 @@ class Readout(Op):
     average restarts with each input step's window of ``T`` simulation steps."""
 
     NAME: ClassVar[str] = "readout"
+    STATEFUL: ClassVar[bool] = True
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = SPIKING_STAGES
 
     def infer_type(self, inputs):
@@ -602,6 +610,7 @@ class LoihiSynapses(Op):
     recurrence; feed-forward synapses keep ``delay=0``."""
 
     NAME: ClassVar[str] = "loihi_synapses"
+    STATEFUL: ClassVar[bool] = True
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (SPIKING, INTEGER)
 
     kind: str
@@ -679,6 +688,8 @@ class LoihiCompartments(Op):
     delay. The output spikes are worth ``amplitude`` each on the host."""
 
     NAME: ClassVar[str] = "loihi_compartments"
+    STATEFUL: ClassVar[bool] = True
+    NEURON: ClassVar[bool] = True
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = (SPIKING, INTEGER)
     ARITY: ClassVar[int | None] = None
     MIN_ARITY: ClassVar[int] = 1
@@ -727,23 +738,14 @@ class LoihiCompartments(Op):
 
 #: the ops that run on a Loihi chip; everything else in a Loihi graph runs on the host
 CHIP_OPS = (LoihiSynapses, LoihiCompartments)
-#: stateful ops other than the neuron types'
-_OTHER_STATEFUL_OPS = (SpikeMaxPool2d, Readout, Delay, LoihiSynapses, LoihiCompartments)
-
-from . import neurons as _neurons  # noqa: E402  (the neuron types register their ops here)
-
-_neurons.load_modules()
-IfNeuron = _neurons.if_.IfNeuron
-LifNeuron = _neurons.lif.LifNeuron
-RESETS = _neurons.if_.RESETS
 
 
 def __getattr__(name: str):
-    """``NEURON_OPS`` (neuron populations: what firing-rate statistics and backends count as
-    neurons) and ``STATEFUL_OPS`` (ops that carry state from one time step to the next), over
-    the neuron types registered now."""
-    if name == "NEURON_OPS":
-        return (*_neurons.op_types(), LoihiCompartments)
+    """``STATEFUL_OPS`` (ops that carry state from one time step to the next) and
+    ``NEURON_OPS`` (neuron populations: what firing-rate statistics and backends count as
+    neurons), over the ops registered now (neuron types register theirs: :mod:`.neurons`)."""
     if name == "STATEFUL_OPS":
-        return (*_neurons.op_types(), *_OTHER_STATEFUL_OPS)
+        return tuple(op for op in OPS.values() if op.STATEFUL)
+    if name == "NEURON_OPS":
+        return tuple(op for op in OPS.values() if op.NEURON)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

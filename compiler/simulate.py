@@ -372,3 +372,26 @@ def simulate(
                 chunks[t][name].append(array)
     outputs = {t: {k: np.concatenate(v) for k, v in by_name.items()} for t, by_name in chunks.items()}
     return SimulationResult(outputs, activity)
+
+
+# ----------------------------------------------------------------------------- the interp backend
+
+
+@dataclass(frozen=True)
+class Interpreted:
+    """The ``interp`` backend's built network (:mod:`snnc.compiler.backends`): a spiking graph
+    the interpreter runs as it is."""
+
+    graph: Graph
+
+    def run(self, inputs, timesteps: Sequence[int], *, batch_size: int = 256, progress: bool | None = False,
+            precision: str = "float64", reference: Graph | None = None) -> SimulationResult:
+        """:func:`simulate` of the graph."""
+        return simulate(self.graph, inputs, timesteps, batch_size, progress, precision, reference)
+
+
+def build(graph: Graph) -> Interpreted:
+    """The ``interp`` backend's ``build``: checks that ``graph`` is a spiking graph."""
+    if graph.stage != ops.SPIKING:
+        raise SnncError(f"graph {graph.name} is a {graph.stage} graph; the interpreter runs spiking graphs")
+    return Interpreted(graph)

@@ -7,12 +7,17 @@ stage legality (e.g. no float-only op in a spiking graph) and parameter contents
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .errors import VerificationError
-from .graph import NAME_RE, Graph, Node
+from .names import NAME_RE
 from .ops import INTEGER, STAGES, Delay, Output, OpTypeError, Softmax
 from .types import DTYPES
+
+if TYPE_CHECKING:  # graph.py runs this check when a graph is built: no import back at run time
+    from .graph import Graph, Node
 
 
 def check_well_formed(graph: Graph) -> Graph:

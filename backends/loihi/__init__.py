@@ -40,7 +40,8 @@ __all__ = ["build", "discretized", "run"]
 
 def build(graph, *, block_shapes: bool = True):
     """Build a spiking-stage Loihi ``graph`` as a ``nengo.Network`` for NengoLoihi; returns a
-    :class:`~.builder.BuiltLoihi`.
+    :class:`~.builder.BuiltLoihi`, whose ``run`` (the backend interface of
+    :mod:`snnc.compiler.backends`) is :func:`run`.
 
     Each ``loihi_compartments`` node becomes an Ensemble (``nengo.SpikingRectifiedLinear`` or
     ``nengo.LIF`` with the node's amplitude; its gain and bias), split into core blocks by
@@ -66,7 +67,7 @@ def run(
     voltage_traces: bool = False,
     progress: bool | None = None,
 ):
-    """Run ``built`` on each example of ``inputs`` (IR layout, batched ``(N, *shape)``; one
+    """``built.run(...)``: run ``built`` on each example of ``inputs`` (IR layout, batched ``(N, *shape)``; one
     array or a dict by input name), presented unchanged for ``max(timesteps)`` steps from
     the initial state; returns a :class:`~.runner.LoihiResult`: per chip population its spikes
     ``(N, T, n)`` and final integer voltages ``(N, n)``, the host input layer's spikes, the
@@ -80,9 +81,7 @@ def run(
     the voltages at every step. ``progress`` shows a bar (``None``: when stderr is a
     terminal).
     """
-    from .runner import run as run_examples
-
-    return run_examples(built, inputs, timesteps, target, reset, voltage_traces, progress)
+    return built.run(inputs, timesteps, target=target, reset=reset, voltage_traces=voltage_traces, progress=progress)
 
 
 def discretized(built, sim=None):

@@ -107,6 +107,15 @@ class BuiltLoihi:
     synapse_pre: dict[str, str] = field(default_factory=dict)
     host_output: tuple[Node, ...] = ()
 
+    def run(self, inputs, timesteps, *, batch_size: int | None = None, progress: bool | None = None,
+            target: str = "sim", reset: str | None = None, voltage_traces: bool = False):
+        """Run the network on each example of ``inputs``; see :func:`snnc.backends.loihi.run`
+        (``batch_size`` is not used: NengoLoihi runs one example at a time). Returns a
+        :class:`~.runner.LoihiResult`, a :class:`~snnc.compiler.simulate.SimulationResult`."""
+        from .runner import run
+
+        return run(self, inputs, timesteps, target, reset, voltage_traces, progress)
+
 
 # ----------------------------------------------------------------------------- the graph's parts
 

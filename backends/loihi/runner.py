@@ -25,7 +25,8 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,23 +36,25 @@ from snnc.compiler.interpreter import EVALUATORS, bind_inputs
 from snnc.compiler.progress import progress as progress_bar
 from snnc.compiler.simulate import LayerActivity, SimulationResult, check_timesteps
 
-from .builder import BuiltLoihi
+if TYPE_CHECKING:  # the builder's network runs here (BuiltLoihi.run): no import back at run time
+    from .builder import BuiltLoihi
 
 TARGETS = ("sim", "loihi")
 RESETS = ("state", "rebuild")
 
 
 @dataclass
-class LoihiResult:
+class LoihiResult(SimulationResult):
     """The results of :func:`snnc.backends.loihi.run` on ``N`` examples over ``T = max(timesteps)``
-    steps, in refsim's layouts (``n``: a population's size, elements in CHW order):
+    steps, in refsim's layouts (``n``: a population's size, elements in CHW order), beyond
+    :class:`~snnc.compiler.simulate.SimulationResult`'s ``outputs[T][output]`` (each graph
+    output after ``T`` steps for every requested T, computed on the host from the chip
+    spikes; float32, IR layout) and ``activity`` (every population, host and chip):
 
     - ``spikes[population]``: ``(N, T, n)`` bool, each chip population's spikes at steps 1..T;
     - ``voltages[population]``: ``(N, n)`` int32, the emulator's integer membrane voltage
       after step T (after the spike reset);
     - ``host_spikes[population]``: ``(N, T, n)`` bool, the host input layer's spikes;
-    - ``outputs[T][output]``: each graph output after ``T`` steps for every requested T,
-      computed on the host from the chip spikes (float32, IR layout);
     - ``voltage_traces[population]``: ``(N, T, n)`` int32 when asked for;
     - ``seconds``: wall time of the whole run (builds included).
     """
@@ -59,15 +62,8 @@ class LoihiResult:
     spikes: dict[str, np.ndarray]
     voltages: dict[str, np.ndarray]
     host_spikes: dict[str, np.ndarray]
-    outputs: dict[int, dict[str, np.ndarray]]
     seconds: float
     voltage_traces: dict[str, np.ndarray] | None = None
-    activity: dict[str, LayerActivity] = field(default_factory=dict)
-
-    @property
-    def result(self) -> SimulationResult:
-        """The outputs and spike statistics as the other simulators report them."""
-        return SimulationResult(self.outputs, self.activity)
 
 
 def run(
@@ -121,7 +117,7 @@ def run(
         for name, population in populations.items():
             activity[name] = LayerActivity(population.ensemble.n_neurons)
             activity[name].add_batch(recorded[name].sum(axis=1), steps, population.amplitude)
-    return LoihiResult(spikes, voltages, host_spikes, outputs, time.perf_counter() - start, traces, activity)
+    return LoihiResult(outputs, activity, spikes, voltages, host_spikes, time.perf_counter() - start, traces)
 
 
 #: warnings NengoLoihi's build gives on every snnc network, about nothing the user can change:

@@ -17,21 +17,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from typing import TYPE_CHECKING
+
 from .model import NengoModel
+
+if TYPE_CHECKING:
+    from .run import Nengo
 
 __all__ = ["NengoModel", "build", "simulate"]
 
 
-def build(graph, dt: float | None = None) -> NengoModel:
-    """Build ``graph`` as a ``nengo.Network``.
+def build(graph, dt: float | None = None) -> Nengo:
+    """Build ``graph`` as a ``nengo.Network`` (``build(graph).model``, a :class:`NengoModel`);
+    ``build(graph).run(inputs, timesteps, simulator=..., batch_size=..., progress=...)`` runs
+    it as :func:`simulate` does (the backend interface of :mod:`snnc.compiler.backends`).
 
     ``dt`` is the simulator step in seconds; it matters only for LIF neurons, which step
     with it, and defaults to their ``dt`` (0.001 s for graphs without LIF neurons). An op
     without a lowering raises :class:`~snnc.compiler.errors.BuildError` naming the node.
     """
     from .builder import build_model
+    from .run import Nengo
 
-    return build_model(graph, dt)
+    return Nengo(build_model(graph, dt))
 
 
 def simulate(
@@ -43,21 +51,22 @@ def simulate(
     progress: bool | None = None,
     dt: float | None = None,
 ):
-    """Run ``graph`` in Nengo for ``max(timesteps)`` steps, with the meaning of
-    :func:`snnc.compiler.simulate.simulate`: ``inputs`` in the IR layout (one array or a dict
-    by input name, batched ``(N, *shape)``), presented unchanged at every step; returns a
-    :class:`~snnc.compiler.simulate.SimulationResult` with each output after each requested
-    T (a readout is the mean of its input over steps ``1..T``) and the spike statistics of
-    each neuron population. Sequence inputs (``(N, steps, *shape)``): each T is a run of ``T
-    * steps`` steps, each input step held ``T`` steps, the outputs read at the end of each
-    input step's window (a readout: the mean over the window), the statistics of the
-    longest run.
+    """``build(graph, dt).run(...)``: run ``graph`` in Nengo for ``max(timesteps)`` steps, with
+    the meaning of :func:`snnc.compiler.simulate.simulate`: ``inputs`` in the IR layout (one
+    array or a dict by input name, batched ``(N, *shape)``), presented unchanged at every
+    step; returns a :class:`~snnc.compiler.simulate.SimulationResult` with each output after
+    each requested T (a readout is the mean of its input over steps ``1..T``) and the spike
+    statistics of each neuron population. Sequence inputs (``(N, steps, *shape)``): each T is
+    a run of ``T * steps`` steps, each input step held ``T`` steps, the outputs read at the
+    end of each input step's window (a readout: the mean over the window), the statistics of
+    the longest run.
 
     ``simulator="nengo"`` runs ``nengo.Simulator`` one example at a time (built once, reset
     between examples); ``"nengo-dl"`` runs ``nengo_dl.Simulator`` in float64 on minibatches
     of ``batch_size`` examples. ``progress`` shows a bar (``None``: when stderr is a
-    terminal).
+    terminal). Bad arguments are refused before anything is built.
     """
-    from .run import simulate as run_simulation
+    from .run import check_arguments
 
-    return run_simulation(graph, inputs, timesteps, simulator, batch_size, progress, dt)
+    check_arguments(graph, inputs, timesteps, simulator)
+    return build(graph, dt).run(inputs, timesteps, simulator=simulator, batch_size=batch_size, progress=progress)

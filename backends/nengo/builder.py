@@ -60,7 +60,7 @@ class Lowering:
 
     def __init__(self, graph: Graph, dt: float, delay: int = 1):
         self.graph = graph
-        self.model = NengoModel(nengo.Network(label=graph.name), dt, delay)
+        self.model = NengoModel(graph, nengo.Network(label=graph.name), dt, delay)
         self.values: dict[str, object] = {}
         #: readout name -> the value it averages (readouts are computed from probes)
         self.readouts: dict[str, str] = {}

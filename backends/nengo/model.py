@@ -65,11 +65,12 @@ class NeuronProbe:
 
 @dataclass
 class NengoModel:
-    """A spiking graph as a ``nengo.Network``: the input Nodes (by graph input name, each
+    """A spiking ``graph`` as a ``nengo.Network``: the input Nodes (by graph input name, each
     with its :class:`PresentedInput`), a probe per graph output and per neuron population.
     ``dt`` is the simulator step in seconds (it matters only for LIF neurons); ``delay`` the
     simulation steps a ``delay`` op spans (one input step: ``T`` for sequence inputs, else 1)."""
 
+    graph: Any
     network: Any
     dt: float
     delay: int = 1

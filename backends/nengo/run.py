@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,7 +14,6 @@ from snnc.compiler.interpreter import EVALUATORS, bind_inputs, sequence_steps
 from snnc.compiler.progress import progress as progress_bar
 from snnc.compiler.simulate import LayerActivity, Schedule, SimulationResult, check_timesteps
 
-from .builder import build_model
 from .model import NengoModel, OutputProbe
 
 SIMULATORS = ("nengo", "nengo-dl")
@@ -23,38 +23,60 @@ SIMULATORS = ("nengo", "nengo-dl")
 Batch = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
 
-def simulate(
-    graph: Graph,
+@dataclass(frozen=True)
+class Nengo:
+    """The Nengo backends' built network (:mod:`snnc.compiler.backends`): a spiking graph as a
+    ``nengo.Network`` (:attr:`model`), run in ``nengo.Simulator`` or ``nengo_dl.Simulator``."""
+
+    model: NengoModel
+
+    def run(self, inputs, timesteps: Sequence[int], *, simulator: str = "nengo", batch_size: int = 50,
+            progress: bool | None = None) -> SimulationResult:
+        """:func:`run_model`: see :func:`snnc.backends.nengo.simulate`."""
+        return run_model(self.model, inputs, timesteps, simulator, batch_size, progress)
+
+
+def check_arguments(graph: Graph, inputs, timesteps, simulator: str) -> tuple[list[int], dict[str, np.ndarray]]:
+    if simulator not in SIMULATORS:
+        raise SnncError(f"simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
+    ts = check_timesteps(timesteps)
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in bind_inputs(graph, inputs).items()}
+    if next(iter(arrays.values())).shape[0] == 0:
+        raise DataError("no examples to simulate (the data is empty)")
+    return ts, arrays
+
+
+def run_model(
+    model: NengoModel,
     inputs,
     timesteps: Sequence[int],
     simulator: str = "nengo",
     batch_size: int = 50,
     progress: bool | None = None,
-    dt: float | None = None,
 ) -> SimulationResult:
-    if simulator not in SIMULATORS:
-        raise SnncError(f"simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
-    ts = check_timesteps(timesteps)
-    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in bind_inputs(graph, inputs).items()}
-    n = next(iter(arrays.values())).shape[0]
-    if n == 0:
-        raise DataError("no examples to simulate (the data is empty)")
+    """Run a built network (:func:`snnc.backends.nengo.simulate` says how)."""
+    ts, arrays = check_arguments(model.graph, inputs, timesteps, simulator)
+    graph = model.graph
     if not graph.sequence:
-        return _simulate(graph, arrays, Schedule.of(graph, ts[-1], 1), ts, simulator, batch_size, progress, dt)
-    # sequence inputs: each T is its own run (the delays span T steps), as in the interpreter
+        return _run_schedule(model, arrays, Schedule.of(graph, ts[-1], 1), ts, simulator, batch_size, progress)
+    # sequence inputs: each T is its own run, as in the interpreter, and a delay spans T
+    # steps: its network is built for that T
+    from .builder import build_model
+
     input_steps = sequence_steps(graph, arrays)
     results = {}
     for t in ts:
         schedule = Schedule.of(graph, t, input_steps)
-        result = _simulate(graph, arrays, schedule, [t], simulator, batch_size, progress, dt)
+        if graph.delays and model.delay != schedule.delay:
+            model = build_model(graph, model.dt, schedule.delay)
+        result = _run_schedule(model, arrays, schedule, [t], simulator, batch_size, progress)
         results[t] = result.outputs[t]
     return SimulationResult(results, result.activity)
 
 
-def _simulate(graph, arrays, schedule: Schedule, ts: list[int], simulator, batch_size, progress, dt):
-    """One network for ``schedule`` (its delay length), run on every example."""
+def _run_schedule(model: NengoModel, arrays, schedule: Schedule, ts: list[int], simulator, batch_size, progress):
+    """Run every example for ``schedule.steps`` steps; the outputs at each of ``ts``."""
     n = next(iter(arrays.values())).shape[0]
-    model = build_model(graph, dt, schedule.delay)
     # The spike counters lag one step (Nengo updates a probe's synapse after sampling it),
     # so the runners step once more than the schedule: the count sampled then covers all steps.
     steps = schedule.steps + 1
@@ -65,7 +87,7 @@ def _simulate(graph, arrays, schedule: Schedule, ts: list[int], simulator, batch
     chunks: dict[int, dict[str, list]] = {t: {name: [] for name in model.outputs} for t in ts}
     activity = {name: LayerActivity(int(np.prod(p.shape))) for name, p in model.neurons.items()}
     for outputs, counts in batches:
-        if graph.sequence:
+        if model.graph.sequence:
             read = {ts[0]: window_outputs(model, outputs, schedule)}
         else:
             read = outputs_at(model, outputs, ts)

@@ -1,8 +1,8 @@
 """refsim: a batched, cycle-accurate reference simulator of Loihi's neuron cores.
 
-:func:`simulate` runs a Loihi graph (``loihi_synapses`` / ``loihi_compartments`` on the chip,
-float host layers around them) for a whole data set, a batch of examples at a time, and
-returns a :class:`RefsimResult`: the outputs at each requested T, every chip population's
+:func:`build` checks a Loihi graph (``loihi_synapses`` / ``loihi_compartments`` on the chip,
+float host layers around them); :meth:`Refsim.run` (or :func:`simulate`, both at once) runs
+it for a whole data set, a batch of examples at a time, and returns a :class:`RefsimResult`: the outputs at each requested T, every chip population's
 spike counts (and rasters with ``record="spikes"``), final voltages and currents, firing
 statistics per population and the wrap-arounds of the fixed-width arithmetic.
 
@@ -16,12 +16,16 @@ statistics per population and the wrap-arounds of the fixed-width arithmetic.
   and rounded once where the emulator adds spike by spike in float32, so voltages agree to a
   few float32 ulps.
 
-Modules: :mod:`.arith` (integer helpers), :mod:`.synapses` (weighted spike sums: dense, and
-conv with one kernel per core block), :mod:`.compartments` (the update), :mod:`.engine` (the
-NumPy engine's step loop, batches, results), :mod:`.compiled` and :mod:`.kernel` (the compiled,
-event-driven engine for integer mode: the same results, several times faster).
+Modules: the specification, :mod:`.arith` (integer helpers), :mod:`.synapses` (weighted spike
+sums: dense, and conv with one kernel per core block), :mod:`.compartments` (the update) and
+:mod:`.engine` (the NumPy engine: one batch, step by step, in the emulator's phase order);
+:mod:`.plan` (a graph checked and prepared, shared by both engines); :mod:`.compiled` and
+:mod:`.kernel` (the compiled, event-driven engine for integer mode: the same results, several
+times faster, tested against the specification); :mod:`.simulator` (:func:`build` and
+:meth:`Refsim.run`: the backend interface, batches in threads, results).
 """
 
-from .engine import RefsimOverflowWarning, RefsimResult, plan, simulate
+from .plan import plan
+from .simulator import Refsim, RefsimOverflowWarning, RefsimResult, build, simulate
 
-__all__ = ["RefsimOverflowWarning", "RefsimResult", "plan", "simulate"]
+__all__ = ["Refsim", "RefsimOverflowWarning", "RefsimResult", "build", "plan", "simulate"]

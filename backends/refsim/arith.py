@@ -31,30 +31,7 @@ def decay_int(x, decay, offset: int = 0) -> np.ndarray:
     or an array that broadcasts against ``x``."""
     x = np.asarray(x, dtype=np.int64)
     factor = (1 << DECAY_BITS) - offset - np.asarray(decay, dtype=np.int64)
-    # The same value without sign/abs: for x < 0, adding 2**12 - 1 before the arithmetic
-    # shift turns its floor into the truncation toward zero (x >> 63 is -1 or 0).
-    product = x * factor if factor.ndim or factor != 1 else x.copy()
-    product += (x >> 63) & ((1 << DECAY_BITS) - 1)
-    product >>= DECAY_BITS
-    return product
-
-
-def decay_int32(x: np.ndarray, decay: int, offset: int = 0) -> np.ndarray:
-    """:func:`decay_int` of an int32 array with one scalar decay, as int32 (the result is never
-    larger in magnitude than ``x``). The two factors NengoLoihi uses most need no product:
-    ``4096 - offset - decay = 4096`` keeps ``x`` (no leak) and ``= 1`` (``decay_u = 4094``,
-    no synaptic filter) is ``(x + ((x >> 31) & 4095)) >> 12``, the truncation toward zero of
-    ``x / 4096``; other factors take the int64 product."""
-    factor = (1 << DECAY_BITS) - offset - int(decay)
-    if factor == 1 << DECAY_BITS:
-        return x.copy()
-    if factor == 1:
-        out = x >> 31
-        out &= (1 << DECAY_BITS) - 1
-        out += x
-        out >>= DECAY_BITS
-        return out
-    return decay_int(x, decay, offset).astype(np.int32)
+    return np.sign(x) * ((np.abs(x) * factor) >> DECAY_BITS)
 
 
 def wrap_signed(x, bits: int) -> np.ndarray:

@@ -1,9 +1,9 @@
 """Compartment populations, batched: the state of one ``loihi_compartments`` node for ``B``
 examples and its update at each step, exactly in the emulator's order (papers.md B3).
 
-Integer mode keeps ``u`` and ``v`` in int32 as the emulator does (the decays' products are
-taken in int64 where they need it) and counts every wrap-around; float mode keeps the
-emulator's float32 state and formulas (``target="simreal"``).
+Integer mode computes in int64 and wraps each quantity where the emulator's fixed widths
+(and its int32 state) wrap it, counting every wrap-around; float mode keeps the emulator's
+float32 state and formulas (``target="simreal"``).
 """
 
 from __future__ import annotations
@@ -37,71 +37,59 @@ class Overflow:
 
 
 class IntCompartments:
-    """The integer compartments of a ``loihi_compartments`` node (``format="int"``)::
+    """The integer compartments of a ``loihi_compartments`` node (``format="int"``), in the
+    emulator's order (``CompartmentState.update``), with int64 arithmetic and the emulator's
+    int32 wrap-arounds made explicit::
 
-        q  = wrap_21(q)
-        u  = wrap_23(decay_int(u, decay_u, offset=1) + q)
-        u2 = wrap_23(u + bias)
+        q  = wrap(q, 21)                                       input accumulator
+        u  = wrap(decay_int(u, decay_u, offset=1) + q, 23)     current
+        u2 = wrap(u + bias, 23)
         v  = clip(wrap_int32(decay_int(v, decay_v) + u2), vmin, vmax)
-        v  = 0 where refractory ;  s = v > vth ;  v = 0 where s
-        refractory counter: refract_delay where s, then minus one (not below 0)
+        v  = 0 where ref > 0 ;  s = v > vth ;  v = 0 where s
+        ref = max((refract_delay where s else ref) - 1, 0)
+
+    Every wrap-around is counted (:class:`Overflow`; the chip does not report them).
     """
 
     def __init__(self, node: Node, batch: int):
         op, p = node.op, node.params
         n = node.type.size
         self.decay_u, self.decay_v, self.refract_delay = op.decay_u, op.decay_v, op.refract_delay
-        self.vth, self.bias = p["vth"].astype(np.int32), p["bias"].astype(np.int32)
-        self.vmin, self.vmax = p["vmin"].astype(np.int32), p["vmax"].astype(np.int32)
-        # int32 state, as the emulator keeps it
-        self.u = np.zeros((batch, n), dtype=np.int32)
-        self.v = np.zeros((batch, n), dtype=np.int32)
-        # a delay of 1 ends the refractory period in the step of the spike: no state needed
-        self.ref = np.zeros((batch, n), dtype=np.int32) if op.refract_delay > 1 else None
-        # |u2| <= 2**23: v + u2 can leave int32 only with limits that close to its edges
-        edge = 2**31 - 2**23
-        self.v_may_wrap = n > 0 and (int(self.vmin.min()) < -edge or int(self.vmax.max()) >= edge)
+        self.vth, self.bias = p["vth"].astype(np.int64), p["bias"].astype(np.int64)
+        self.vmin, self.vmax = p["vmin"].astype(np.int64), p["vmax"].astype(np.int64)
+        self.u = np.zeros((batch, n), dtype=np.int64)
+        self.v = np.zeros((batch, n), dtype=np.int64)
+        self.ref = np.zeros((batch, n), dtype=np.int64)
         self.overflow = Overflow()
 
     def _wrap(self, x: np.ndarray, bits: int, kind: str) -> np.ndarray:
-        """``x`` wrapped to ``bits`` + sign, as int32, counting the values that wrapped."""
-        limit = 1 << bits
-        if x.size and (x.min() < -limit or x.max() >= limit):
-            self.overflow.counts[kind] += arith.count_wrapped(x, bits)
-            return arith.wrap_signed(x, bits).astype(np.int32)
-        return x.astype(np.int32, copy=False)
+        """``wrap_signed(x, bits)``, counting the values that wrapped as ``kind``."""
+        self.overflow.counts[kind] += arith.count_wrapped(x, bits)
+        return arith.wrap_signed(x, bits)
 
     def step(self, q: np.ndarray) -> np.ndarray:
-        """Advance one step with input ``q`` (B, n) int32 or int64; returns the spikes (B, n)
-        bool."""
+        """Advance one step with synaptic input ``q`` (B, n); returns the spikes (B, n) bool."""
         q = self._wrap(q, arith.Q_BITS, "q")
-        u = arith.decay_int32(self.u, self.decay_u, offset=1)
-        u += q  # |u| < 2**23 + 2**21: no int32 overflow before the wrap
-        u = self._wrap(u, arith.U_BITS, "u")
-        u2 = self._wrap(u + self.bias, arith.U_BITS, "u2")
-        v = arith.decay_int32(self.v, self.decay_v)
-        if self.v_may_wrap:
-            v = self._wrap(v.astype(np.int64) + u2, arith.INT32_BITS, "v")
-        else:
-            v += u2
-        np.maximum(v, self.vmin, out=v)  # clip_voltage, in place
-        np.minimum(v, self.vmax, out=v)
-        if self.ref is not None:
-            v[self.ref > 0] = 0
+        self.u = self._wrap(arith.decay_int(self.u, self.decay_u, offset=1) + q, arith.U_BITS, "u")
+        u2 = self._wrap(self.u + self.bias, arith.U_BITS, "u2")
+        v = self._wrap(arith.decay_int(self.v, self.decay_v) + u2, arith.INT32_BITS, "v")
+        v = arith.clip_voltage(v, self.vmin, self.vmax)
+        v[self.ref > 0] = 0
         spikes = arith.spiked(v, self.vth)
         v[spikes] = 0
-        if self.ref is not None:
-            self.ref = arith.refractory_countdown(self.ref, spikes, self.refract_delay)
-        self.u, self.v = u, v
+        self.ref = arith.refractory_countdown(self.ref, spikes, self.refract_delay)
+        self.v = v
         return spikes
 
     @property
     def voltage(self) -> np.ndarray:
-        return self.v.copy()
+        """``v`` as the emulator keeps it (int32)."""
+        return self.v.astype(np.int32)
 
     @property
     def current(self) -> np.ndarray:
-        return self.u.copy()
+        """``u`` as the emulator keeps it (int32)."""
+        return self.u.astype(np.int32)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from snnc.compiler.simulate import check_timesteps, evaluator
 
 from . import kernel as k
 from .compartments import OVERFLOW_KINDS, Overflow
+from .plan import BatchResult, static_values
 
 #: a batch's per-step host values are evaluated this many numbers at a time
 TAIL_CHUNK = 1 << 22
@@ -57,7 +58,7 @@ def kernel_order(shape: tuple) -> np.ndarray:
 
 
 def program(plan) -> Program | str:
-    """The kernel's tables for ``plan`` (an integer-mode :class:`.engine.Plan`), or the reason
+    """The kernel's tables for ``plan`` (an integer-mode :class:`.plan.Plan`), or the reason
     the graph does not fit the compiled engine."""
     graph = plan.graph
     if plan.mode != "int":
@@ -229,8 +230,6 @@ def to_ir_order(values: np.ndarray, perm: np.ndarray) -> np.ndarray:
 
 def simulate_batch(prog: Program, plan, arrays: dict[str, np.ndarray], timesteps, record="counts", rasters=None):
     """:func:`.engine.simulate_batch` on the compiled kernel (same arguments and result)."""
-    from .engine import BatchResult, static_values
-
     ts = check_timesteps(timesteps)
     steps = ts[-1]
     values = static_values(plan, arrays)

@@ -15,8 +15,9 @@ A neuron type is a :class:`Neuron` subclass in ``compiler/neurons/<name>.py`` th
 
 A backend asks :func:`form` for a neuron's form and gets a :class:`NeuronError` naming the neuron
 and the backend when there is none; it never switches over neuron classes. Every module of this
-package is loaded when :mod:`snnc.compiler.ops` is (:func:`load_modules`), so the registry is
-complete wherever ops are known.
+package is loaded with the package (:func:`load_modules`), and the package with
+:mod:`snnc.compiler`, so the registry and :data:`snnc.compiler.ops.OPS` are complete wherever
+ops are used.
 """
 
 from __future__ import annotations
@@ -117,10 +118,12 @@ _BY_OP: dict[type, Neuron] = {}
 
 
 def register(cls: type[Neuron]) -> type[Neuron]:
-    """Class decorator: make a neuron type known by its name and its op."""
+    """Class decorator: make a neuron type known by its name and its op (which becomes one of
+    ``ops.NEURON_OPS`` and ``ops.STATEFUL_OPS``)."""
     neuron = cls()
     if cls.NAME in NEURONS or cls.OP in _BY_OP:
         raise ValueError(f"neuron {cls.NAME} (op {cls.OP.NAME}) is already registered")
+    cls.OP.NEURON = cls.OP.STATEFUL = True
     NEURONS[cls.NAME] = neuron
     _BY_OP[cls.OP] = neuron
     return cls
@@ -181,5 +184,4 @@ def load_modules() -> None:
             importlib.import_module(f"{__name__}.{info.name}")
 
 
-# the op set registers the neuron ops: loading ops loads every module here
-from .. import ops  # noqa: E402,F401
+load_modules()

@@ -56,7 +56,7 @@ def convert_to_spiking(
       refused.
     """
     check_choice("neuron", neuron, tuple(neurons.NEURONS))
-    check_choice("reset", reset, ops.RESETS)
+    check_choice("reset", reset, neurons.if_.RESETS)
     check_choice("readout", readout, READOUTS)
     check_choice("maxpool", maxpool, MAXPOOLS)
     for key, value in (("threshold", threshold), ("max_rate", max_rate), ("dt", dt), ("tau_rc", tau_rc)):

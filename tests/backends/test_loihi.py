@@ -149,7 +149,7 @@ def test_build_and_run_shapes(rng):
     for name in ("c1", "d2"):  # every population takes part, so the other tests mean something
         assert result.spikes[name].any(), name
     assert result.seconds > 0
-    assert result.result.activity["c1"].spikes == result.spikes["c1"].sum()
+    assert result.activity["c1"].spikes == result.spikes["c1"].sum()
 
 
 @pytest.mark.parametrize("host", ["if", "lif"])

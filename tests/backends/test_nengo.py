@@ -291,7 +291,7 @@ def test_build_gives_the_network_and_its_probes(rng):
     import nengo
 
     graph = max_gate_net(rng)
-    model = nengo_backend.build(graph)
+    model = nengo_backend.build(graph).model
     assert isinstance(model.network, nengo.Network) and model.dt == 0.001
     assert list(model.inputs) == ["x"]
     assert set(model.outputs) == {n.name for n in graph.outputs}
@@ -319,7 +319,7 @@ def test_inputs_by_name_and_outputs_at_chosen_steps(rng):
 
 def test_lif_steps_with_its_dt(rng):
     graph = lif_net(rng, dt=0.002)
-    assert nengo_backend.build(graph).dt == 0.002
+    assert nengo_backend.build(graph).model.dt == 0.002
     assert_agree(graph, inputs(rng, graph), 40, "nengo")
     message = r"%lif_neuron: LIF neurons step with dt=0.002 but the simulator's dt is 0.001"
     with pytest.raises(BuildError, match=message):

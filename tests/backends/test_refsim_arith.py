@@ -81,27 +81,6 @@ def test_decay_int_per_compartment_decays():
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    x=hnp.arrays(np.int32, st.integers(1, 40), elements=st.integers(INT32_MIN, INT32_MAX)),
-    decay=st.one_of(st.sampled_from([0, 1, 4094, 4095]), decays),
-    offset=st.sampled_from([0, 1]),
-)
-def test_decay_int32_is_decay_int(x, decay, offset):
-    out = arith.decay_int32(x, decay, offset)
-    assert out.dtype == np.int32
-    np.testing.assert_array_equal(out, arith.decay_int(x, decay, offset))
-
-
-def test_decay_int32_shortcuts_at_the_extremes():
-    for decay, offset in ((0, 0), (4094, 1), (4095, 0)):
-        expected = arith.decay_int(EXTREMES, decay, offset)
-        np.testing.assert_array_equal(arith.decay_int32(EXTREMES, decay, offset), expected)
-    x = np.array([INT32_MIN, INT32_MAX], np.int32)
-    expected = [decay_formula(INT32_MIN, 4094, 1), decay_formula(INT32_MAX, 4094, 1)]
-    np.testing.assert_array_equal(arith.decay_int32(x, 4094, 1), expected)
-
-
-@settings(max_examples=200, deadline=None)
 @given(x=st.integers(-(2**40), 2**40), bits=st.integers(1, 40))
 def test_wrap_signed_is_its_formula(x, bits):
     assert arith.wrap_signed(np.array([x]), bits)[0] == wrap_formula(x, bits)
