@@ -307,6 +307,20 @@ def test_refsim_constant_input_recurrence(sequences, mode):
         assert_outputs(result.outputs[t], want, f"refsim {mode} T={t}")
 
 
+def test_refsim_leaves_recurrence_to_its_numpy_engine(sequences):
+    """``engine="auto"`` falls back to the specification; asking for the kernel says why not."""
+    from snnc.backends import refsim
+    from snnc.compiler.errors import BuildError
+
+    _, quantized = loihi_graphs()
+    with pytest.raises(BuildError, match="compiled engine: sequence inputs and delays .* run on the NumPy engine"):
+        refsim.simulate(quantized, sequences, [2], engine="compiled")
+    auto = refsim.simulate(quantized, sequences, [2]).outputs[2]
+    spec = refsim.simulate(quantized, sequences, [2], engine="numpy").outputs[2]
+    for name in auto:
+        np.testing.assert_array_equal(auto[name], spec[name])
+
+
 # ----------------------------------------------------------------------------- a float recurrence compiled for Loihi
 
 
@@ -330,9 +344,17 @@ def float_rnn(seed=0):
 
 
 def test_a_float_recurrence_compiled_for_loihi_runs_on_refsim():
-    """The loihi pipeline (``--target loihi``) compiles the recurrence to chip integers;
-    refsim's outputs are about as close to the float network as the spiking interpreter's,
-    and approach it as T grows."""
+    """The loihi pipeline (``--target loihi``) compiles the recurrence to chip integers, and
+    refsim runs it about as accurately as the spiking interpreter runs the same neurons.
+
+    ``lower_loihi{adapt=true}`` makes the chip population reset to zero from zero (the
+    spiking graph's resets by subtraction from 0.5): the reference is the interpreter on
+    that adapted graph (relative error 0.27 at T=32 here, against 0.08 with subtraction:
+    the reset, not the recurrence, costs the rest; a feed-forward version loses as much).
+    refsim adds the chip's one-step lag, ``v > vth`` and quantization on top: its error may
+    exceed the reference's by 0.05, and its outputs approach the reference's as T grows."""
+    import dataclasses
+
     from snnc.backends import refsim
     from snnc.compiler.interpreter import run
     from snnc.compiler.passes import PassManager
@@ -343,12 +365,15 @@ def test_a_float_recurrence_compiled_for_loihi_runs_on_refsim():
     compiled, records = PassManager("loihi", keep_graphs=True).run(graph, calibration=x)
     assert compiled.stage == ops.INTEGER and compiled.node("h_from_h_prev").op.delay == 1
     spiking = next(r.graph for r in records if r.spec.name == "convert_to_spiking")
+    chip_neurons = dataclasses.replace(spiking.node("h").op, reset="zero", v_init=0.0)
+    adapted = spiking.replace(nodes=[n.replace(op=chip_neurons) if n.name == "h" else n for n in spiking.nodes])
     scale = np.abs(want).mean()
-    errors = {}
+    error, apart = {}, {}
     for t in (8, 32):
-        interpreted = simulate(spiking, x, [t]).outputs[t]["output"]
+        interpreted = simulate(adapted, x, [t]).outputs[t]["output"]
         on_chip = refsim.simulate(compiled, x, [t]).outputs[t]["output"]
-        errors[t] = np.abs(interpreted - want).mean() / scale, np.abs(on_chip - want).mean() / scale
-    assert errors[32][0] < 0.12 and errors[32][1] < 0.12, errors
-    assert errors[32][1] < 1.5 * errors[32][0] + 0.02, errors
-    assert errors[32][1] < errors[8][1] / 2, errors
+        error[t] = np.abs(interpreted - want).mean() / scale, np.abs(on_chip - want).mean() / scale
+        apart[t] = np.abs(on_chip - interpreted).mean() / scale
+    assert error[32][0] < error[8][0] and error[32][1] < error[8][1], error
+    assert error[32][1] < error[32][0] + 0.05, error
+    assert apart[32] < apart[8] / 2 and apart[32] < 0.2, apart
