@@ -240,6 +240,20 @@ def test_the_chip_integers_represent_the_graph_exactly():
     np.testing.assert_array_equal(quantized.node("h").params["bias"], 0)
 
 
+def test_map_to_cores_counts_a_split_recurrent_population():
+    """Split into two blocks, ``h``'s spikes reach both of its own blocks: its output axons
+    are counted with its final block shape, as for any other connection."""
+    from snnc.compiler.passes.map_to_cores import core_usage, map_to_cores
+
+    lowered, _ = loihi_graphs()
+    cores = map_to_cores(lowered, max_compartments=2).node("h").meta["cores"]
+    assert len(cores["blocks"]) == 2
+    want = core_usage(lowered, {"h": tuple(cores["block_shape"])})["h"]
+    assert [b["output_axons"] for b in cores["blocks"]] == [u.output_axons for u in want]
+    assert [b["input_axons"] for b in cores["blocks"]] == [u.input_axons for u in want]
+    assert [u.output_axons for u in want] == [2 * 2, 1 * 2]  # each neuron: an axon to each block
+
+
 def test_lowering_refuses_a_recurrence_it_cannot_place(rng):
     """A delay of the host layer into the chip, and a delay that starts with spikes."""
     from snnc.compiler.errors import PassError
