@@ -1,7 +1,7 @@
 """Lowering a spiking graph to a ``nengo.Network``, one small build function per op type.
 
-Every connection but a delay's has ``synapse=None``, so each step's spikes reach the next layer in the
-same step, as in the spiking interpreter. Each IR value becomes one Nengo object:
+Every connection but a delay's has ``synapse=None``, so each step's spikes reach the next
+layer in the same step, as in the spiking interpreter. Each IR value becomes one Nengo object:
 
 - inputs: a Node presenting the example at every step (a sequence: each input step held
   for its window of steps);

@@ -152,7 +152,9 @@ def _presented(array: np.ndarray, schedule: Schedule, sequence: bool) -> tuple[n
     return (array.reshape(len(array), -1), schedule.hold) if sequence else (array.ravel(), None)
 
 
-def _run_nengo(model: NengoModel, arrays: dict[str, np.ndarray], steps: int, schedule: Schedule, progress) -> Iterator[Batch]:
+def _run_nengo(
+    model: NengoModel, arrays: dict[str, np.ndarray], steps: int, schedule: Schedule, progress
+) -> Iterator[Batch]:
     """One ``nengo.Simulator``, reset before each example (neuron, gate, delay and probe
     state)."""
     import nengo
@@ -184,10 +186,10 @@ def _run_nengo_dl(
     with nengo_dl.Simulator(model.network, dt=model.dt, minibatch_size=batch, progress_bar=False) as sim:
         for start in progress_bar(starts, len(starts), f"nengo-dl ({steps} steps)", progress):
             size = min(batch, n - start)
-            data = {
-                node: _steps_data(arrays[name][start : start + size], batch, steps, schedule, model.sequence_inputs[name])
-                for name, node in model.inputs.items()
-            }
+            data = {}
+            for name, node in model.inputs.items():
+                examples = arrays[name][start : start + size]
+                data[node] = _steps_data(examples, batch, steps, schedule, model.sequence_inputs[name])
             probed = sim.predict_on_batch(data, n_steps=steps)
             outputs = {name: probed[out.probe][:size] for name, out in model.outputs.items()}
             counts = {name: probed[p.probe][:size, -1] for name, p in model.neurons.items()}

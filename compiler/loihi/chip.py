@@ -132,7 +132,9 @@ def presynaptic(graph: Graph, synapse: Node) -> Node:
     pre = graph.node(synapse.inputs[0])
     if synapse.op.delay:
         if not isinstance(pre.op, ops.Delay):
-            raise PassError(f"%{synapse.name}: a loihi_synapses with delay=1 reads a delay node, got {pre.op.NAME} %{pre.name}")
+            raise PassError(
+                f"%{synapse.name}: a loihi_synapses with delay=1 reads a delay node, got {pre.op.NAME} %{pre.name}"
+            )
         return graph.node(pre.inputs[0])
     if isinstance(pre.op, ops.Delay):
         raise PassError(f"%{synapse.name}: loihi_synapses reading the delay %{pre.name} must say delay=1")

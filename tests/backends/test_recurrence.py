@@ -70,7 +70,8 @@ def recurrent_graph(p, sequence: bool = True):
     h_prev = b.delay(TensorType((H,), "spike"), name="h_prev")
     forward = b.add(ops.Dense(H), [a], {"weight": p["w"], "bias": np.zeros(H, np.float32)}, name="forward")
     back = b.add(ops.Dense(H), [h_prev], {"weight": p["u"], "bias": np.zeros(H, np.float32)}, name="back")
-    h = b.add(ops.IfNeuron(threshold=THRESHOLD, reset="zero", v_init=0.0), [b.add(ops.Add(), [forward, back])], name="h")
+    current = b.add(ops.Add(), [forward, back])
+    h = b.add(ops.IfNeuron(threshold=THRESHOLD, reset="zero", v_init=0.0), [current], name="h")
     b.close_delay(h_prev, h)
     y = b.add(ops.Dense(O), [h], {"weight": p["v"], "bias": p["c"]}, name="y")
     b.output(b.add(ops.Readout(), [y], name="y_mean"), name="output", sequence=sequence)
@@ -261,7 +262,8 @@ def test_lowering_refuses_a_recurrence_it_cannot_place(rng):
 
     graph = recurrent_graph(parameters())
     nodes = [n.replace(inputs=("a",), type=TensorType((A,), "spike")) if n.name == "h_prev" else n for n in graph.nodes]
-    nodes = [n.replace(params={**n.params, "weight": np.ones((H, A), np.float32)}) if n.name == "back" else n for n in nodes]
+    ones = np.ones((H, A), np.float32)
+    nodes = [n.replace(params={**n.params, "weight": ones}) if n.name == "back" else n for n in nodes]
     with pytest.raises(PassError, match="h_prev = delay.*delays %a \\(if_neuron\\), not a chip population"):
         lower_loihi(graph.replace(nodes=nodes))
     nodes = [n.replace(op=ops.Delay(init=1.0)) if n.name == "h_prev" else n for n in graph.nodes]
@@ -349,7 +351,8 @@ def float_rnn(seed=0):
     h_prev = b.delay(TensorType((n_h,)), name="h_prev")
     w = {"weight": rng.uniform(-0.1, 0.22, (n_h, n_a)).astype(np.float32), "bias": np.zeros(n_h, np.float32)}
     u = {"weight": rng.uniform(-0.15, 0.15, (n_h, n_h)).astype(np.float32), "bias": np.zeros(n_h, np.float32)}
-    s = b.add(ops.Add(), [b.add(ops.Dense(n_h), [a], w, name="forward"), b.add(ops.Dense(n_h), [h_prev], u, name="back")])
+    forward, back = b.add(ops.Dense(n_h), [a], w, name="forward"), b.add(ops.Dense(n_h), [h_prev], u, name="back")
+    s = b.add(ops.Add(), [forward, back])
     h = b.add(ops.ReLU(), [s], name="h")
     b.close_delay(h_prev, h)
     v = {"weight": rng.normal(0, 1, (O, n_h)).astype(np.float32), "bias": np.zeros(O, np.float32)}

@@ -184,7 +184,7 @@ def test_leaky_relu_lowers_as_two_chip_populations_and_sigmoid_stays_on_the_host
     output layer weights (negative part by -slope); the output sigmoid runs on the host on
     the readout. refsim runs it within the chip's usual distance from the ANN (measured
     5.5 % of the mean |output| at T=512, from the chip's reset to zero and membrane floor)."""
-    from snnc.backends.refsim.engine import simulate as refsim
+    from snnc.backends.refsim import simulate as refsim
     from snnc.compiler.interpreter import run
 
     b = GraphBuilder("leaky")
