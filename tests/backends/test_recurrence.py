@@ -169,20 +169,21 @@ def test_nengo_runs_the_recurrence_spike_for_spike(sequences, simulator):
         assert got.activity[name].to_dict() == activity.to_dict(), name
 
 
-def test_constant_input_recurrence(sequences):
+@pytest.mark.parametrize("simulator", ["nengo", "nengo-dl"])
+def test_constant_input_recurrence(sequences, simulator):
     """Constant inputs: the delay spans one step; outputs after every T = 1..12 (so ``h_out``
-    is the whole raster) on the interpreter and nengo."""
+    is the whole raster) on the interpreter and nengo / nengo-dl."""
     p = parameters()
     graph = recurrent_graph(p, sequence=False)
     x = sequences[:, 0]
     _, h = reference_rasters(p, x[:, None], 12, 1)
     ts = range(1, 13)
     interpreted = simulate(graph, x, ts).outputs
-    in_nengo = nengo_backend.simulate(graph, x, ts, simulator="nengo").outputs
+    in_nengo = nengo_backend.simulate(graph, x, ts, simulator=simulator, batch_size=3).outputs
     for t in ts:
         want = {k: v[:, 0] for k, v in windowed(p, h[:, :t], t).items()}
         assert_outputs(interpreted[t], want, f"interpreter T={t}")
-        assert_outputs(in_nengo[t], want, f"nengo T={t}")
+        assert_outputs(in_nengo[t], want, f"{simulator} T={t}")
 
 
 def test_a_delay_with_an_initial_value_in_nengo(sequences):
