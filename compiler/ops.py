@@ -599,7 +599,15 @@ class LoihiSynapses(Op):
     weight_exp)``), by core block: ``W`` rows each belong to one block; conv kernels are stored
     per block, ``K: (blocks, filters, C, kh, kw)``. ``block`` (one per output compartment) says
     which block a compartment is in, ``weight_exp`` (one per block) the weight exponent there.
-    The output is the input current, ``f32`` (float) or ``i32`` (int)."""
+    The output is the input current, ``f32`` (float) or ``i32`` (int).
+
+    ``delay=1`` (a recurrent synapse, in input steps): the input is a ``delay`` of a chip
+    population's spikes, and that delay is the whole latency: ``q_t = W d_t`` with ``d_t =
+    s_{t-L}``, so a spike at step ``t`` reaches the accumulator at ``t + L`` (``L = T`` with
+    sequence inputs, 1 with constant inputs), where the chip's usual one step would come on
+    top. A chip population runs one step behind the spiking graph it was lowered from (host
+    spikes reach it a step late), so this latency of exactly ``L`` steps is the graph's
+    recurrence; feed-forward synapses keep ``delay=0``."""
 
     NAME: ClassVar[str] = "loihi_synapses"
     STATEFUL: ClassVar[bool] = True
@@ -613,6 +621,7 @@ class LoihiSynapses(Op):
     stride: tuple[int, int] = (1, 1)
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)
     blocks: int = 1
+    delay: int = 0
 
     def out_shape(self, x: TensorType) -> tuple[int, ...]:
         if self.kind == "dense":
@@ -651,6 +660,8 @@ class LoihiSynapses(Op):
             _expect_image(x, self.NAME)
         if self.blocks < 1:
             raise OpTypeError(f"loihi_synapses blocks must be at least 1, got {self.blocks}")
+        if self.delay not in (0, 1):
+            raise OpTypeError(f"loihi_synapses delay is 0 or 1 input steps, got {self.delay}")
         shape = self.out_shape(x)
         return TensorType(shape, "f32" if self.format == "float" else "i32")
 

@@ -129,6 +129,7 @@ def partition(graph: Graph) -> Parts:
             f"graph {graph.name} has no chip populations (loihi_synapses, loihi_compartments): "
             "the Loihi backend builds graphs lowered for Loihi"
         )
+    _check_time(graph, chip_nodes)
     after_chip: set[str] = set()
     for node in graph.nodes:
         if isinstance(node.op, ops.CHIP_OPS) or any(i in after_chip for i in node.inputs):
@@ -168,6 +169,24 @@ def partition(graph: Graph) -> Parts:
     for node in chip_nodes:
         _check_chip_node(graph, node)
     return Parts(tuple(host_input), tuple(chip_nodes), tuple(host_output))
+
+
+def _check_time(graph: Graph, chip_nodes: list[Node]) -> None:
+    """NengoLoihi presents constant inputs and has no delayed connections: refuse sequences
+    and recurrences (refsim runs both)."""
+    for node in graph.inputs:
+        if node.op.sequence:
+            raise BuildError(
+                f"input %{node.name} is a sequence; the Loihi backend presents each example unchanged "
+                "(refsim runs sequence inputs)"
+            )
+    for node in chip_nodes:
+        if isinstance(node.op, ops.LoihiSynapses) and node.op.delay:
+            raise BuildError(
+                f"%{node.name}: a recurrent synapse delayed one input step (through %{node.inputs[0]}); "
+                "NengoLoihi has no delayed connections, so the Loihi backend builds feed-forward networks "
+                "(refsim runs recurrent ones)"
+            )
 
 
 def _check_chip_node(graph: Graph, node: Node) -> None:

@@ -5,7 +5,9 @@ Lowering is a registry from op type to a small build function (:mod:`.builder`);
 populations are ensembles of each neuron type's ``nengo`` form (:mod:`snnc.compiler.neurons`:
 snnc's integrate-and-fire neurons with a TensorFlow builder for nengo-dl, or ``nengo.LIF``);
 the max-pool gate is a ``nengo.Process`` (:mod:`.gate`). Every connection
-has ``synapse=None``: spikes reach the next layer in the same step, as in the interpreter.
+has ``synapse=None``: spikes reach the next layer in the same step, as in the interpreter;
+only a ``delay`` (a recurrence) goes through a filter, ``z^-L``, that gives its input ``L``
+steps later (one input step: ``T`` steps for sequence inputs, else 1).
 
 Nengo, nengo-dl and TensorFlow are imported when a network is built or run, not when this
 package is imported.
@@ -54,7 +56,10 @@ def simulate(
     array or a dict by input name, batched ``(N, *shape)``), presented unchanged at every
     step; returns a :class:`~snnc.compiler.simulate.SimulationResult` with each output after
     each requested T (a readout is the mean of its input over steps ``1..T``) and the spike
-    statistics of each neuron population.
+    statistics of each neuron population. Sequence inputs (``(N, steps, *shape)``): each T is
+    a run of ``T * steps`` steps, each input step held ``T`` steps, the outputs read at the
+    end of each input step's window (a readout: the mean over the window), the statistics of
+    the longest run.
 
     ``simulator="nengo"`` runs ``nengo.Simulator`` one example at a time (built once, reset
     between examples); ``"nengo-dl"`` runs ``nengo_dl.Simulator`` in float64 on minibatches

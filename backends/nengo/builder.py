@@ -1,9 +1,10 @@
 """Lowering a spiking graph to a ``nengo.Network``, one small build function per op type.
 
-Every connection has ``synapse=None``, so each step's spikes reach the next layer in the
-same step, as in the spiking interpreter. Each IR value becomes one Nengo object:
+Every connection but a delay's has ``synapse=None``, so each step's spikes reach the next
+layer in the same step, as in the spiking interpreter. Each IR value becomes one Nengo object:
 
-- inputs: a Node presenting the example at every step;
+- inputs: a Node presenting the example at every step (a sequence: each input step held
+  for its window of steps);
 - linear ops: a passthrough ``Node(size_in=n)`` summing connections with Nengo transforms
   (``Dense``, ``Convolution``, ``Sparse``, sliced connections for layout changes) plus
   constant Nodes for biases; ``reshape`` reuses its input's object;
@@ -13,6 +14,10 @@ same step, as in the spiking interpreter. Each IR value becomes one Nengo object
 - the max-pool gate: a Node running the :class:`~.gate.MaxGate` process;
 - readouts: no object; the output's probe records the readout's input and the runner
   averages it over time;
+- delays: a passthrough Node fed by their input through the discrete filter ``z^-L``
+  (``nengo.LinearFilter([1], [1, 0, ..., 0])``, ``L`` zeros): the value ``L`` steps ago, 0
+  before. Nengo runs a synapse as an update, so a cycle through it is no algebraic loop. The
+  connection is made once the whole graph is built (a delay's input comes later).
 - sigmoid, tanh and softmax after a readout: no object; the runner applies them to the
   averaged value (:attr:`~.model.OutputProbe.host`).
 """
@@ -53,9 +58,9 @@ def lowers(op_type):
 class Lowering:
     """The network under construction and the Nengo object of each IR value built so far."""
 
-    def __init__(self, graph: Graph, dt: float):
+    def __init__(self, graph: Graph, dt: float, delay: int = 1):
         self.graph = graph
-        self.model = NengoModel(graph, nengo.Network(label=graph.name), dt)
+        self.model = NengoModel(graph, nengo.Network(label=graph.name), dt, delay)
         self.values: dict[str, object] = {}
         #: readout name -> the value it averages (readouts are computed from probes)
         self.readouts: dict[str, str] = {}
@@ -81,11 +86,11 @@ class Lowering:
         return nengo.Node(size_in=node.type.size, label=node.name)
 
     @staticmethod
-    def connect(pre, post, transform=None) -> None:
+    def connect(pre, post, transform=None, synapse=None) -> None:
         if transform is None:
-            nengo.Connection(pre, post, synapse=None)
+            nengo.Connection(pre, post, synapse=synapse)
         else:
-            nengo.Connection(pre, post, transform=transform, synapse=None)
+            nengo.Connection(pre, post, transform=transform, synapse=synapse)
 
     def constant(self, post, values, label: str, transform=None) -> None:
         """Add the constant ``transform @ values`` (or ``values``) to ``post`` every step."""
@@ -117,9 +122,10 @@ class Lowering:
         return padded
 
 
-def build_model(graph: Graph, dt: float | None = None) -> NengoModel:
+def build_model(graph: Graph, dt: float | None = None, delay: int = 1) -> NengoModel:
+    """``graph`` as a network; ``delay``: the simulation steps each ``delay`` op spans."""
     dt = _simulation_dt(graph, dt)
-    lowering = Lowering(graph, dt)
+    lowering = Lowering(graph, dt, delay)
     with lowering.model.network:
         for node in graph.nodes:
             build = BUILDERS.get(type(node.op)) or (_neurons if neurons.by_op(node.op) else None)
@@ -131,6 +137,8 @@ def build_model(graph: Graph, dt: float | None = None) -> NengoModel:
             value = build(lowering, node)
             if value is not None:
                 lowering.values[node.name] = value
+        for node in graph.delays:
+            _close_delay(lowering, node)
     return lowering.model
 
 
@@ -163,8 +171,9 @@ def _timed_neurons(graph: Graph) -> list[Node]:
 
 @lowers(ops.Input)
 def _input(lw: Lowering, node: Node):
-    presented = PresentedInput(node.type.size)
+    presented = PresentedInput(node.type.size, lw.model.dt)
     lw.model.presented[node.name] = presented
+    lw.model.sequence_inputs[node.name] = node.op.sequence
     lw.model.inputs[node.name] = nengo.Node(presented, size_out=node.type.size, label=node.name)
     return lw.model.inputs[node.name]
 
@@ -180,7 +189,7 @@ def _output(lw: Lowering, node: Node):
         raise BuildError(f"%{host[0].name}: {host[0].op.NAME} runs on the host on a readout's value; it reads %{value}")
     target = lw.source(lw.readouts[value] if running_mean else value)
     probe = nengo.Probe(target, synapse=None, label=node.name)
-    lw.model.outputs[node.name] = OutputProbe(probe, node.type.shape, running_mean, tuple(host))
+    lw.model.outputs[node.name] = OutputProbe(probe, node.type.shape, running_mean, tuple(host), node.op.sequence)
 
 
 @lowers(ops.Readout)
@@ -314,6 +323,23 @@ def _concat(lw: Lowering, node: Node):
 
 
 # ----------------------------------------------------------------------------- stateful ops
+
+
+@lowers(ops.Delay)
+def _delay(lw: Lowering, node: Node):
+    return lw.passthrough(node)  # fed by _close_delay once its input is built
+
+
+def _close_delay(lw: Lowering, node: Node) -> None:
+    """Feed the delay's Node its input through ``z^-L``: ``y_t = x_{t-L}``, and ``init``
+    while ``t <= L`` (the filter delays ``x - init``, and ``init`` is added undelayed)."""
+    delayed = nengo.LinearFilter([1], [1] + [0] * lw.model.delay, analog=False)
+    out = lw.values[node.name]
+    lw.connect(lw.source(node.inputs[0]), out, synapse=delayed)
+    if node.op.init != 0:
+        init = np.full(node.type.size, float(node.op.init))
+        lw.connect(nengo.Node(-init, label=f"{node.name}_init"), out, synapse=delayed)
+        lw.constant(out, init, f"{node.name}_init_value")
 
 
 def _probed_ensemble(lw: Lowering, node: Node, neuron_type, gain, bias, spike_value: float):

@@ -10,11 +10,11 @@ import numpy as np
 
 from snnc.compiler.errors import DataError, SnncError
 from snnc.compiler.graph import Graph
-from snnc.compiler.interpreter import EVALUATORS, bind_inputs
+from snnc.compiler.interpreter import EVALUATORS, bind_inputs, sequence_steps
 from snnc.compiler.progress import progress as progress_bar
-from snnc.compiler.simulate import LayerActivity, SimulationResult, check_timesteps
+from snnc.compiler.simulate import LayerActivity, Schedule, SimulationResult, check_timesteps
 
-from .model import NengoModel
+from .model import NengoModel, OutputProbe
 
 SIMULATORS = ("nengo", "nengo-dl")
 
@@ -56,22 +56,46 @@ def run_model(
 ) -> SimulationResult:
     """Run a built network (:func:`snnc.backends.nengo.simulate` says how)."""
     ts, arrays = check_arguments(model.graph, inputs, timesteps, simulator)
+    graph = model.graph
+    if not graph.sequence:
+        return _run_schedule(model, arrays, Schedule.of(graph, ts[-1], 1), ts, simulator, batch_size, progress)
+    # sequence inputs: each T is its own run, as in the interpreter, and a delay spans T
+    # steps: its network is built for that T
+    from .builder import build_model
+
+    input_steps = sequence_steps(graph, arrays)
+    results = {}
+    for t in ts:
+        schedule = Schedule.of(graph, t, input_steps)
+        if graph.delays and model.delay != schedule.delay:
+            model = build_model(graph, model.dt, schedule.delay)
+        result = _run_schedule(model, arrays, schedule, [t], simulator, batch_size, progress)
+        results[t] = result.outputs[t]
+    return SimulationResult(results, result.activity)
+
+
+def _run_schedule(model: NengoModel, arrays, schedule: Schedule, ts: list[int], simulator, batch_size, progress):
+    """Run every example for ``schedule.steps`` steps; the outputs at each of ``ts``."""
     n = next(iter(arrays.values())).shape[0]
     # The spike counters lag one step (Nengo updates a probe's synapse after sampling it),
-    # so the runners step once more than max(T): the count sampled then covers steps 1..T.
-    steps = ts[-1] + 1
+    # so the runners step once more than the schedule: the count sampled then covers all steps.
+    steps = schedule.steps + 1
     if simulator == "nengo":
-        batches = _run_nengo(model, arrays, steps, progress)
+        batches = _run_nengo(model, arrays, steps, schedule, progress)
     else:
-        batches = _run_nengo_dl(model, arrays, steps, min(batch_size, n), progress)
+        batches = _run_nengo_dl(model, arrays, steps, schedule, min(batch_size, n), progress)
     chunks: dict[int, dict[str, list]] = {t: {name: [] for name in model.outputs} for t in ts}
     activity = {name: LayerActivity(int(np.prod(p.shape))) for name, p in model.neurons.items()}
     for outputs, counts in batches:
-        for t, values in outputs_at(model, outputs, ts).items():
+        if model.graph.sequence:
+            read = {ts[0]: window_outputs(model, outputs, schedule)}
+        else:
+            read = outputs_at(model, outputs, ts)
+        for t, values in read.items():
             for name, value in values.items():
                 chunks[t][name].append(value)
         for name, count in counts.items():
-            activity[name].add_batch(count, ts[-1])
+            activity[name].add_batch(count, schedule.steps)
     results = {t: {k: np.concatenate(v) for k, v in by_name.items()} for t, by_name in chunks.items()}
     return SimulationResult(results, activity)
 
@@ -89,10 +113,29 @@ def outputs_at(model: NengoModel, probed: dict[str, np.ndarray], ts: list[int]) 
         result[t] = {}
         for name, out in model.outputs.items():
             value = series[name][:, t - 1] / t if out.running_mean else series[name][:, t - 1]
-            value = value.reshape((-1, *out.shape))
-            for node in out.host:  # sigmoid, tanh, softmax on the decoded value
-                value = EVALUATORS[type(node.op)](node, [value])
-            result[t][name] = value.astype(np.float32)
+            result[t][name] = _decoded(out, value.reshape((-1, *out.shape)))
+    return result
+
+
+def _decoded(out: OutputProbe, value: np.ndarray) -> np.ndarray:
+    """The output's host functions (sigmoid, tanh, softmax) on its value ``(B, *shape)``."""
+    for node in out.host:
+        value = EVALUATORS[type(node.op)](node, [value])
+    return value.astype(np.float32)
+
+
+def window_outputs(model: NengoModel, probed: dict[str, np.ndarray], schedule: Schedule) -> dict[str, np.ndarray]:
+    """Each output of a sequence run from its probe data ``(B, steps, n)``, read at the end of
+    each input step's window of ``hold`` steps: the value at the window's last step, or for a
+    readout the mean of its input over the window. ``(B, input steps, *shape)`` for a sequence
+    output, else the last window's value."""
+    result = {}
+    for name, out in model.outputs.items():
+        data = probed[name][:, : schedule.steps]
+        windows = data.reshape(len(data), schedule.steps // schedule.hold, schedule.hold, -1)
+        value = np.cumsum(windows, axis=2)[:, :, -1] / schedule.hold if out.running_mean else windows[:, :, -1]
+        per_window = [_decoded(out, value[:, k].reshape((-1, *out.shape))) for k in range(value.shape[1])]
+        result[name] = np.stack(per_window, axis=1) if out.sequence else per_window[-1]
     return result
 
 
@@ -104,15 +147,23 @@ def _spike_counts(model: NengoModel, accumulated: dict[str, np.ndarray]) -> dict
     }
 
 
-def _run_nengo(model: NengoModel, arrays: dict[str, np.ndarray], steps: int, progress) -> Iterator[Batch]:
-    """One ``nengo.Simulator``, reset before each example (neuron, gate and probe state)."""
+def _presented(array: np.ndarray, schedule: Schedule, sequence: bool) -> tuple[np.ndarray, int | None]:
+    """One example's data for a :class:`~.model.PresentedInput`: flattened per input step."""
+    return (array.reshape(len(array), -1), schedule.hold) if sequence else (array.ravel(), None)
+
+
+def _run_nengo(
+    model: NengoModel, arrays: dict[str, np.ndarray], steps: int, schedule: Schedule, progress
+) -> Iterator[Batch]:
+    """One ``nengo.Simulator``, reset before each example (neuron, gate, delay and probe
+    state)."""
     import nengo
 
     n = next(iter(arrays.values())).shape[0]
     with nengo.Simulator(model.network, dt=model.dt, progress_bar=False) as sim:
         for i in progress_bar(range(n), n, f"nengo ({steps} steps)", progress):
             for name, presented in model.presented.items():
-                presented.value = arrays[name][i].ravel()
+                presented.present(*_presented(arrays[name][i], schedule, model.sequence_inputs[name]))
             sim.reset()
             sim.run_steps(steps)
             outputs = {name: sim.data[out.probe][None] for name, out in model.outputs.items()}
@@ -121,7 +172,7 @@ def _run_nengo(model: NengoModel, arrays: dict[str, np.ndarray], steps: int, pro
 
 
 def _run_nengo_dl(
-    model: NengoModel, arrays: dict[str, np.ndarray], steps: int, batch: int, progress
+    model: NengoModel, arrays: dict[str, np.ndarray], steps: int, schedule: Schedule, batch: int, progress
 ) -> Iterator[Batch]:
     """One ``nengo_dl.Simulator`` with ``minibatch_size=batch``; each minibatch starts from
     the initial state. The last minibatch is padded with zeros to the full size."""
@@ -137,10 +188,24 @@ def _run_nengo_dl(
             size = min(batch, n - start)
             data = {}
             for name, node in model.inputs.items():
-                examples = np.zeros((batch, arrays[name][0].size))
-                examples[:size] = arrays[name][start : start + size].reshape(size, -1)
-                data[node] = np.repeat(examples[:, None, :], steps, axis=1)
+                examples = arrays[name][start : start + size]
+                data[node] = _steps_data(examples, batch, steps, schedule, model.sequence_inputs[name])
             probed = sim.predict_on_batch(data, n_steps=steps)
             outputs = {name: probed[out.probe][:size] for name, out in model.outputs.items()}
             counts = {name: probed[p.probe][:size, -1] for name, p in model.neurons.items()}
             yield outputs, _spike_counts(model, counts)
+
+
+def _steps_data(examples: np.ndarray, batch: int, steps: int, schedule: Schedule, sequence: bool) -> np.ndarray:
+    """An input's data at every step ``(batch, steps, n)``, zero-padded to the minibatch: a
+    constant example repeated, a sequence's input steps each held ``hold`` steps (the last
+    one after the sequence ends)."""
+    size = len(examples)
+    if sequence:
+        per_step = np.repeat(examples.reshape(size, examples.shape[1], -1), schedule.hold, axis=1)
+        per_step = np.concatenate([per_step, np.repeat(per_step[:, -1:], steps - per_step.shape[1], axis=1)], axis=1)
+    else:
+        per_step = np.repeat(examples.reshape(size, 1, -1), steps, axis=1)
+    data = np.zeros((batch, steps, per_step.shape[2]))
+    data[:size] = per_step
+    return data

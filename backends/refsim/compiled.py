@@ -63,6 +63,8 @@ def program(plan) -> Program | str:
     graph = plan.graph
     if plan.mode != "int":
         return "float mode runs on the NumPy engine"
+    if graph.sequence or graph.delays:
+        return "sequence inputs and delays (recurrences) run on the NumPy engine"
     populations, tail, names = [], [], {}
     sizes = {k.HOST_RASTER: 0, k.CHIP: 0}
     for node in plan.dynamic:

@@ -11,7 +11,7 @@ from functools import cached_property
 import numpy as np
 
 from snnc.compiler import ops
-from snnc.compiler.errors import BuildError
+from snnc.compiler.errors import BuildError, PassError
 from snnc.compiler.graph import Graph, Node
 from snnc.compiler.loihi import chip
 from snnc.compiler.simulate import STEPPERS, evaluator, static_nodes
@@ -65,10 +65,14 @@ def plan(graph: Graph) -> Plan:
         if isinstance(node.op, ops.LoihiSynapses):
             if mode == "int":
                 _check_blocks(node)
+            try:
+                chip.presynaptic(graph, node)  # a recurrent synapse reads a delay, the others do not
+            except PassError as exc:
+                raise BuildError(str(exc)) from None
         elif mode == "float":
             float_params[node.name] = _float_compartment_params(graph, node)
     for node in dynamic:
-        if not isinstance(node.op, (*ops.CHIP_OPS, *STEPPERS)):
+        if not isinstance(node.op, (*ops.CHIP_OPS, *STEPPERS, ops.Delay)):
             evaluator(node)  # an op the host cannot run fails here, before any work
     return Plan(graph, mode, static, dynamic, float_params)
 

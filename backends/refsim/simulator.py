@@ -6,6 +6,7 @@ either engine, in worker threads, and gathers a :class:`RefsimResult`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,7 @@ import numpy as np
 from snnc.compiler import ops
 from snnc.compiler.errors import BuildError, DataError
 from snnc.compiler.graph import Graph
-from snnc.compiler.interpreter import bind_inputs, run_batch
+from snnc.compiler.interpreter import bind_inputs, run_batch, sequence_steps
 from snnc.compiler.progress import progress as progress_bar
 from snnc.compiler.simulate import LayerActivity, SimulationResult, check_timesteps
 
@@ -117,11 +118,29 @@ def _run(prepared: Plan, inputs, timesteps, batch_size, record, progress, refere
     n = next(iter(arrays.values())).shape[0]
     if n == 0:
         raise DataError("no examples to simulate (the data is empty)")
+    if not graph.sequence:
+        return _run_all(prepared, run_batch_on, arrays, ts, ts[-1], batch_size, record, progress, reference, workers)
+    # sequence inputs: each T is a run of T * steps steps, as in the spiking interpreter; the
+    # result holds every T's outputs and the longest run's spikes and statistics
+    steps = sequence_steps(graph, arrays)
+    runs = [
+        _run_all(prepared, run_batch_on, arrays, [t], t * steps, batch_size, record, progress, reference, workers)
+        for t in ts
+    ]
+    return dataclasses.replace(runs[-1], outputs={t: r.outputs[t] for t, r in zip(ts, runs)})
+
+
+def _run_all(
+    prepared: Plan, run_batch_on, arrays, ts, steps, batch_size, record, progress, reference, workers
+) -> RefsimResult:
+    """Every batch of ``arrays`` for ``steps`` steps, the outputs at each of ``ts``."""
+    graph = prepared.graph
+    n = next(iter(arrays.values())).shape[0]
     starts = range(0, n, batch_size)
     populations = [node for node in graph.nodes if isinstance(node.op, ops.LoihiCompartments)]
     rasters = {}
     if record == "spikes":  # filled in place, batch by batch
-        rasters = {node.name: np.zeros((n, ts[-1], node.type.size), bool) for node in populations}
+        rasters = {node.name: np.zeros((n, steps, node.type.size), bool) for node in populations}
 
     def run(start: int):
         batch = {k: v[start : start + batch_size] for k, v in arrays.items()}
@@ -131,12 +150,15 @@ def _run(prepared: Plan, inputs, timesteps, batch_size, record, progress, refere
 
     parts: list[BatchResult] = []
     activity: dict[str, LayerActivity] = {}
-    label = f"refsim {graph.name} ({ts[-1]} steps)"
+    label = f"refsim {graph.name} ({steps} steps)"
     for part, expected in progress_bar(_in_threads(run, starts, workers), len(starts), label, progress):
         for name, count in {**part.host_counts, **part.counts}.items():
             node = graph.node(name)
             activity.setdefault(name, LayerActivity(node.type.size))
-            activity[name].add_batch(count, ts[-1], node.op.amplitude, (expected or {}).get(name))
+            reference_rate = (expected or {}).get(name)
+            if reference_rate is not None and graph.sequence:
+                reference_rate = reference_rate.mean(axis=1)  # the mean over the input steps
+            activity[name].add_batch(count, steps, node.op.amplitude, reference_rate)
         parts.append(part)
     result = _gather(parts, ts, activity, rasters, prepared.mode)
     _warn_overflow(graph, result.overflow)

@@ -126,10 +126,25 @@ def post_compartments(graph: Graph, synapse: Node) -> Node:
     return users[0]
 
 
+def presynaptic(graph: Graph, synapse: Node) -> Node:
+    """The population whose spikes a ``loihi_synapses`` node carries: its input, or for a
+    recurrent synapse (``delay=1``) the population its input ``delay`` node delays."""
+    pre = graph.node(synapse.inputs[0])
+    if synapse.op.delay:
+        if not isinstance(pre.op, ops.Delay):
+            raise PassError(
+                f"%{synapse.name}: a loihi_synapses with delay=1 reads a delay node, got {pre.op.NAME} %{pre.name}"
+            )
+        return graph.node(pre.inputs[0])
+    if isinstance(pre.op, ops.Delay):
+        raise PassError(f"%{synapse.name}: loihi_synapses reading the delay %{pre.name} must say delay=1")
+    return pre
+
+
 def pre_amplitude(graph: Graph, synapse: Node) -> float:
     """The spike amplitude of the presynaptic population (a host neuron population or a chip
     ``loihi_compartments``): NengoLoihi scales weights by ``neuron_type.amplitude``."""
-    pre = graph.node(synapse.inputs[0])
+    pre = presynaptic(graph, synapse)
     if not isinstance(pre.op, ops.NEURON_OPS):
         populations = ", ".join(t.NAME for t in ops.NEURON_OPS)
         raise PassError(

@@ -5,11 +5,13 @@ linear op between two neuron layers (convolutions, average pooling, reshapes, th
 rescales threshold balancing inserts, residual adds) must become one weighted connection from
 each presynaptic population. The first neuron layer (the one reading the graph input) stays
 on the host, off-chip, as NengoLoihi requires, and sends its spikes to the chip; the output
-layer reads the last chip spikes on the host.
+layer reads the last chip spikes on the host. A recurrence (a chip population's spikes
+through a ``delay`` back into a chip population) becomes a synapse with ``delay=1``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -53,6 +55,11 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Grap
       ``adapt=true`` runs it with the chip's reset and start, with a note. The host input
       layer keeps its neurons either way (the loihi pipeline's choice: reset by subtraction
       from half the threshold on the host, where it costs nothing).
+    - A ``delay`` of a chip population's spikes is a presynaptic population like any other:
+      its connection becomes a ``loihi_synapses`` node with ``delay=1`` reading the delay
+      (latency one input step, ``L`` steps, instead of the chip's one step: the chip
+      population runs one step behind the spiking graph, so the recurrence keeps its timing).
+      A delay must start at 0 (no spikes) and delay a chip population.
     - The chip differs from the IR's integrate-and-fire neuron in ways this pass cannot
       remove: it fires when ``v > threshold`` (not ``>=``), its membrane stops at 0 below,
       and each synapse delays spikes by one step. ``snnc evaluate --backend refsim-float``
@@ -73,6 +80,7 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Grap
     if not chip_neurons:
         raise rw.fail(host_neurons[0] if host_neurons else graph.nodes[0], "no neuron layer reads spikes: nothing to place on the chip")
     on_host = _host_nodes(graph, {n.name for n in chip_neurons}, sources)
+    _check_recurrences(rw, graph, {n.name for n in chip_neurons}, sources)
     for node in graph.nodes:
         if isinstance(node.op, ops.SpikeMaxPool2d):
             raise rw.fail(node, "Loihi cannot gate spikes by rate; replace max pooling (maxpool_to_avgpool, as the loihi pipeline does)")
@@ -88,10 +96,11 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Grap
 
 
 def _sources(graph: Graph) -> dict[str, set[str]]:
-    """For each value: the neuron populations and graph inputs it is a linear function of."""
+    """For each value: the neuron populations, delays and graph inputs it is a linear
+    function of (a delay is a source: its input may come later)."""
     sources: dict[str, set[str]] = {}
     for node in graph.nodes:
-        if isinstance(node.op, (ops.Input, *ops.NEURON_OPS)):
+        if isinstance(node.op, (ops.Input, ops.Delay, *ops.NEURON_OPS)):
             sources[node.name] = {node.name}
         else:
             sources[node.name] = set().union(*(sources[i] for i in node.inputs))
@@ -130,6 +139,24 @@ def _host_nodes(graph: Graph, chip: set[str], sources) -> set[str]:
     return keep
 
 
+def _check_recurrences(rw: Rewriter, graph: Graph, chip: set[str], sources) -> None:
+    """Each delay a chip population reads delays a chip population's spikes from 0."""
+    for name in chip:
+        for pre in sources[graph.node(name).inputs[0]]:
+            delay = graph.node(pre)
+            if not isinstance(delay.op, ops.Delay):
+                continue
+            if delay.inputs[0] not in chip:
+                what = graph.node(delay.inputs[0])
+                raise rw.fail(
+                    delay,
+                    f"feeds the chip population %{name} but delays %{what.name} ({what.op.NAME}), not a chip "
+                    "population; on Loihi a recurrence is a chip population's spikes delayed back into the chip",
+                )
+            if delay.op.init != 0:
+                raise rw.fail(delay, f"starts at init={delay.op.init:g}; a delay of chip spikes starts with no spikes (init=0)")
+
+
 # ----------------------------------------------------------------------------- one population
 
 
@@ -140,6 +167,8 @@ def _lower_population(rw: Rewriter, graph: Graph, node: Node, pres: list[str], d
     synapses = []
     for pre in pres:
         op, weight, how = _connection(rw, graph, region, node, pre, pres)
+        if isinstance(graph.node(pre).op, ops.Delay):
+            op, how = dataclasses.replace(op, delay=1), f"{how}, delayed one input step (a recurrence)"
         if not np.any(weight):
             rw.note(node, f"the connection from %{pre} has only zero weights; dropped")
             continue

@@ -66,9 +66,12 @@ def map_to_cores(graph: Graph, *, split: str = "auto", max_compartments: int = 1
 
     block_shapes: dict[str, tuple[int, ...]] = {}
     usage: dict[str, list[cores.BlockUsage]] = {}
+    order = {n.name: k for k, n in enumerate(populations)}
     for node in reversed(populations):  # a block's output axons depend on the next populations' blocks
         shape = node.type.shape
-        outs = [(conn, block_shapes[post]) for conn, post in outputs[node.name]]
+        # a recurrence feeds a population not split yet (itself or an earlier one): counted
+        # as one block here, and recounted below once every population is split
+        outs = [(conn, block_shapes.get(post, graph.node(post).type.shape)) for conn, post in outputs[node.name]]
         if split == "none":
             block_shapes[node.name] = shape
             usage[node.name] = _one_core(node, inputs[node.name], outs, max_compartments)
@@ -77,6 +80,10 @@ def map_to_cores(graph: Graph, *, split: str = "auto", max_compartments: int = 1
             block_shapes[node.name], usage[node.name] = cores.choose_block_shape(shape, inputs[node.name], outs, max_compartments)
         except cores.DoesNotFit as exc:
             raise PassError(f"%{node.name}: {exc}; {_WHY_NO_FIT[exc.limit]}") from None
+
+    for node in populations:
+        if any(order[post] <= order[node.name] for _, post in outputs[node.name]):
+            usage[node.name] = _recount_recurrent(node, block_shapes, inputs, outputs, max_compartments)
 
     rw = Rewriter(graph, "map_to_cores")
     placement, core = {}, 0
@@ -130,7 +137,7 @@ def _populations(graph: Graph) -> list[Node]:
 
 
 def _connection(graph: Graph, synapse: Node, post: Node) -> cores.Connection:
-    pre = graph.node(synapse.inputs[0])
+    pre = chip.presynaptic(graph, synapse)
     weight = chip.synapse_weights(graph, synapse).astype(np.float32)  # the values NengoLoihi stores
     if synapse.op.kind == "dense":
         weight = np.ascontiguousarray(weight.T)  # Synapse.set_weights takes (n_pre, n_post)
@@ -152,8 +159,9 @@ def _connections(graph: Graph, populations: list[Node]):
                 raise PassError(f"%{synapse.name} = loihi_synapses: feeds {len(users)} nodes; synapses belong to one population")
             conn = _connection(graph, synapse, post)
             inputs[post.name].append(conn)
-            if synapse.inputs[0] in outputs:
-                outputs[synapse.inputs[0]].append((conn, post.name))
+            pre = chip.presynaptic(graph, synapse).name
+            if pre in outputs:
+                outputs[pre].append((conn, post.name))
     return inputs, outputs
 
 
@@ -169,6 +177,22 @@ def core_usage(graph: Graph, block_shapes: dict[str, tuple[int, ...]]) -> dict[s
         )
         for n in populations
     }
+
+
+def _recount_recurrent(node: Node, block_shapes, inputs, outputs, max_compartments: int) -> list[cores.BlockUsage]:
+    """The usage of a population whose spikes feed back (through a delay) into itself or an
+    earlier population, with the block shapes finally chosen; an error if it no longer fits."""
+    outs = [(conn, block_shapes[post]) for conn, post in outputs[node.name]]
+    usage = cores.population_usage(node.type.shape, block_shapes[node.name], inputs[node.name], outs)
+    for use in usage:
+        excess = use.excess(max_compartments)
+        if excess:
+            limit, amount, maximum = excess[0]
+            raise PassError(
+                f"%{node.name}: with its recurrent connection, a core block needs {amount} "
+                f"{cores.LIMIT_WORDS[limit]}, more than the {maximum} of one core; {_WHY_NO_FIT[limit]}"
+            )
+    return usage
 
 
 # ----------------------------------------------------------------------------- one core, placement
