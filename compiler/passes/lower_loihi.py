@@ -117,6 +117,12 @@ def _split_neurons(rw: Rewriter, graph: Graph, sources) -> tuple[list[Node], lis
         if feeds <= inputs:
             host.append(node)
         elif feeds & inputs:
+            if any(isinstance(graph.node(f).op, ops.Delay) for f in feeds):
+                raise rw.fail(
+                    node,
+                    "is a recurrent layer reading the analog input; the chip only takes spikes, so the input "
+                    "goes through one host layer first: put a layer before it (e.g. TimeDistributed(Dense) + relu)",
+                )
             raise rw.fail(node, "reads both the analog input and spikes; the chip only takes spikes (the input goes through one host layer)")
         else:
             chip.append(node)

@@ -200,3 +200,20 @@ def test_leaky_relu_lowers_as_two_chip_populations_and_sigmoid_stays_on_the_host
     want = run(ann, data)["output"]
     got = refsim(lowered, data, [512]).outputs[512]["output"]
     assert np.abs(got - want).mean() < 0.1 * np.abs(want).mean()
+
+
+def test_a_recurrent_first_layer_is_refused_with_the_fix(rng):
+    """A SimpleRNN reading the analog input cannot be a host layer (its recurrence) nor a
+    chip one (the input is not spikes): the message says to put a layer before it."""
+    from snnc.compiler.types import TensorType
+
+    b = GraphBuilder("rnn")
+    x = b.input("x", (4,), sequence=True)
+    d = b.delay(TensorType((6,)), name="h_prev")
+    s = b.add(ops.Add(), [dense(b, rng, x, 6), dense(b, rng, d, 6)])
+    h = b.add(ops.ReLU(), [s], name="h")
+    b.close_delay(d, h)
+    b.output(dense(b, rng, h, 3))
+    snn = PassManager(TO_SPIKING).run(b.build(), calibration=rng.uniform(0, 1, (16, 5, 4)).astype(np.float32))[0]
+    with pytest.raises(PassError, match="%h = if_neuron: is a recurrent layer reading the analog input.*put a layer before it"):
+        lower_loihi(snn)
