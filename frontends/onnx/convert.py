@@ -44,8 +44,8 @@ def convert_model(model, opset: int, path: Path) -> Graph:
     ctx = ModelContext(
         path, opset, builder, dict(initializers), _readers(nodes), frozenset(o.name for o in graph.output)
     )
-    plan = _plan(nodes, set(initializers), path)  # first: unsupported ops say more than input shapes
     _add_inputs(ctx, [v for v in graph.input if v.name not in initializers], is_recurrent(nodes))
+    plan = _plan(nodes, set(initializers), path)
     shapes = _inferred_shapes(model)
     for index, node, how in sorted(plan, key=lambda step: step[2] != CONSTANT):
         if all(name in ctx.values for name in node.output if name):
