@@ -1,5 +1,6 @@
 """Recurrent ONNX models: the ``RNN`` op, its sequence inputs and outputs, and the
-Squeeze/Transpose nodes exporters put around them.
+Squeeze/Transpose/MatMul/Gather nodes exporters put around them (PyTorch's ``nn.RNN`` with
+``batch_first=True`` and a Linear on ``y[:, -1]`` or on every step).
 
 The rule (as in the Keras frontend): a model with an ``RNN`` node takes sequences. Its
 inputs are rank 3: ``[seq, batch, features]`` (the RNN's layout 0, what PyTorch's ``nn.RNN``

@@ -160,19 +160,14 @@ def _sequence_then(rng, *nodes, extra=None, outputs=("out",)):
     return make_model([*head, *nodes], {"x": ["T", "N", F]}, list(outputs), init)
 
 
+def _gather(rng, axis: int, index: int):
+    node = helper.make_node("Gather", ["seq", "i"], ["out"], axis=axis, name="pick")
+    return _sequence_then(rng, node, extra={"i": np.array(index, np.int64)})
+
+
 SEQUENCE_REFUSALS = {
-    "gather_first_step": (
-        lambda rng: _sequence_then(
-            rng, helper.make_node("Gather", ["seq", "i"], ["out"], axis=0, name="pick"), extra={"i": np.array(0, np.int64)}
-        ),
-        ["node 'pick' (Gather)", "index -1 on the time axis"],
-    ),
-    "gather_features": (
-        lambda rng: _sequence_then(
-            rng, helper.make_node("Gather", ["seq", "i"], ["out"], axis=2, name="pick"), extra={"i": np.array(-1, np.int64)}
-        ),
-        ["node 'pick' (Gather)", "index -1 on the time axis"],
-    ),
+    "gather_first_step": (lambda rng: _gather(rng, 0, 0), ["node 'pick' (Gather)", "index -1 on the time axis"]),
+    "gather_features": (lambda rng: _gather(rng, 2, -1), ["node 'pick' (Gather)", "index -1 on the time axis"]),
     "matmul_by_a_stack_of_matrices": (
         lambda rng: _sequence_then(
             rng,
@@ -202,14 +197,14 @@ def test_batch_sized_initial_state_must_be_zero(tmp_path, rng):
     from onnx import TensorProto
 
     def model(fill):
+        value = helper.make_tensor("v", TensorProto.FLOAT, [1], [fill])
         nodes = [
             helper.make_node("Shape", ["x"], ["shape"]),
             helper.make_node("Gather", ["shape", "one"], ["batch"], axis=0),
             helper.make_node("Concat", ["layers", "batch", "hidden"], ["state_shape"], axis=0),
-            helper.make_node(
-                "ConstantOfShape", ["state_shape"], ["h0"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [fill])
-            ),
-            helper.make_node("RNN", ["x", "W", "R", "B", "", "h0"], ["", "y_h"], hidden_size=H, activations=["Relu"], name="rnn"),
+            helper.make_node("ConstantOfShape", ["state_shape"], ["h0"], value=value),
+            helper.make_node("RNN", ["x", "W", "R", "B", "", "h0"], ["", "y_h"], name="rnn", hidden_size=H,
+                             activations=["Relu"]),
         ]
         init = {
             **rnn_weights(rng),
@@ -222,5 +217,6 @@ def test_batch_sized_initial_state_must_be_zero(tmp_path, rng):
     x = rng.uniform(-1, 1, (BATCH, STEPS, F)).astype(np.float32)
     path = save(model(0.0), tmp_path)
     ours = run_model(load_model(path), x)["y_h"]
-    np.testing.assert_allclose(ours, ort_outputs(path, [x.transpose(1, 0, 2)])[0].transpose(1, 0, 2), **TOL)  # Y_h [1, N, H]
+    theirs = ort_outputs(path, [x.transpose(1, 0, 2)])[0]  # Y_h: [1, N, H]
+    np.testing.assert_allclose(ours, theirs.transpose(1, 0, 2), **TOL)
     raises(UnsupportedError, save(model(1.0), tmp_path, "ones.onnx"), "node 'rnn' (RNN)", "nonzero initial_h")
