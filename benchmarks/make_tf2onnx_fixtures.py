@@ -1,6 +1,7 @@
 """Export the small channels-last Keras models whose tf2onnx ``.onnx`` files the ONNX layout
-tests read (``tests/frontends/fixtures/onnx/tf2onnx/``), so CI never needs TensorFlow's
-ONNX exporter.
+tests read (``tests/frontends/fixtures/onnx/tf2onnx/``) and the 1-D and recurrent ones the
+exported-sequence tests read (``tests/frontends/fixtures/onnx/tf2onnx_1d/``), so CI never
+needs TensorFlow's ONNX exporter.
 
 Not run by the tests, and not with the project's venv: it needs tf2onnx, which the project
 does not install. Commands used for the committed files, from the repository root::
@@ -11,13 +12,14 @@ does not install. Commands used for the committed files, from the repository roo
 
 (pip picked tf2onnx 1.17.0.) For each export NAME it writes ``NAME.onnx`` and ``NAME.npz``
 holding ``x`` (a seeded random float32 batch in the model's own NHWC layout) and ``y``
-(onnxruntime's output on ``x``), plus ``MANIFEST.json`` (versions; per export: model,
+(onnxruntime's output on ``x``), plus a ``MANIFEST.json`` per folder (versions; per export: model,
 exporter, opset, input shape, ops used). Every export is also checked here: onnxruntime
 must reproduce Keras's output.
 
-tf2onnx keeps the model's NHWC input and opens the graph with ``Transpose(perm=[0,3,1,2])``
+tf2onnx keeps the model's NHWC (NLC) input and opens the graph with ``Transpose(perm=[0,3,1,2])``
 before the convolutions; a ``Flatten`` becomes ``Transpose(perm=[0,2,3,1])`` + ``Reshape``
-before the dense ``MatMul``. Models are tiny (a few KB each), with seeded weights, non-zero
+before the dense ``MatMul``. Keras ``Conv1D`` and its pooling become ``Unsqueeze`` +
+``Conv``/``MaxPool``/``AveragePool`` (2-D) + ``Squeeze``; ``SimpleRNN`` becomes a ``Loop``. Models are tiny (a few KB each), with seeded weights, non-zero
 biases and non-trivial BatchNorm statistics.
 """
 
@@ -85,6 +87,31 @@ def keras_mlp() -> keras.Model:
     )
 
 
+def keras_conv1d() -> keras.Model:
+    """Conv1D-ReLU-MaxPool1D-Conv1D-ReLU-AvgPool1D-GAP1D-Dense, channels last. tf2onnx
+    writes each 1-D conv and pooling as ``Unsqueeze`` + a 2-D op + ``Squeeze``."""
+    return keras.Sequential(
+        [
+            keras.Input((16, 2)),
+            layers.Conv1D(4, 3, padding="same", activation="relu"),
+            layers.MaxPooling1D(2),
+            layers.Conv1D(6, 3, activation="relu"),
+            layers.AveragePooling1D(2),
+            layers.GlobalAveragePooling1D(),
+            layers.Dense(3),
+        ],
+        name="keras_conv1d",
+    )
+
+
+def keras_simple_rnn() -> keras.Model:
+    """SimpleRNN(relu) and a Dense on its last step. tf2onnx writes the recurrence as a
+    ``Loop`` (not an ONNX ``RNN``), which snnc refuses by name."""
+    return keras.Sequential(
+        [keras.Input((6, 3)), layers.SimpleRNN(5, activation="relu"), layers.Dense(2)], name="keras_simple_rnn"
+    )
+
+
 # --------------------------------------------------------------------------- exports
 
 #: name -> (model function, opset)
@@ -93,6 +120,13 @@ EXPORTS = {
     "keras_residual_opset15": (keras_residual, 15),
     "keras_mlp_opset13": (keras_mlp, 13),
 }
+#: 1-D and recurrent models, in their own folder (and manifest)
+SEQUENCE_EXPORTS = {
+    "keras_conv1d_opset13": (keras_conv1d, 13),
+    "keras_simple_rnn_opset13": (keras_simple_rnn, 13),
+}
+#: folder -> its exports
+FOLDERS = {OUT: EXPORTS, OUT.with_name("tf2onnx_1d"): SEQUENCE_EXPORTS}
 
 
 def build(make, seed: int) -> keras.Model:
@@ -117,8 +151,8 @@ def build(make, seed: int) -> keras.Model:
     return model
 
 
-def export(name: str, model: keras.Model, opset: int) -> Path:
-    path = OUT / f"{name}.onnx"
+def export(folder: Path, name: str, model: keras.Model, opset: int) -> Path:
+    path = folder / f"{name}.onnx"
     spec = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="x")]
     tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset, output_path=str(path))
     return path
@@ -145,7 +179,12 @@ def describe(path: Path) -> dict:
 
 
 def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
+    for folder, exports in FOLDERS.items():
+        write_folder(folder, exports)
+
+
+def write_folder(folder: Path, exports: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
     manifest = {
         "versions": {
             "python": platform.python_version(),
@@ -156,17 +195,17 @@ def main() -> None:
         },
         "exports": {},
     }
-    for seed, (name, (make, opset)) in enumerate(EXPORTS.items()):
+    for seed, (name, (make, opset)) in enumerate(exports.items()):
         model = build(make, seed)
         x = np.random.default_rng(seed).normal(size=(BATCH, *model.input_shape[1:])).astype(np.float32)
-        path = export(name, model, opset)
+        path = export(folder, name, model, opset)
         expected = model(x, training=False).numpy()
         y = onnxruntime_outputs(path, x)
         np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5, err_msg=name)
         np.savez(path.with_suffix(".npz"), x=x, y=y)
         manifest["exports"][name] = describe(path) | {"model": make.__name__}
         print(f"{name}: {path.stat().st_size} bytes, ops {manifest['exports'][name]['ops']}")
-    (OUT / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 if __name__ == "__main__":

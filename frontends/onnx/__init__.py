@@ -13,8 +13,11 @@ BatchNormalization, AveragePool, MaxPool, GlobalAveragePool, GlobalMaxPool, Redu
 (over H and W), Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Add, Sub, Mul, Div (by
 constants: scalars or one value per channel; Add and Sub also of two tensors), Sum,
 Concat, Softmax (as the last op), Pad (constant), Dropout, Identity, and Constant, Shape
-and Size; and RNN (forward, Relu or Affine, layout 0) with Squeeze/Transpose on its
-sequences (:mod:`.recurrent`: a model with an RNN takes sequences, batch first). Any node whose inputs are all constants is computed at import by onnx's reference implementation (weights
+and Size; and RNN (forward, Relu or Affine, layout 0; a zero initial state, constant or
+computed from the batch size as PyTorch writes it) with Squeeze, Transpose, MatMul (+ bias
+Add) and Gather of the last step on its sequences (:mod:`.recurrent`: a model with an RNN
+takes sequences, batch first, ``(N, steps, features)``, whatever the ONNX input's layout).
+Loop and Scan (how tf2onnx writes Keras recurrent layers) are refused by node. Any node whose inputs are all constants is computed at import by onnx's reference implementation (weights
 reshaped inside the graph, shape arithmetic such as ``x.view(x.size(0), -1)``).
 
 Modules: :mod:`.files` reads and checks the file, :mod:`.structure` checks the graph's

@@ -13,7 +13,7 @@ from snnc.compiler.types import default_layout
 from .context import ModelContext, NodeCall
 from .converters import CONVERTERS
 from .files import initializer_arrays
-from .fold import SHAPE_OPS, FoldError, fold_node, is_foldable
+from .fold import SHAPE_OPS, FoldError, SequenceShape, fold_node, is_foldable
 from .recurrent import SEQUENCE_CONVERTERS, TimeTensor, add_sequence_input, convert_sequence_node, is_recurrent, reads_time
 from .recurrent import output as sequence_output
 from .structure import node_label
@@ -22,6 +22,8 @@ from .structure import node_label
 FOLDED_OPS = ("Constant", *SHAPE_OPS)
 #: every op snnc reads, for messages
 SUPPORTED_OPS = tuple(sorted({*CONVERTERS, *SEQUENCE_CONVERTERS, *FOLDED_OPS}))
+#: ops that run a subgraph in a loop: how tf2onnx writes Keras's recurrent layers
+LOOP_OPS = ("Loop", "Scan")
 #: how many node names an unsupported-op message lists per op
 NAMES_SHOWN = 5
 #: how a node is imported: computed from constants (done first, so converters see every
@@ -118,9 +120,16 @@ def _unsupported_message(unsupported: dict[str, list[str]]) -> str:
     for op, labels in unsupported.items():
         more = f" and {len(labels) - NAMES_SHOWN} more" if len(labels) > NAMES_SHOWN else ""
         parts.append(f"{op} (nodes {', '.join(labels[:NAMES_SHOWN])}{more})")
+    loops = [op for op in LOOP_OPS if op in unsupported]
+    hint = (
+        f". snnc does not convert {' or '.join(loops)} (how tf2onnx writes Keras recurrent layers): "
+        "give it a model whose recurrence is an ONNX RNN node (PyTorch's nn.RNN exports one), or the Keras file"
+        if loops
+        else ""
+    )
     return (
         f"{count} node{'s' if count > 1 else ''} use{'' if count > 1 else 's'} ops snnc does not support: "
-        f"{'; '.join(parts)}. Supported ops: {', '.join(SUPPORTED_OPS)} "
+        f"{'; '.join(parts)}{hint}. Supported ops: {', '.join(SUPPORTED_OPS)} "
         "(and any op whose inputs are all constants, which is computed at import)"
     )
 
@@ -227,14 +236,27 @@ def _dims(path: Path, value) -> list:
 
 def _fold(call: NodeCall) -> list:
     inputs = [call.input(i) for i in range(len(call.node.input))]
-    inputs = [call.type(x) if isinstance(x, str) else x for x in inputs]  # computed: only its shape is read
+    inputs = [_shape_of(call, x) for x in inputs]  # computed: only its shape is read
     try:
         return fold_node(call.node, inputs, call.opset)
     except FoldError as exc:
         raise call.unsupported(f"cannot compute this constant at import ({exc})") from None
 
 
+def _shape_of(call: NodeCall, x):
+    """What folding sees of input ``x``: the shape of a computed tensor, else ``x``."""
+    if isinstance(x, str):
+        return call.type(x)
+    if isinstance(x, TimeTensor):
+        return SequenceShape(call.shape(x.value), x.batch, x.time)
+    return x
+
+
 def _convert(call: NodeCall, shapes: dict) -> list[str]:
+    if call.op_type not in CONVERTERS:  # converted only where it reads a sequence
+        raise call.unsupported(
+            f"reads a tensor that is not a sequence; snnc converts {call.op_type} only on the outputs of an RNN"
+        )
     value = CONVERTERS[call.op_type](call)
     for k, name in enumerate(call.node.output[1:], start=1):
         if name and (call.readers(k) or name in call.model.graph_outputs):

@@ -239,11 +239,17 @@ def matmul(call):
         raise call.unsupported(
             f"multiplies {onnx_shape(call, x)} by {list(matrix.shape)}; snnc supports (N, K) @ (K, M)"
         )
+    return dense_with_bias_add(call, x, matrix)
+
+
+def dense_with_bias_add(call: NodeCall, x: str, matrix: np.ndarray, wrap=lambda y: y) -> str:
+    """``x @ matrix`` as a dense layer, taking in the bias Add that follows, if any (whose
+    ONNX value becomes ``wrap(y)``: a sequence converter's TimeTensor)."""
     units = matrix.shape[1]
     add, bias = _bias_add(call, units)
     y = call.add(ops.Dense(units), [x], {"weight": matrix.T, "bias": np.zeros(units) if add is None else bias})
     if add is not None:
-        call.model.values[add.output[0]] = y  # the Add is done: the conversion loop skips it
+        call.model.values[add.output[0]] = wrap(y)  # the Add is done: the conversion loop skips it
     return y
 
 

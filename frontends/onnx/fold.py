@@ -4,10 +4,12 @@ folds with ONNX's exact semantics). This removes the weight arithmetic older exp
 write into graphs (a Reshape or Transpose of an initializer feeding a Conv) and the shape
 arithmetic of ``x.view(x.size(0), -1)``.
 
-Shapes of computed tensors fold too, although the batch size is unknown: ``Shape`` and
-``Size`` are evaluated at two probe batch sizes, and whatever is computed from them is a
-:class:`BatchDependent` value until it equals at both probes (``Gather(Shape(x), 1)`` is
-the constant channel count; ``Gather(Shape(x), 0)`` stays the batch size).
+Shapes of computed tensors fold too, although the batch size (and a sequence's number of
+steps) is unknown: ``Shape`` and ``Size`` are evaluated at two probe sizes, and whatever is
+computed from them is a :class:`BatchDependent` value until it equals at both probes
+(``Gather(Shape(x), 1)`` is the constant channel count; ``Gather(Shape(x), 0)`` stays the
+batch size; PyTorch's zero initial state ``ConstantOfShape([layers, batch, hidden])`` is
+batch dependent).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from snnc.compiler.types import TensorType
 #: batch sizes the shape of a computed tensor is probed at; neither is 1, so a batch-sized
 #: entry cannot be mistaken for a constant 1
 PROBE_BATCHES = (2, 3)
+#: numbers of steps a sequence's shape is probed at (alongside :data:`PROBE_BATCHES`)
+PROBE_STEPS = (5, 7)
 #: ops that read only the shape of their input, so they fold even on computed tensors
 SHAPE_OPS = ("Shape", "Size")
 #: ops whose result differs from run to run: never folded
@@ -36,10 +40,29 @@ NONDETERMINISTIC_OPS = (
 
 @dataclass(frozen=True, eq=False)
 class BatchDependent:
-    """A small tensor computed from shapes that depends on the batch size: its values at
-    each of :data:`PROBE_BATCHES`."""
+    """A small tensor computed from shapes that depends on the batch size (or a sequence's
+    number of steps): its values at each probe of :data:`PROBE_BATCHES` (and
+    :data:`PROBE_STEPS`)."""
 
     values: tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True)
+class SequenceShape:
+    """The shape of a computed sequence (or of a value whose batch axis is not first):
+    ``shape`` holds the other axes; the batch is ONNX axis ``batch`` and the time ONNX
+    axis ``time`` (None: no time axis)."""
+
+    shape: tuple[int, ...]
+    batch: int
+    time: int | None = None
+
+    def at(self, probe: int) -> tuple[int, ...]:
+        """The full ONNX shape at probe number ``probe``."""
+        sizes = {self.batch: PROBE_BATCHES[probe], self.time: PROBE_STEPS[probe]}
+        rest = iter(self.shape)
+        rank = len(self.shape) + 1 + (self.time is not None)
+        return tuple(sizes[a] if a in (self.batch, self.time) else next(rest) for a in range(rank))
 
 
 class FoldError(Exception):
@@ -60,14 +83,14 @@ def is_foldable(node, constant: set[str]) -> bool:
 def fold_node(node, inputs: list, opset: int) -> list:
     """The outputs of ``node`` (arrays, or :class:`BatchDependent` values) from its inputs:
     arrays, BatchDependent values, ``None`` for an absent optional input, and, for
-    :data:`SHAPE_OPS`, the IR type of a computed tensor."""
+    :data:`SHAPE_OPS`, the IR type (or :class:`SequenceShape`) of a computed tensor."""
     probes = range(len(PROBE_BATCHES)) if any(_varies(x) for x in inputs) else (0,)
     runs = [_evaluate(node, [_at(x, k) for x in inputs], opset) for k in probes]
     return [_join([run[i] for run in runs]) if name else None for i, name in enumerate(node.output)]
 
 
 def _varies(x) -> bool:
-    return isinstance(x, (BatchDependent, TensorType))
+    return isinstance(x, (BatchDependent, TensorType, SequenceShape))
 
 
 def _at(x, probe: int):
@@ -76,6 +99,8 @@ def _at(x, probe: int):
         return x.values[probe]
     if isinstance(x, TensorType):  # only its shape is read
         return np.zeros((PROBE_BATCHES[probe], *x.shape), np.float32)
+    if isinstance(x, SequenceShape):
+        return np.zeros(x.at(probe), np.float32)
     return x
 
 

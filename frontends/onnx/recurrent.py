@@ -1,5 +1,6 @@
 """Recurrent ONNX models: the ``RNN`` op, its sequence inputs and outputs, and the
-Squeeze/Transpose nodes exporters put around them.
+Squeeze/Transpose/MatMul/Gather nodes exporters put around them (PyTorch's ``nn.RNN`` with
+``batch_first=True`` and a Linear on ``y[:, -1]`` or on every step).
 
 The rule (as in the Keras frontend): a model with an ``RNN`` node takes sequences. Its
 inputs are rank 3: ``[seq, batch, features]`` (the RNN's layout 0, what PyTorch's ``nn.RNN``
@@ -27,7 +28,8 @@ from snnc.compiler.graph import sanitize_name
 from snnc.compiler.types import TensorType
 
 from .context import ModelContext, NodeCall
-from .converters import _axes_argument
+from .converters import _axes_argument, dense_with_bias_add
+from .fold import BatchDependent
 
 #: RNN activations snnc converts (``Affine``: ``alpha * x + beta``)
 RNN_ACTIVATIONS = ("Relu", "Affine")
@@ -163,8 +165,9 @@ def _check_rnn_options(call: NodeCall) -> None:
         raise call.unsupported("clips its cell input (clip=...); snnc converts RNNs without clip")
     if call.has_input(4):
         raise call.unsupported("has sequence_lens; snnc converts RNNs whose sequences all run to the end")
-    initial = call.optional_constant(5, "initial_h")
-    if initial is not None and np.any(initial):
+    initial = call.input(5)  # PyTorch: zeros of shape [layers, batch, hidden], batch dependent
+    probes = initial.values if isinstance(initial, BatchDependent) else [call.optional_constant(5, "initial_h")]
+    if any(h is not None and np.any(h) for h in probes):
         raise call.unsupported("has a nonzero initial_h; snnc converts RNNs that start from zero")
 
 
@@ -228,6 +231,37 @@ def transpose(call: NodeCall) -> list:
     y = x.value if order == sorted(order) else call.model.transpose(x.value, tuple(order), call.name)
     time = None if x.time is None else perm.index(x.time)
     return [plain_or_timed(y, perm.index(x.batch), time)]
+
+
+@sequence_converts("Gather")
+def gather(call: NodeCall) -> list:
+    """The last step of a sequence: a scalar index -1 on the time axis (PyTorch's
+    ``y[:, -1]``). snnc's sequences have no fixed length, so no other step is named."""
+    x, indices = call.input(0), call.input(1)
+    full = len(call.shape(x.value)) + 1 + (x.time is not None) if isinstance(x, TimeTensor) else None
+    axis = int(call.attr("axis", 0)) % full if full else None
+    last = isinstance(indices, np.ndarray) and indices.ndim == 0 and int(indices) == -1
+    if not isinstance(x, TimeTensor) or x.time is None or axis != x.time or not last:
+        raise call.unsupported(
+            "gathers from a sequence other than its last step; snnc converts Gather of a scalar index -1 "
+            "on the time axis (y[:, -1])"
+        )
+    return [plain_or_timed(x.value, x.batch - (x.batch > x.time), None)]
+
+
+@sequence_converts("MatMul")
+def matmul(call: NodeCall) -> list:
+    """``x @ W`` on every step of a sequence of vectors (a Linear on all steps), with the
+    bias Add that follows."""
+    x, matrix = call.input(0), call.input(1)
+    per_step = call.shape(x.value) if isinstance(x, TimeTensor) else None
+    if per_step is None or len(per_step) != 1 or not isinstance(matrix, np.ndarray) or matrix.shape[:1] != per_step:
+        shown = list(matrix.shape) if isinstance(matrix, np.ndarray) else "a computed tensor"
+        raise call.unsupported(
+            f"multiplies a sequence by {shown}; snnc converts a sequence of vectors [.., K] times a constant [K, M]"
+        )
+    wrap = lambda y: TimeTensor(y, x.batch, x.time)  # noqa: E731
+    return [wrap(dense_with_bias_add(call, x.value, matrix, wrap))]
 
 
 def output(ctx: ModelContext, name: str, value: TimeTensor) -> None:

@@ -151,3 +151,72 @@ def test_other_ops_on_a_sequence_are_refused(tmp_path, rng):
     nodes = [rnn_node("x", "", ["y", ""]), helper.make_node("Relu", ["y"], ["out"], name="act")]
     model = make_model(nodes, {"x": ["T", "N", F]}, ["out"], rnn_weights(rng))
     raises(UnsupportedError, save(model, tmp_path), "node 'act' (Relu)", "reads a sequence", "RNN, Squeeze, Transpose")
+
+
+def _sequence_then(rng, *nodes, extra=None, outputs=("out",)):
+    """A time-major RNN (Y squeezed to ``[seq, batch, hidden]`` as ``seq``) followed by ``nodes``."""
+    head = [rnn_node("x", "", ["y", ""]), helper.make_node("Squeeze", ["y", "axes1"], ["seq"], name="squeeze_y")]
+    init = {**rnn_weights(rng), "axes1": np.array([1], np.int64), **(extra or {})}
+    return make_model([*head, *nodes], {"x": ["T", "N", F]}, list(outputs), init)
+
+
+def _gather(rng, axis: int, index: int):
+    node = helper.make_node("Gather", ["seq", "i"], ["out"], axis=axis, name="pick")
+    return _sequence_then(rng, node, extra={"i": np.array(index, np.int64)})
+
+
+SEQUENCE_REFUSALS = {
+    "gather_first_step": (lambda rng: _gather(rng, 0, 0), ["node 'pick' (Gather)", "index -1 on the time axis"]),
+    "gather_features": (lambda rng: _gather(rng, 2, -1), ["node 'pick' (Gather)", "index -1 on the time axis"]),
+    "matmul_by_a_stack_of_matrices": (
+        lambda rng: _sequence_then(
+            rng,
+            helper.make_node("MatMul", ["seq", "M"], ["out"], name="mm"),
+            extra={"M": rng.normal(size=(1, H, 2)).astype(np.float32)},
+        ),
+        ["node 'mm' (MatMul)", "multiplies a sequence by [1, 5, 2]", "a constant [K, M]"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SEQUENCE_REFUSALS)
+def test_sequence_refusals_name_the_node(case, tmp_path, rng):
+    build, fragments = SEQUENCE_REFUSALS[case]
+    raises(UnsupportedError, save(build(rng), tmp_path), *fragments)
+
+
+def test_gather_off_a_sequence_is_refused(tmp_path, rng):
+    node = helper.make_node("Gather", ["x", "i"], ["out"], axis=1, name="pick")
+    model = make_model([node], {"x": ["N", 4]}, ["out"], {"i": np.array(-1, np.int64)})
+    raises(UnsupportedError, save(model, tmp_path), "node 'pick' (Gather)", "only on the outputs of an RNN")
+
+
+def test_batch_sized_initial_state_must_be_zero(tmp_path, rng):
+    """PyTorch computes its zero initial state from the batch size (Shape, Gather,
+    ConstantOfShape); one filled with ones is refused like a constant nonzero state."""
+    from onnx import TensorProto
+
+    def model(fill):
+        value = helper.make_tensor("v", TensorProto.FLOAT, [1], [fill])
+        nodes = [
+            helper.make_node("Shape", ["x"], ["shape"]),
+            helper.make_node("Gather", ["shape", "one"], ["batch"], axis=0),
+            helper.make_node("Concat", ["layers", "batch", "hidden"], ["state_shape"], axis=0),
+            helper.make_node("ConstantOfShape", ["state_shape"], ["h0"], value=value),
+            helper.make_node("RNN", ["x", "W", "R", "B", "", "h0"], ["", "y_h"], name="rnn", hidden_size=H,
+                             activations=["Relu"]),
+        ]
+        init = {
+            **rnn_weights(rng),
+            "one": np.array([1], np.int64),
+            "layers": np.array([1], np.int64),
+            "hidden": np.array([H], np.int64),
+        }
+        return make_model(nodes, {"x": ["T", "N", F]}, ["y_h"], init)
+
+    x = rng.uniform(-1, 1, (BATCH, STEPS, F)).astype(np.float32)
+    path = save(model(0.0), tmp_path)
+    ours = run_model(load_model(path), x)["y_h"]
+    theirs = ort_outputs(path, [x.transpose(1, 0, 2)])[0]  # Y_h: [1, N, H]
+    np.testing.assert_allclose(ours, theirs.transpose(1, 0, 2), **TOL)
+    raises(UnsupportedError, save(model(1.0), tmp_path, "ones.onnx"), "node 'rnn' (RNN)", "nonzero initial_h")
