@@ -244,6 +244,21 @@ class Schedule:
             return Schedule(timesteps * input_steps, timesteps, timesteps)
         return Schedule(timesteps, timesteps, 1)
 
+    def window(self, t: int) -> tuple[int, int]:
+        """Simulation step ``t`` (from 1) as the input step it presents (from 0) and the step
+        within that input step's window (from 1; ``t`` itself for constant inputs)."""
+        window, within = divmod(t - 1, self.hold)
+        return window, within + 1
+
+
+def window_outputs(graph: Graph, windows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """A sequence run's outputs from their values at the end of each input step's window:
+    ``(B, input steps, *shape)`` for a sequence output, else the last window's value."""
+    return {
+        n.name: np.stack([w[n.name] for w in windows], axis=1) if n.op.sequence else windows[-1][n.name]
+        for n in graph.outputs
+    }
+
 
 def simulate_batch(
     graph: Graph, arrays: dict[str, np.ndarray], timesteps: Sequence[int], activity=None, dtype=np.float64, expected=None
@@ -287,8 +302,7 @@ def _run(graph: Graph, arrays, schedule: Schedule, wanted: set, activity, dtype,
     sequences = [n.name for n in graph.inputs if n.op.sequence]
     recorded, windows = {}, []
     for t in range(1, schedule.steps + 1):
-        window, t_window = divmod(t - 1, schedule.hold)
-        t_window += 1
+        window, t_window = schedule.window(t)
         if t_window == 1:
             for name in sequences:
                 values[name] = np.asarray(arrays[name][:, window], dtype=dtype)
@@ -317,10 +331,7 @@ def _run(graph: Graph, arrays, schedule: Schedule, wanted: set, activity, dtype,
                 activity[name].add_batch(stepper.spike_count, schedule.steps, stepper.op.amplitude, reference)
     if not sequences:
         return recorded
-    return {
-        n.name: np.stack([w[n.name] for w in windows], axis=1) if n.op.sequence else windows[-1][n.name]
-        for n in graph.outputs
-    }
+    return window_outputs(graph, windows)
 
 
 def evaluator(node: Node):

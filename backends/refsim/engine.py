@@ -35,7 +35,15 @@ import numpy as np
 
 from snnc.compiler import ops
 from snnc.compiler.interpreter import sequence_steps
-from snnc.compiler.simulate import STEPPERS, DelayLine, NeuronStepper, Schedule, check_timesteps, evaluator
+from snnc.compiler.simulate import (
+    STEPPERS,
+    DelayLine,
+    NeuronStepper,
+    Schedule,
+    check_timesteps,
+    evaluator,
+    window_outputs,
+)
 
 from .compartments import FloatCompartments, IntCompartments
 from .plan import BatchResult, Plan, static_values
@@ -73,8 +81,7 @@ def simulate_batch(
     sequences = [n.name for n in graph.inputs if n.op.sequence]
     outputs, windows = {}, []
     for t in range(1, timing.steps + 1):
-        window, t_window = divmod(t - 1, timing.hold)
-        t_window += 1  # the step within the input step's window (t, for constant inputs)
+        window, t_window = timing.window(t)
         if t_window == 1:
             for name in sequences:
                 values[name] = np.asarray(arrays[name][:, window], dtype=np.float64)
@@ -103,10 +110,7 @@ def simulate_batch(
         if sequences and t_window == timing.hold:
             windows.append({n.name: values[n.name].astype(np.float32) for n in graph.outputs})
     if sequences:
-        outputs[ts[0]] = {
-            n.name: np.stack([w[n.name] for w in windows], axis=1) if n.op.sequence else windows[-1][n.name]
-            for n in graph.outputs
-        }
+        outputs[ts[0]] = window_outputs(graph, windows)
     return BatchResult(
         outputs,
         counts,
