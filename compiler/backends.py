@@ -63,9 +63,13 @@ class Backend:
         """Whether it runs networks whose final graph is of ``stage``."""
         return stage in self.stages
 
+    def targets(self) -> list[str]:
+        """The compile targets (``snnc compile --target``) whose networks it runs."""
+        return [TARGET_OF_STAGE[s] for s in self.stages if s in TARGET_OF_STAGE]
+
     def refusal(self, stage: str) -> str:
         """Why a network of final ``stage`` is not for it: one line, naming the target to compile for."""
-        targets = [TARGET_OF_STAGE[s] for s in self.stages if s in TARGET_OF_STAGE]
+        targets = self.targets()
         wanted = " or ".join(t.capitalize() for t in targets)
         hint = " or ".join(f"snnc compile --target {t}" for t in targets)
         return f"backend {self.name} runs networks compiled for {wanted} ({hint}), not {stage} networks"

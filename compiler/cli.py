@@ -291,7 +291,7 @@ def _check_backend_target(backend: str | None, target: str) -> None:
         return
     spec, stage = backends.get(backend), backends.STAGE_OF_TARGET[target]
     if not spec.runs(stage):
-        targets = [backends.TARGET_OF_STAGE[s] for s in spec.stages]
+        targets = spec.targets()
         names, flags = " or ".join(t.capitalize() for t in targets), " or ".join(f"--target {t}" for t in targets)
         raise UsageError(f"--backend {backend} runs networks compiled for {names}; give {flags}")
 
