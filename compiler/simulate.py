@@ -199,7 +199,8 @@ class LayerActivity:
 @dataclass
 class SimulationResult:
     """``outputs[T][name]``: each output after ``T`` steps (float32, IR layout);
-    ``activity[node]``: spike statistics of each neuron population over ``max(T)`` steps."""
+    ``activity[node]``: spike statistics of each neuron population over the longest run
+    (``max(T)`` steps; ``max(T) * steps`` with sequence inputs)."""
 
     outputs: dict[int, dict[str, np.ndarray]]
     activity: dict[str, LayerActivity]
@@ -351,7 +352,8 @@ def simulate(
     precision: str = "float64",
     reference: Graph | None = None,
 ) -> SimulationResult:
-    """Run a spiking ``graph`` on batched ``inputs`` (IR layout) for ``max(timesteps)`` steps.
+    """Run a spiking ``graph`` on batched ``inputs`` (IR layout) for ``max(timesteps)`` steps
+    (sequence inputs: one run of ``T * steps`` steps per T, see :func:`simulate_batch`).
 
     Returns the outputs at each requested T and each neuron population's activity. With a
     ``reference`` (the balanced float graph the spiking one was converted from), each

@@ -1,8 +1,9 @@
 """The well-formedness check of the IR: one function, run after every frontend and every pass.
 
 It checks structure (unique names, inputs defined before use — except a delay's, which may
-come later: every cycle passes through a delay —, arity, at least one input and one output), types (each stored type equals what the op infers, parameter names and shapes),
-stage legality (e.g. no float-only op in a spiking graph) and parameter contents (finite).
+come later: every cycle passes through a delay —, arity, at least one input and one output),
+types (each stored type equals what the op infers, parameter names and shapes), stage legality
+(e.g. no float-only op in a spiking graph) and parameter contents (finite).
 """
 
 from __future__ import annotations

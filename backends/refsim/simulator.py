@@ -40,8 +40,10 @@ class RefsimResult(SimulationResult):
     ``outputs[T][name]`` and ``activity[node]`` (every neuron population, host and chip).
     Per chip population (``loihi_compartments`` node), flattened in the IR's order (CHW):
 
-    - ``spike_counts[name]``: ``(N, n)`` int32, spikes over ``max(T)`` steps;
-    - ``spikes[name]``: ``(N, max(T), n)`` bool rasters (``record="spikes"``; else empty);
+    - ``spike_counts[name]``: ``(N, n)`` int32, spikes over the longest run (``max(T)`` steps,
+      ``max(T) * steps`` with sequence inputs);
+    - ``spikes[name]``: ``(N, run steps, n)`` bool rasters of that run (``record="spikes"``;
+      else empty);
     - ``voltages[name]``, ``currents[name]``: ``(N, n)`` state after the last step (int32 in
       integer mode, float32 in float mode);
     - ``overflow[name]``: wrap-arounds of ``q``, ``u``, ``u2`` and the voltage's int32 sum,
@@ -85,7 +87,8 @@ class Refsim:
         engine: str = "auto",
     ) -> RefsimResult:
         """Run the Loihi graph on batched ``inputs`` (IR layout, one array or a dict by input
-        name) for ``max(timesteps)`` steps, ``batch_size`` examples at a time.
+        name) for ``max(timesteps)`` steps, ``batch_size`` examples at a time (sequence inputs,
+        ``(N, steps, *shape)``: one run of ``T * steps`` steps per T, as the interpreter does).
 
         An integer-stage graph (``format="int"`` Loihi ops) runs in integer mode, bit for bit
         NengoLoihi's emulator; a spiking-stage graph (``format="float"``) in the emulator's
