@@ -10,7 +10,7 @@ A neuron type is a :class:`Neuron` subclass in ``compiler/neurons/<name>.py`` th
 - :meth:`~Neuron.rates`: the steady-state rate curve (events' mean value per step for a
   constant input), which balancing, conversion, reports and training layers use;
 - :meth:`~Neuron.from_relu`: the population ``convert_to_spiking`` puts in place of a ReLU;
-- where it has them, its forms for the backends, by name in ``BACKENDS`` (``loihi``: what
+- where it has them, its forms for the backends, by name in ``FORMS`` (``loihi``: what
   ``lower_loihi`` makes of it; ``nengo``, ``loihi_host``, ``nengo_dl``: the builders).
 
 A backend asks :func:`form` for a neuron's form and gets a :class:`NeuronError` naming the neuron
@@ -32,12 +32,13 @@ import numpy as np
 
 from ..errors import SnncError
 
-#: what a neuron may have a form for (:meth:`Neuron.forms` returns a subset), and what the form is:
+#: the forms a neuron may have (:meth:`Neuron.forms` returns a subset), and what each is; not the
+#: names of :mod:`snnc.compiler.backends` (``loihi_host``, ``nengo_dl`` serve parts of backends):
 #: ``loihi``: ``(op, b, dt) -> LoihiForm`` for the input's constant part ``b``; ``nengo`` and
 #: ``loihi_host``: ``(op, dt) -> NengoNeuron``, a spike output worth ``amplitude`` in Nengo, or a
 #: NengoLoihi host population whose type's ``amplitude`` is the op's; ``nengo_dl``: ``()``, which
 #: registers TensorFlow builders for the ``nengo`` form's neuron types
-BACKENDS = ("loihi", "nengo", "loihi_host", "nengo_dl")
+FORMS = ("loihi", "nengo", "loihi_host", "nengo_dl")
 
 #: the array functions a step may use, on NumPy arrays (:func:`tensorflow_math` for tensors)
 NUMPY = SimpleNamespace(
@@ -109,7 +110,7 @@ class Neuron:
         raise NotImplementedError
 
     def forms(self) -> dict:
-        """Per backend name (of :data:`BACKENDS`), the function that builds this neuron there."""
+        """Per form name (of :data:`FORMS`), the function that builds this neuron there."""
         return {}
 
 

@@ -31,8 +31,9 @@ class IfNeuron(ops.Op):
     positive input: right for a constant input, whose mean current is all that matters, but
     with inputs that change over time (sequences) a stretch of negative input would hold the
     neuron silent long after the input turned positive. ``v_min = 0`` (Loihi's ``vmin``)
-    makes each stretch's rate the ReLU of its own input. Over T steps the mean output approaches ``amplitude * gain * relu(x) / threshold``,
-    capped at ``amplitude`` (one spike per step)."""
+    makes each stretch's rate the ReLU of its own input. Over T steps the mean output
+    approaches ``amplitude * gain * relu(x) / threshold``, capped at ``amplitude`` (one spike
+    per step)."""
 
     NAME: ClassVar[str] = "if_neuron"
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = ops.SPIKING_STAGES
