@@ -82,6 +82,7 @@ def cmd_run(args) -> int:
         inputs = load_inputs(args.input, [n.name for n in graph.inputs])
         if args.input_scale is not None:
             inputs = {name: x * args.input_scale for name, x in inputs.items()}
+        graph = _framed_for_run(graph, inputs, args)
         if graph.stage == "float":
             if args.timesteps is not None:
                 raise UsageError(f"--timesteps applies to compiled spiking networks; {args.model} is a float model")
@@ -96,10 +97,29 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
+def _framed_for_run(graph, inputs, args):
+    """A float model run on frame sequences (:func:`snnc.compiler.driver.frames_for`, said on
+    stderr) gives its output at every frame; so does a spiking graph compiled for frames."""
+    from .datasets import Dataset
+    from .driver import frames_for
+    from .frames import as_frames, is_frames
+
+    if graph.stage != "float" or len(inputs) != 1:
+        if args.frames is not None:
+            raise UsageError(f"--frames/--no-frames apply to float models with one input; {args.model} is compiled (frames: as compiled)")
+        return as_frames(graph, every_step=True) if is_frames(graph) else graph
+    (x,) = inputs.values()
+    use, note = frames_for(graph, Dataset(x, None, args.input), args.frames)
+    _print_input_notes([note] if note else [])
+    return as_frames(graph, every_step=True) if use else graph
+
+
 def _run_artifact(args) -> dict:
     from .datasets import Dataset, load_inputs
     from .driver import default_timesteps, load_compiled, run_compiled
 
+    if args.frames is not None:
+        raise UsageError(f"--frames/--no-frames apply when compiling; {args.model} is already compiled (frames: as compiled)")
     compiled = load_compiled(args.model)
     names = [n.name for n in compiled.ann.inputs]
     if len(names) != 1:
@@ -122,14 +142,18 @@ def _print_notes(notes, stream) -> None:
         print(f"  note: {note['pass']}: %{note['node']}: {note['message']}", file=stream)
 
 
-def _compile_from_args(args, model_path, calib, stream):
-    """Import ``model_path`` and compile it with the options shared by compile/evaluate."""
+def _compile_from_args(args, model_path, calib, stream, data=None):
+    """Import ``model_path`` and compile it with the options shared by compile/evaluate; for
+    frame sequences (:func:`snnc.compiler.driver.frames_for`) where ``data`` (default: the
+    calibration data) are, or ``--frames`` says. Returns the compiled network and the note
+    saying an automatic choice of frames, for the caller to print once compiling succeeded."""
     from .api import load_model
-    from .driver import compile_model
+    from .driver import compile_model, frames_for
     from .examples import resolve
 
     ann = load_model(model_path, weights=args.weights)
-    return compile_model(
+    frames, note = frames_for(ann, calib if data is None else data, args.frames)
+    compiled = compile_model(
         ann,
         calib,
         pipeline=args.pipeline,
@@ -141,7 +165,9 @@ def _compile_from_args(args, model_path, calib, stream):
         dump_dir=args.dump_dir,
         time_passes=args.time_passes,
         stream=stream,
+        frames=frames,
     )
+    return compiled, note
 
 
 def cmd_compile(args) -> int:
@@ -154,8 +180,9 @@ def cmd_compile(args) -> int:
 
     _fill_compile_defaults(args)
     check_replaceable(args.output, args.target, args.force)  # before minutes of compiling, not after
-    compiled = _compile_from_args(args, args.model, _calibration_data(args.calib), sys.stderr)
+    compiled, note = _compile_from_args(args, args.model, _calibration_data(args.calib), sys.stderr)
     out = write_artifact(compiled, args.output, force=args.force)
+    _print_input_notes([note] if note else [])
     if args.json:
         print(json.dumps({"artifact": str(out), **compiled.manifest}, indent=2))
         return EXIT_OK
@@ -196,14 +223,16 @@ def cmd_evaluate(args) -> int:
         for flag in ("pipeline", "calib", "dump_dir", "dump_after", "weights", *COMPILE_DEFAULTS, "time_passes"):
             if getattr(args, flag) not in (None, False):
                 raise UsageError(f"--{flag.replace('_', '-')} applies when compiling; {args.model} is already compiled")
+        if args.frames is not None:
+            raise UsageError(f"--frames/--no-frames apply when compiling; {args.model} is already compiled (frames: as compiled)")
         compiled = load_compiled(args.model)
     else:
         _fill_compile_defaults(args)
         _check_backend_target(args.backend, args.target)  # said before compiling, not after
         calib, note = _evaluation_calibration(args)
-        compiled = _compile_from_args(args, args.model, calib, sys.stderr)
-        scored_labels(compiled.ann, data)  # refused before the note: a failure stays one line
-        _print_input_notes([note] if note else [])
+        compiled, frames_note = _compile_from_args(args, args.model, calib, sys.stderr, data)
+        scored_labels(compiled.ann, data)  # refused before the notes: a failure stays one line
+        _print_input_notes([n for n in (frames_note, note) if n])
     ev = evaluate(compiled, data, timesteps, backend=args.backend, input_scale=args.input_scale,
                   batch_size=args.batch_size, progress=None)
     _print_input_notes(ev.notes)
@@ -333,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"time steps for a compiled network (default: {DEFAULT_TIMESTEPS[-1]}; {per_input_step}, default {SEQUENCE_TIMESTEPS[-1]})")
     p.add_argument("--input-scale", type=_scale, metavar="S",
                    help="multiply inputs by S (a compiled network: overrides the scale recorded at compile time, said on stderr)")
+    _frames_option(p, "take X as frame sequences (N, steps, *input shape) for a float model with constant inputs: the "
+                   "output at every frame, (N, steps, ...). Default: frames when only that shape fits (said on stderr); "
+                   "a network compiled for frames gives every frame's output, read at the end of its window")
     _batch_size(p)
     p.set_defaults(func=cmd_run)
 
@@ -432,6 +464,10 @@ def _input_scale(p, compiling: bool) -> None:
                    help=f"multiply inputs by S (default: {default}; {recorded})" if compiling else f"multiply inputs by S (default: {recorded})")
 
 
+def _frames_option(p, help: str) -> None:
+    p.add_argument("--frames", action=argparse.BooleanOptionalAction, help=help)
+
+
 def _weights_option(p) -> None:
     p.add_argument(
         "--weights", type=_path, metavar="FILE",
@@ -450,6 +486,10 @@ def _compile_options(p, targets) -> None:
     p.add_argument("--target", choices=tuple(targets), help=f"what the network is compiled for (default: {COMPILE_DEFAULTS['target']})")
     p.add_argument("--calib-examples", type=_positive_int, metavar="N", help=f"calibration examples used (default: {COMPILE_DEFAULTS['calib_examples']})")
     _input_scale(p, compiling=True)
+    _frames_option(p, "take the data as frame sequences (N, steps, *input shape) for a model with constant inputs: each "
+                   "frame held for T steps (a run of steps x T), the state carried from frame to frame, the output read "
+                   "over the last frame's window (every frame's for labels (N, steps)), not averaged over the whole run. "
+                   "Default: frames when only that shape fits (said on stderr); recorded in the artifact")
     p.add_argument("--dump-after", action="append", metavar="PASS", help="print the IR after PASS to stderr (repeatable, or 'all')")
     p.add_argument("--dump-dir", type=_path, metavar="DIR", help="write the IR after each pass to DIR/NN_pass.ir")
     p.add_argument("--time-passes", action="store_true", help="print each pass's time to stderr")

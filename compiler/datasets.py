@@ -239,6 +239,11 @@ def fit_inputs(x: np.ndarray, shape: tuple[int, ...], scale: float, source: str,
                     f"{source}: the model's input is a sequence: expected x of shape (N, steps, {dims}), "
                     f"got {list(x.shape)}"
                 )
+            if out.ndim >= 2 and _non_unit(out.shape[2:]) == _non_unit(shape):
+                raise DataError(
+                    f"{source}: x of shape {list(x.shape)} holds frame sequences, but the network was compiled for "
+                    "single inputs; compile it with --frames (or with frames as calibration data)"
+                )
             raise DataError(
                 f"{source}: examples of shape {list(out.shape[1:])} do not fit the model's input {list(shape)}"
             )

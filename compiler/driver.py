@@ -17,6 +17,7 @@ from . import backends, ops
 from .api import source_shape, to_ir_layout
 from . import inputs
 from .datasets import Dataset, fit_inputs
+from .frames import as_frames, choose_frames, is_frames, one_frame
 from .inputs import InputPreparation
 from .errors import DataError, SnncError, reraise_internal
 from .graph import Graph
@@ -63,16 +64,50 @@ class Compiled:
             raise SnncError(f"model {self.model.name} holds no {kind} graph (compiled for another target)")
         return graph
 
+    def frame_outputs(self, every_step: bool) -> "Compiled":
+        """A network compiled for frame sequences with its outputs read at every frame
+        (``every_step``) or at the last one, in every graph it holds (:func:`.frames.as_frames`)."""
+        def framed(graph):
+            return None if graph is None else as_frames(graph, every_step)
+
+        return replace(self, model=framed(self.model), ann=framed(self.ann), float=framed(self.float),
+                       snn=framed(self.snn), chip=framed(self.chip))
+
 
 def model_inputs(graph: Graph, data: Dataset, preparation: InputPreparation | None = None) -> dict[str, np.ndarray]:
     """A dataset's inputs prepared (scaled) for a one-input model and moved into the IR layout;
     ``preparation`` defaults to what ``compile`` would choose for ``graph``."""
+    return _model_inputs(graph, data, preparation)[0]
+
+
+def _model_inputs(graph: Graph, data: Dataset, preparation: InputPreparation | None = None):
+    """:func:`model_inputs`, and a note where single inputs were taken as one-frame sequences
+    (a network compiled for frames: :func:`.frames.one_frame`)."""
     if len(graph.inputs) != 1:
         raise DataError(f"model {graph.name} has {len(graph.inputs)} inputs; datasets feed one-input models")
     preparation = preparation or inputs.for_model(graph)
     node = graph.inputs[0]
-    x = fit_inputs(data.x, source_shape(graph, node.name), preparation.scale_for(data.x), data.source, node.op.sequence)
-    return to_ir_layout(graph, {node.name: x})
+    shape, x, note = source_shape(graph, node.name), data.x, None
+    if is_frames(graph):
+        x, note = one_frame(x, shape, data.source)
+    x = fit_inputs(x, shape, preparation.scale_for(x), data.source, node.op.sequence)
+    return to_ir_layout(graph, {node.name: x}), note
+
+
+def frames_for(ann: Graph, data: Dataset | None, frames_option: bool | None = None) -> tuple[bool, str | None]:
+    """Whether to compile ``ann`` for frame sequences given ``data`` (the calibration data, or
+    the data an uncompiled model is evaluated on) and ``--frames``/``--no-frames``
+    (``frames_option``, None: decided from the data's shape by :func:`.frames.choose_frames`), and
+    the note saying an automatic choice. Models that take sequences themselves are never
+    made frames (``--frames`` on them is refused)."""
+    if ann.sequence and not is_frames(ann):
+        if frames_option:
+            raise SnncError(f"--frames: model {ann.name} takes sequences itself; frames are for models with constant inputs")
+        return False, None
+    if data is None or len(ann.inputs) != 1:
+        return bool(frames_option) or is_frames(ann), None
+    node = ann.inputs[0]
+    return choose_frames(data.x.shape, source_shape(ann, node.name), frames_option, data.source)
 
 
 def recorded_preparation(compiled: "Compiled") -> InputPreparation:
@@ -84,9 +119,9 @@ def compiled_inputs(compiled: "Compiled", data: Dataset, input_scale: float | No
     """``data`` prepared as ``compiled`` was calibrated (``input_scale``: an override, said
     in the notes), in the IR layout; and the notes for the user."""
     preparation, notes = inputs.resolve(recorded_preparation(compiled), input_scale)
-    x = model_inputs(compiled.ann, data, preparation)
+    x, frame_note = _model_inputs(compiled.ann, data, preparation)
     note = inputs.range_note(preparation, next(iter(x.values())), data.source)
-    return x, notes + ([note] if note else [])
+    return x, notes + [n for n in (frame_note, note) if n]
 
 
 def compile_model(
@@ -97,18 +132,23 @@ def compile_model(
     calibration_examples: int | None = 1000,
     input_scale: float | None = None,
     source: Path | str | None = None,
+    frames: bool | None = None,
     **instruments,
 ) -> Compiled:
     """Run the pipeline (the target's unless given) on the imported float graph ``ann``.
 
-    ``calibration`` feeds the passes that need data (its first ``calibration_examples``);
-    ``instruments`` go to the :class:`PassManager` (``dump_after``, ``dump_dir``,
-    ``time_passes``, ``on_note``).
+    ``calibration`` feeds the passes that need data (its first ``calibration_examples``;
+    every frame of frame sequences). ``frames``: compile a model with constant inputs for
+    frame sequences (:mod:`.frames`); None decides from the calibration data's shape
+    (:func:`frames_for`, which says its choice). ``instruments`` go to the
+    :class:`PassManager` (``dump_after``, ``dump_dir``, ``time_passes``, ``on_note``).
     """
     if target not in TARGETS:
         raise SnncError(f"unknown target {target!r}; targets: {', '.join(TARGETS)}")
     if ann.stage != ops.FLOAT:
         raise SnncError(f"model {ann.name} is already compiled (a {ann.stage} graph); compile takes a float model")
+    if frames_for(ann, calibration, frames)[0]:
+        ann = as_frames(ann)
     pipeline = PIPELINES[TARGETS[target]] if pipeline is None else pipeline  # "" is refused, not the default
     manager = PassManager(pipeline, keep_graphs=True, **instruments)
     _check_pipeline_reaches(target, manager.pipeline)
@@ -185,13 +225,15 @@ def _source_record(ann: Graph, source) -> dict:
 def _input_record(ann: Graph, preparation: InputPreparation) -> dict:
     """The manifest's record of the model's input: its name, shape and layout as the source
     model takes it (per input step for a sequence: data are ``(N, steps, *shape)``), whether
-    it is a sequence, and how data are prepared for it."""
+    it is a sequence, whether that is frames of a model with constant inputs
+    (:mod:`.frames`), and how data are prepared for it."""
     if len(ann.inputs) != 1:
         return preparation.to_json()
     node = ann.inputs[0]
     layout = node.op.source_layout or node.type.layout
     shape = list(source_shape(ann, node.name))
-    return {"name": node.name, "shape": shape, "layout": layout, "sequence": node.op.sequence, **preparation.to_json()}
+    return {"name": node.name, "shape": shape, "layout": layout, "sequence": node.op.sequence,
+            "frames": is_frames(ann), **preparation.to_json()}
 
 
 def _input_notes(ann: Graph, preparation: InputPreparation) -> list[dict]:
@@ -292,12 +334,15 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)  # for the user: how inputs were prepared
     #: sequence inputs: their number of input steps (T is then per input step); 0: constant inputs
     input_steps: int = 0
+    #: the sequences are frames for a model with constant inputs (:mod:`.frames`)
+    frames: bool = False
 
     def to_json(self) -> dict:
         sequence = {}
         if self.input_steps:
             sequence = {"sequence": {
                 "input_steps": self.input_steps,
+                "frames": self.frames,
                 "timesteps_are": "simulation steps per input step",
                 "total_timesteps": {str(t): t * self.input_steps for t in self.timesteps},
             }}
@@ -338,7 +383,10 @@ def _predictions(outputs: dict[str, np.ndarray], per_step: bool = False) -> np.n
 def scored_labels(ann: Graph, data: Dataset) -> tuple[np.ndarray, int]:
     """``data``'s labels as the model ``ann``'s output gives classes (``(N, steps)`` for an
     output at every input step, ``(N,)`` for the last step's), and the number of input steps
-    (0 for constant inputs); labels of the other form are refused."""
+    (0 for constant inputs); labels of the other form are refused. A network compiled for
+    frames takes either form (its output read at every frame, or at the last)."""
+    if is_frames(ann):
+        ann = as_frames(ann, every_step=data.y.ndim == 2)
     output, y = ann.outputs[0], data.y
     if not ann.sequence or data.x.ndim < 2:  # (sequence data of the wrong rank: refused with x)
         if y.ndim != 1:
@@ -376,7 +424,9 @@ def evaluate(
     at each T (``timesteps``, by default :func:`default_timesteps`: one simulation of
     ``max(T)`` steps; for sequence inputs T steps per input step, one run of ``T * steps``
     per T), with per-layer firing statistics. An output at every input step is scored at
-    every step against labels ``(N, steps)``. ``backend`` defaults to the interpreter, or
+    every step against labels ``(N, steps)``; a network compiled for frames (:mod:`.frames`)
+    reads its output at every frame for such labels, else at the last frame (the readout's
+    average over that frame's window). ``backend`` defaults to the interpreter, or
     refsim for networks compiled for Loihi."""
     from . import interpreter
 
@@ -387,6 +437,8 @@ def evaluate(
     if len(compiled.model.outputs) != 1:
         raise DataError(f"model {compiled.model.name} has {len(compiled.model.outputs)} outputs; evaluate takes one-output classifiers")
     spec = _backend(compiled, backend)
+    if is_frames(compiled.ann):  # labels (N, steps) are scored at every frame, (N,) at the last
+        compiled = compiled.frame_outputs(every_step=data.y.ndim == 2)
     _check_labels(data, compiled.ann)
     y, input_steps = scored_labels(compiled.ann, data)
     start = time.perf_counter()
@@ -399,6 +451,7 @@ def evaluate(
     snn_pred = {t: _predictions(outs, per_step) for t, outs in result.outputs.items()}
     return Evaluation(
         input_steps=input_steps,
+        frames=is_frames(compiled.ann),
         examples=len(data),
         backend=spec.name,
         timesteps=sorted(snn_pred),
@@ -438,11 +491,13 @@ def run_compiled(compiled: Compiled, data: Dataset, timesteps: int, input_scale:
                  batch_size: int = 256) -> tuple[dict[str, np.ndarray], list[str]]:
     """Run a compiled network for ``timesteps`` steps (per input step, for sequence inputs) on
     ``data``'s inputs, prepared as it was calibrated (``input_scale``: an override); returns
-    each output after the last step (a sequence output: at the end of every input step), in
-    the source model's output layout (on refsim for a network compiled for Loihi), and the
-    notes."""
+    each output after the last step (a sequence output, and any output of a network compiled
+    for frames: at the end of every input step), in the source model's output layout (on
+    refsim for a network compiled for Loihi), and the notes."""
     from .api import from_ir_layout
 
+    if is_frames(compiled.ann):
+        compiled = compiled.frame_outputs(every_step=True)
     x, notes = compiled_inputs(compiled, data, input_scale)
     spec = _backend(compiled, None)
     result = _simulate(compiled, spec, x, [timesteps], batch_size=batch_size, progress=None, precision="float64")
@@ -453,7 +508,8 @@ def format_evaluation(ev: Evaluation) -> str:
     """The accuracy-vs-T table and the per-layer firing statistics, for people."""
     lines = [f"{ev.examples} examples, backend {ev.backend}, {ev.seconds:.1f} s"]
     if ev.input_steps:
-        lines.append(f"  sequences of {ev.input_steps} input steps: T is simulation steps per input step, {ev.input_steps} x T in all")
+        what = "frames" if ev.frames else "input steps"
+        lines.append(f"  sequences of {ev.input_steps} {what}: T is simulation steps per input step, {ev.input_steps} x T in all")
     lines += [
         f"  ANN accuracy (imported model)          {100 * ev.ann_accuracy:6.2f} %",
     ]
