@@ -102,6 +102,7 @@ def _framed_for_run(graph, inputs, args):
     stderr) gives its output at every frame; so does a spiking graph compiled for frames."""
     from .datasets import Dataset
     from .driver import frames_for
+    from .errors import DataError
     from .frames import as_frames, is_frames
 
     if graph.stage != "float" or len(inputs) != 1:
@@ -109,7 +110,10 @@ def _framed_for_run(graph, inputs, args):
             raise UsageError(f"--frames/--no-frames apply to float models with one input; {args.model} is compiled (frames: as compiled)")
         return as_frames(graph, every_step=True) if is_frames(graph) else graph
     (x,) = inputs.values()
-    use, note = frames_for(graph, Dataset(x, None, args.input), args.frames)
+    try:
+        use, note = frames_for(graph, Dataset(x, None, args.input), args.frames)
+    except DataError:  # fitting neither way: refused below with the shape the model takes
+        return graph
     _print_input_notes([note] if note else [])
     return as_frames(graph, every_step=True) if use else graph
 

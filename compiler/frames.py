@@ -88,8 +88,8 @@ def choose_frames(x_shape, want, frames: bool | None, source: str) -> tuple[bool
             f"({_dims(want)}) (give --no-frames to refuse them)"
         )
     raise DataError(
-        f"{source}: examples of shape {shape[1:]} fit the model's input ({_dims(want)}) neither as single inputs "
-        f"(N, {_dims(want)}) nor as frame sequences (N, steps, {_dims(want)})"
+        f"{source}: examples of shape {shape[1:]} do not fit the model's input {list(want)}, nor do "
+        f"{shape[2:]} as frames of sequences (N, steps, {_dims(want)})"
     )
 
 

@@ -106,7 +106,7 @@ def test_bad_frames_get_one_line(keras_cnn, tmp_path, capsys):
     folder, frames, _ = keras_cnn
     np.savez(tmp_path / "rank.npz", x=np.stack([frames] * 2, axis=2), y=np.zeros(N, np.int64))
     assert main(["evaluate", str(folder / "cnn.keras"), "--data", str(tmp_path / "rank.npz")]) == 2
-    assert f"examples of shape [{STEPS}, 2, 8, 8, 1] fit the model's input (8, 8, 1) neither as single inputs" in one_error_line(capsys)
+    assert f"examples of shape [{STEPS}, 2, 8, 8, 1] do not fit the model's input [8, 8, 1], nor do [2, 8, 8, 1] as frames of sequences (N, steps, 8, 8, 1)" in one_error_line(capsys)
 
     single = tmp_path / "single"  # compiled for single inputs, then given frames
     assert main(["compile", str(folder / "cnn.keras"), "--calib", str(folder / "frames.npz"), "--no-frames", "-o", str(single)]) == 2

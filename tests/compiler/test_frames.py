@@ -72,7 +72,7 @@ def test_the_rule_telling_frames_from_single_inputs(shape, option, frames, note)
 
 
 def test_data_fitting_neither_way_are_refused():
-    with pytest.raises(DataError, match=r"fit the model's input \(8, 8, 1\) neither as single inputs .* nor as frame sequences \(N, steps, 8, 8, 1\)"):
+    with pytest.raises(DataError, match=r"examples of shape \[3, 2, 8, 8, 1\] do not fit the model's input \[8, 8, 1\], nor do \[2, 8, 8, 1\] as frames of sequences \(N, steps, 8, 8, 1\)"):
         choose_frames((5, 3, 2, 8, 8, 1), WANT, None, "d.npz")
 
 
