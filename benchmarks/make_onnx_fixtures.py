@@ -33,6 +33,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 from torch.nn import functional as F
+from onnx_fixture_tools import describe, onnxruntime_outputs  # this folder: the scripts run as files
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "frontends" / "fixtures" / "onnx"
 BATCH = 5
@@ -175,27 +176,6 @@ def export(name: str, model: nn.Module, x: torch.Tensor, options: dict) -> Path:
     return path
 
 
-def onnxruntime_outputs(path: Path, x: np.ndarray) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
-
-
-def describe(path: Path, options: dict) -> dict:
-    model = onnx.load(str(path), load_external_data=False)
-    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-    return {
-        "file": str(path.relative_to(OUT)),
-        "exporter": "dynamo" if options.get("dynamo") else "torchscript",
-        "opset": opset,
-        "input_shape": dims,
-        "external_data": sorted(p.name for p in path.parent.glob(f"{path.name}.data")),
-        "ops": sorted({n.op_type for n in model.graph.node}),
-    }
-
-
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     manifest = {
@@ -217,7 +197,12 @@ def main() -> None:
         y = onnxruntime_outputs(path, x.numpy())
         np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5, err_msg=name)
         np.savez(path.with_suffix(".npz"), x=x.numpy(), y=y)
-        manifest["exports"][name] = describe(path, options) | {"model": cls.__name__}
+        manifest["exports"][name] = describe(
+            path,
+            "dynamo" if options.get("dynamo") else "torchscript",
+            file=str(path.relative_to(OUT)),
+            external_data=sorted(p.name for p in path.parent.glob(f"{path.name}.data")),
+        ) | {"model": cls.__name__}
         print(f"{name}: {path.stat().st_size} bytes, ops {manifest['exports'][name]['ops']}")
     (OUT / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
 

@@ -36,6 +36,7 @@ import tensorflow as tf
 import tf2onnx
 from tensorflow import keras
 from tensorflow.keras import layers
+from onnx_fixture_tools import describe, onnxruntime_outputs  # this folder: the scripts run as files
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "frontends" / "fixtures" / "onnx" / "tf2onnx"
 BATCH = 5
@@ -158,26 +159,6 @@ def export(folder: Path, name: str, model: keras.Model, opset: int) -> Path:
     return path
 
 
-def onnxruntime_outputs(path: Path, x: np.ndarray) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
-
-
-def describe(path: Path) -> dict:
-    model = onnx.load(str(path))
-    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-    return {
-        "file": path.name,
-        "exporter": f"tf2onnx {tf2onnx.__version__}",
-        "opset": opset,
-        "input_shape": dims,
-        "ops": sorted({n.op_type for n in model.graph.node}),
-    }
-
-
 def main() -> None:
     for folder, exports in FOLDERS.items():
         write_folder(folder, exports)
@@ -203,7 +184,7 @@ def write_folder(folder: Path, exports: dict) -> None:
         y = onnxruntime_outputs(path, x)
         np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5, err_msg=name)
         np.savez(path.with_suffix(".npz"), x=x, y=y)
-        manifest["exports"][name] = describe(path) | {"model": make.__name__}
+        manifest["exports"][name] = describe(path, f"tf2onnx {tf2onnx.__version__}") | {"model": make.__name__}
         print(f"{name}: {path.stat().st_size} bytes, ops {manifest['exports'][name]['ops']}")
     (folder / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
 

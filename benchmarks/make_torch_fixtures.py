@@ -35,6 +35,7 @@ import onnx
 import onnxruntime as ort
 import torch
 from torch import nn
+from onnx_fixture_tools import describe, onnxruntime_outputs  # this folder: the scripts run as files
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "frontends" / "fixtures" / "onnx" / "torch"
 BATCH, STEPS, FEATURES, HIDDEN, CLASSES = 5, 7, 3, 6, 2
@@ -79,26 +80,6 @@ EXPORTS = {
 }
 
 
-def onnxruntime_outputs(path: Path, x: np.ndarray) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
-
-
-def describe(path: Path) -> dict:
-    model = onnx.load(str(path))
-    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-    return {
-        "file": path.name,
-        "exporter": f"torch.onnx (TorchScript) {torch.__version__}",
-        "opset": opset,
-        "input_shape": dims,
-        "ops": sorted({n.op_type for n in model.graph.node}),
-    }
-
-
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     manifest = {
@@ -124,7 +105,7 @@ def main() -> None:
         y = onnxruntime_outputs(path, x)
         np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5, err_msg=name)
         np.savez(path.with_suffix(".npz"), x=x, y=y, torch=expected)
-        manifest["exports"][name] = describe(path) | {"model": repr(model).splitlines()[0]}
+        manifest["exports"][name] = describe(path, f"torch.onnx (TorchScript) {torch.__version__}") | {"model": repr(model).splitlines()[0]}
         print(f"{name}: {path.stat().st_size} bytes, ops {manifest['exports'][name]['ops']}")
     (OUT / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
