@@ -209,6 +209,16 @@ class SimulationResult:
 # ----------------------------------------------------------------------------- running
 
 
+def expected_activation(graph: Graph, expected: dict | None, name: str) -> np.ndarray | None:
+    """The float network's activations of population ``name`` (``expected``: the reference
+    graph's values by name), averaged over the input steps in a sequence graph: what the
+    population's mean output over a whole run approximates. None without a reference."""
+    reference = (expected or {}).get(name)
+    if reference is not None and graph.sequence:
+        reference = reference.mean(axis=1)
+    return reference
+
+
 def static_nodes(graph: Graph) -> set[str]:
     """Values that are the same at every step: constant inputs and stateless ops of static
     values (computed once per batch; refsim uses it too)."""
@@ -326,9 +336,7 @@ def _run(graph: Graph, arrays, schedule: Schedule, wanted: set, activity, dtype,
         for name, stepper in steppers.items():
             if isinstance(stepper, NeuronStepper):
                 activity.setdefault(name, LayerActivity(graph.node(name).type.size))
-                reference = (expected or {}).get(name)
-                if reference is not None and graph.sequence:
-                    reference = reference.mean(axis=1)  # the mean over the input steps
+                reference = expected_activation(graph, expected, name)
                 activity[name].add_batch(stepper.spike_count, schedule.steps, stepper.op.amplitude, reference)
     if not sequences:
         return recorded

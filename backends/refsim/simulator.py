@@ -20,7 +20,7 @@ from snnc.compiler.errors import BuildError, DataError
 from snnc.compiler.graph import Graph
 from snnc.compiler.interpreter import bind_inputs, run_batch, sequence_steps
 from snnc.compiler.progress import progress as progress_bar
-from snnc.compiler.simulate import LayerActivity, SimulationResult, check_timesteps
+from snnc.compiler.simulate import LayerActivity, SimulationResult, check_timesteps, expected_activation
 
 from . import engine as specification
 from .compartments import Overflow
@@ -158,10 +158,7 @@ def _run_all(
         for name, count in {**part.host_counts, **part.counts}.items():
             node = graph.node(name)
             activity.setdefault(name, LayerActivity(node.type.size))
-            reference_rate = (expected or {}).get(name)
-            if reference_rate is not None and graph.sequence:
-                reference_rate = reference_rate.mean(axis=1)  # the mean over the input steps
-            activity[name].add_batch(count, steps, node.op.amplitude, reference_rate)
+            activity[name].add_batch(count, steps, node.op.amplitude, expected_activation(graph, expected, name))
         parts.append(part)
     result = _gather(parts, ts, activity, rasters, prepared.mode)
     _warn_overflow(graph, result.overflow)
