@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cli_testing import one_error_line
+from rnn_testing import simple_rnn_outputs
 from snnc.compiler import ops
 from snnc.compiler.cli import main
 from snnc.compiler.driver import SEQUENCE_TIMESTEPS
@@ -43,15 +44,6 @@ def rnn(p, every_step):
     return b.build()
 
 
-def reference(p, x):
-    """Every step's output of the RNN, ``(N, steps, classes)``, by a NumPy loop."""
-    h, ys = np.zeros((len(x), H)), []
-    for t in range(x.shape[1]):
-        h = np.maximum(x[:, t] @ p["w"].T.astype(np.float64) + h @ p["u"].T.astype(np.float64) + p["b"], 0)
-        ys.append(h @ p["v"].T.astype(np.float64) + p["c"])
-    return np.stack(ys, axis=1)
-
-
 @pytest.fixture
 def pixels(rng):
     return rng.integers(0, 256, (N, STEPS, F), dtype=np.uint8)
@@ -62,7 +54,7 @@ def seq_model(request, tmp_path, pixels):
     """The saved model and an .npz of 8-bit sequences labelled with the float RNN's own
     classes (per step or at the last step)."""
     p = weights()
-    classes = reference(p, pixels / 255.0).argmax(axis=-1)
+    classes = simple_rnn_outputs(p, pixels / 255.0).argmax(axis=-1)
     y = classes if request.param else classes[:, -1]
     np.savez(tmp_path / "seq.npz", x=pixels, y=y)
     return save(rnn(p, request.param), tmp_path / "rnn.ir"), tmp_path / "seq.npz", request.param
@@ -103,7 +95,7 @@ def test_run_a_float_sequence_model(seq_model, tmp_path, pixels):
     x = (pixels / 255.0).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     assert main(["run", str(model), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]) == 0
-    want = reference(weights(), x)
+    want = simple_rnn_outputs(weights(), x)
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want if every_step else want[:, -1], rtol=1e-5, atol=1e-5)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rnn_testing import simple_rnn_outputs
 from snnc.compiler import ops
 from snnc.compiler.errors import DataError, PassError, VerificationError
 from snnc.compiler.graph import Graph, GraphBuilder
@@ -49,15 +50,6 @@ def rnn_graph(p, every_step=False, stage=ops.FLOAT, neuron=None) -> Graph:
     return b.build()
 
 
-def rnn_reference(p, x):
-    h = np.zeros((x.shape[0], H))
-    ys = []
-    for t in range(x.shape[1]):
-        h = np.maximum(x[:, t] @ p["w"].T.astype(np.float64) + h @ p["u"].T.astype(np.float64) + p["b"], 0.0)
-        ys.append(h @ p["v"].T.astype(np.float64) + p["c"])
-    return np.stack(ys, axis=1)
-
-
 @pytest.fixture
 def seq(rng):
     return rng.uniform(0, 1, (7, 6, F)).astype(np.float32)
@@ -65,7 +57,7 @@ def seq(rng):
 
 def test_float_recurrence_matches_a_numpy_loop(seq):
     p = rnn_weights()
-    want = rnn_reference(p, seq)
+    want = simple_rnn_outputs(p, seq)
     np.testing.assert_allclose(run(rnn_graph(p), seq)["output"], want[:, -1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(run(rnn_graph(p, every_step=True), seq)["output"], want, rtol=1e-5, atol=1e-6)
 
