@@ -209,6 +209,12 @@ class SimulationResult:
 # ----------------------------------------------------------------------------- running
 
 
+def presented(graph: Graph, arrays, window: int, dtype) -> dict[str, np.ndarray]:
+    """The sequence inputs' values held during input step ``window`` (0-based): each one's
+    slice of ``arrays`` (constant inputs are not in it: they never change)."""
+    return {n.name: np.asarray(arrays[n.name][:, window], dtype=dtype) for n in graph.inputs if n.op.sequence}
+
+
 def expected_activation(graph: Graph, expected: dict | None, name: str) -> np.ndarray | None:
     """The float network's activations of population ``name`` (``expected``: the reference
     graph's values by name), averaged over the input steps in a sequence graph: what the
@@ -310,13 +316,11 @@ def _run(graph: Graph, arrays, schedule: Schedule, wanted: set, activity, dtype,
             dynamic.append(node)
             if isinstance(node.op, ops.STATEFUL_OPS) and node.name not in delays:
                 steppers[node.name] = STEPPERS[type(node.op)](node, batch)
-    sequences = [n.name for n in graph.inputs if n.op.sequence]
     recorded, windows = {}, []
     for t in range(1, schedule.steps + 1):
         window, t_window = schedule.window(t)
         if t_window == 1:
-            for name in sequences:
-                values[name] = np.asarray(arrays[name][:, window], dtype=dtype)
+            values.update(presented(graph, arrays, window, dtype))
         for node in dynamic:
             line = delays.get(node.name)
             if line is not None:
@@ -330,7 +334,7 @@ def _run(graph: Graph, arrays, schedule: Schedule, wanted: set, activity, dtype,
             line.write(values[graph.node(name).inputs[0]])
         if t in wanted:
             recorded[t] = {n.name: values[n.name].astype(np.float32) for n in graph.outputs}
-        if sequences and t_window == schedule.hold:
+        if graph.sequence and t_window == schedule.hold:
             windows.append({n.name: values[n.name].astype(np.float32) for n in graph.outputs})
     if activity is not None:
         for name, stepper in steppers.items():
@@ -338,7 +342,7 @@ def _run(graph: Graph, arrays, schedule: Schedule, wanted: set, activity, dtype,
                 activity.setdefault(name, LayerActivity(graph.node(name).type.size))
                 reference = expected_activation(graph, expected, name)
                 activity[name].add_batch(stepper.spike_count, schedule.steps, stepper.op.amplitude, reference)
-    if not sequences:
+    if not graph.sequence:
         return recorded
     return window_outputs(graph, windows)
 

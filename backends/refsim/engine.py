@@ -42,6 +42,7 @@ from snnc.compiler.simulate import (
     Schedule,
     check_timesteps,
     evaluator,
+    presented,
     window_outputs,
 )
 
@@ -78,13 +79,11 @@ def simulate_batch(
         node.inputs[0] for node in p.dynamic if isinstance(node.op, ops.LoihiSynapses) and not node.op.delay
     }
     previous: dict[str, np.ndarray] = {}  # s(t - 1) of every population a synapse reads
-    sequences = [n.name for n in graph.inputs if n.op.sequence]
     outputs, windows = {}, []
     for t in range(1, timing.steps + 1):
         window, t_window = timing.window(t)
         if t_window == 1:
-            for name in sequences:
-                values[name] = np.asarray(arrays[name][:, window], dtype=np.float64)
+            values.update(presented(graph, arrays, window, np.float64))
         for node in p.dynamic:
             name = node.name
             if name in delays:
@@ -105,11 +104,11 @@ def simulate_batch(
         for name, line in delays.items():
             line.write(values[graph.node(name).inputs[0]])
         previous = {src: values[src] for src in spike_sources}
-        if not sequences and t in ts:
+        if not graph.sequence and t in ts:
             outputs[t] = {n.name: values[n.name].astype(np.float32) for n in graph.outputs}
-        if sequences and t_window == timing.hold:
+        if graph.sequence and t_window == timing.hold:
             windows.append({n.name: values[n.name].astype(np.float32) for n in graph.outputs})
-    if sequences:
+    if graph.sequence:
         outputs[ts[0]] = window_outputs(graph, windows)
     return BatchResult(
         outputs,
