@@ -24,16 +24,13 @@ opset, with a dynamic batch axis or the fixed batch of 1 that exports without
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import torch
 from torch import nn
 from torch.nn import functional as F
-from onnx_fixture_tools import describe, onnxruntime_outputs  # this folder: the scripts run as files
+from onnx_fixture_tools import describe, new_manifest, onnxruntime_outputs  # this folder: the scripts run as files
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "frontends" / "fixtures" / "onnx"
 BATCH = 5
@@ -178,15 +175,7 @@ def export(name: str, model: nn.Module, x: torch.Tensor, options: dict) -> Path:
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "onnxruntime": ort.__version__,
-        },
-        "exports": {},
-    }
+    manifest = new_manifest(torch=torch.__version__)
     for seed, (name, (cls, shape, options)) in enumerate(EXPORTS.items()):
         model = build(cls, seed)
         batch = 1 if options.get("dynamic_batch") is False else BATCH

@@ -26,17 +26,14 @@ biases and non-trivial BatchNorm statistics.
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import tensorflow as tf
 import tf2onnx
 from tensorflow import keras
 from tensorflow.keras import layers
-from onnx_fixture_tools import describe, onnxruntime_outputs  # this folder: the scripts run as files
+from onnx_fixture_tools import describe, new_manifest, onnxruntime_outputs  # this folder: the scripts run as files
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "frontends" / "fixtures" / "onnx" / "tf2onnx"
 BATCH = 5
@@ -166,16 +163,7 @@ def main() -> None:
 
 def write_folder(folder: Path, exports: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "tf2onnx": tf2onnx.__version__,
-            "onnx": onnx.__version__,
-            "onnxruntime": ort.__version__,
-        },
-        "exports": {},
-    }
+    manifest = new_manifest(tensorflow=tf.__version__, tf2onnx=tf2onnx.__version__)
     for seed, (name, (make, opset)) in enumerate(exports.items()):
         model = build(make, seed)
         x = np.random.default_rng(seed).normal(size=(BATCH, *model.input_shape[1:])).astype(np.float32)

@@ -27,15 +27,12 @@ initial state computed from the batch size (``Shape``, ``Gather``, ``ConstantOfS
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import torch
 from torch import nn
-from onnx_fixture_tools import describe, onnxruntime_outputs  # this folder: the scripts run as files
+from onnx_fixture_tools import describe, new_manifest, onnxruntime_outputs  # this folder: the scripts run as files
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "frontends" / "fixtures" / "onnx" / "torch"
 BATCH, STEPS, FEATURES, HIDDEN, CLASSES = 5, 7, 3, 6, 2
@@ -82,15 +79,7 @@ EXPORTS = {
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "onnxruntime": ort.__version__,
-        },
-        "exports": {},
-    }
+    manifest = new_manifest(torch=torch.__version__)
     for seed, (name, (make, shape, in_axes, out_axes, opset)) in enumerate(EXPORTS.items()):
         torch.manual_seed(seed)
         model = make().eval()

@@ -3,11 +3,19 @@ environments) share: onnxruntime's reference outputs and a model's entry in a fi
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+
+
+def new_manifest(**exporters: str) -> dict:
+    """An empty fixture manifest recording the versions that made it: Python, the exporter
+    libraries given (name=version), onnx and onnxruntime."""
+    versions = {"python": platform.python_version(), **exporters, "onnx": onnx.__version__, "onnxruntime": ort.__version__}
+    return {"versions": versions, "exports": {}}
 
 
 def onnxruntime_outputs(path: Path, x: np.ndarray) -> np.ndarray:
