@@ -135,7 +135,12 @@ def _transpose(node, xs):
 
 @evaluates(ops.Pad2d)
 def _pad2d(node, xs):
-    return pad_images(xs[0], node.op.pads, node.op.value)
+    if not node.op.per_channel:
+        return pad_images(xs[0], node.op.pads, node.op.value)
+    # pad each channel with its own value: the zero-padded input plus the values on the border
+    values = _p(node, "values", xs[0])
+    border = pad_images(np.zeros(xs[0][:1].shape, values.dtype), node.op.pads, 1.0)
+    return pad_images(xs[0], node.op.pads, 0.0) + border * _per_channel(values, 3)
 
 
 def _per_channel(array: np.ndarray, rank: int) -> np.ndarray:

@@ -338,17 +338,26 @@ class Transpose(Op):
 @register
 @dataclass(frozen=True)
 class Pad2d(Op):
-    """Constant padding of H and W: ``pads = (top, left, bottom, right)``."""
+    """Constant padding of H and W: ``pads = (top, left, bottom, right)``. Padded positions of
+    channel ``c`` hold ``value``, or with ``per_channel`` the parameter ``values[c]`` (shape
+    ``(C,)``; ``value`` is then 0): the padding that makes a per-channel affine folded into
+    the next convolution exact (``fold_batchnorm``)."""
 
     NAME: ClassVar[str] = "pad2d"
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = LINEAR_STAGES
 
     pads: tuple[int, int, int, int]
     value: float = 0.0
+    per_channel: bool = False
+
+    def param_shapes(self, inputs):
+        return {"values": (inputs[0].shape[0],)} if self.per_channel else {}
 
     def infer_type(self, inputs):
         x = inputs[0]
         _expect_image(x, self.NAME)
+        if self.per_channel and self.value != 0:
+            raise OpTypeError("pad2d takes either one value or per-channel values, not both")
         c, h, w = x.shape
         pt, pl, pb, pr = self.pads
         return TensorType((c, h + pt + pb, w + pl + pr), x.dtype, "CHW")

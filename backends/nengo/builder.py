@@ -107,17 +107,19 @@ class Lowering:
             indices, ones = tr.channel_broadcast(shape)
             self.constant(post, bias, label, nengo.Sparse((math.prod(shape), shape[0]), indices, ones))
 
-    def pad(self, x, shape, pads, value: float, label: str) -> nengo.Node:
-        """A padded copy of the ``(C, H, W)`` value ``x``, padding filled with ``value``."""
+    def pad(self, x, shape, pads, value, label: str) -> nengo.Node:
+        """A padded copy of the ``(C, H, W)`` value ``x``, padding filled with ``value`` (one
+        number, or one per channel)."""
         c, h, w = shape
         pt, pl, pb, pr = pads
         size = c * (h + pt + pb) * (w + pl + pr)
         padded = nengo.Node(size_in=size, label=label)
         self.connect(x, padded[tr.as_index(tr.padded_positions(shape, pads))])
-        if value != 0:
+        if np.any(value):
             border = tr.border_positions(shape, pads)
+            channel = border // ((h + pt + pb) * (w + pl + pr))
             indices = np.stack([border, np.zeros_like(border)], axis=1)
-            fill = nengo.Sparse((size, 1), indices, np.full(len(border), value))
+            fill = nengo.Sparse((size, 1), indices, np.broadcast_to(value, (c,))[channel])
             self.constant(padded, [1.0], f"{label}_value", fill)
         return padded
 
@@ -291,7 +293,8 @@ def _transpose(lw: Lowering, node: Node):
 
 @lowers(ops.Pad2d)
 def _pad2d(lw: Lowering, node: Node):
-    return lw.pad(lw.source(node.inputs[0]), lw.shape(node.inputs[0]), node.op.pads, node.op.value, node.name)
+    value = node.params["values"] if node.op.per_channel else node.op.value
+    return lw.pad(lw.source(node.inputs[0]), lw.shape(node.inputs[0]), node.op.pads, value, node.name)
 
 
 @lowers(ops.Affine)

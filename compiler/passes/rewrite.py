@@ -140,3 +140,11 @@ def single_user(graph: Graph, node: Node) -> Node | None:
 
 def f64(node: Node, key: str) -> np.ndarray:
     return node.params[key].astype(np.float64)
+
+
+def input_channel_map(conv, weight_shape) -> np.ndarray:
+    """``(F, C/G)`` indices: the input channel that ``weight[f, c]`` of a (grouped) conv2d reads,
+    ``group(f) * C/G + c``."""
+    filters, per_group = weight_shape[:2]
+    group_of = np.arange(filters) // (filters // conv.groups)
+    return group_of[:, None] * per_group + np.arange(per_group)[None, :]

@@ -33,7 +33,7 @@ from ..interpreter import bind_inputs, run_batch, step_samples
 from ..progress import progress
 from .leaky import split_leaky_relus
 from .registry import check_choice, register_pass
-from .rewrite import Rewriter, f64
+from .rewrite import Rewriter, f64, input_channel_map
 
 METHODS = ("max", "percentile")
 _CARRY = (ops.AvgPool2d, ops.MaxPool2d, ops.GlobalAvgPool, ops.Pad2d, ops.Affine)
@@ -290,11 +290,7 @@ def _rescale(graph: Graph, rw: Rewriter, stats: dict, wanted: dict) -> None:
 def _scaled_layer(node: Node, s_in: np.ndarray, s_out: np.ndarray) -> dict:
     weight = f64(node, "weight")
     if isinstance(node.op, ops.Conv2d):
-        groups = node.op.groups
-        per_group = weight.shape[1]
-        # the input channel that weight[f, c] reads is group(f) * C/G + c
-        group_of = np.arange(weight.shape[0]) // (weight.shape[0] // groups)
-        s_read = s_in[group_of[:, None] * per_group + np.arange(per_group)[None, :]]
+        s_read = s_in[input_channel_map(node.op, weight.shape)]
         weight = weight * s_read[:, :, None, None]
     else:
         weight = weight * s_in[None, :]
@@ -313,7 +309,10 @@ def _scaled_relu(rw: Rewriter, node: Node, lam: np.ndarray) -> ops.ReLU:
 
 
 def _scaled_params(node: Node, s_in: np.ndarray):
-    """An affine's shift in the scaled units (``y/s = scale * x/s + shift/s``)."""
+    """An affine's shift in the scaled units (``y/s = scale * x/s + shift/s``); a per-channel
+    padding's values likewise (``values / s``)."""
+    if isinstance(node.op, ops.Pad2d) and node.op.per_channel:
+        return {"values": (f64(node, "values") / s_in).astype(np.float32)}
     if not isinstance(node.op, ops.Affine):
         return None
     return {"scale": node.params["scale"], "shift": (f64(node, "shift") / s_in).astype(np.float32)}

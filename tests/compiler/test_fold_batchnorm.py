@@ -88,7 +88,9 @@ def test_batch_norm_not_after_a_layer_becomes_an_affine():
       %output = output(%bn) : f32[2,2,2]
     }
     """)
-    assert notes(after) == [("bn", "kept as an affine: its input is not a dense/conv2d")]
+    assert notes(after) == [
+        ("bn", "kept as an affine: its input is not a dense/conv2d, and it cannot fold into the layers after it: %output (output) reads it")
+    ]
 
 
 def test_batch_norm_after_a_shared_layer_becomes_an_affine():
@@ -111,7 +113,9 @@ def test_batch_norm_after_a_shared_layer_becomes_an_affine():
       %output_1 = output(%d) : f32[1]
     }
     """)
-    assert notes(after) == [("bn", "kept as an affine: %d has other users")]
+    assert notes(after) == [
+        ("bn", "kept as an affine: %d has other users, and it cannot fold into the layers after it: %output (output) reads it")
+    ]
 
 
 # ----------------------------------------------------------------------------- numerics
@@ -137,7 +141,8 @@ def test_outputs_are_preserved(net, rng):
     assert_same_outputs(before, after, inputs_for(before, rng))
 
 
-def test_batch_norms_that_cannot_fold_are_reported(rng):
-    assert notes(fold_batchnorm(NETS["dense_bn"](rng))) == [("bn_after_relu", "kept as an affine: its input is not a dense/conv2d")]
-    assert notes(fold_batchnorm(NETS["flatten"](rng))) == [("bn_input", "kept as an affine: its input is not a dense/conv2d")]
+def test_forward_folds_are_reported(rng):
+    # a BN after a relu and a BN on the input fold into the layer after them
+    assert notes(fold_batchnorm(NETS["dense_bn"](rng))) == [("bn_after_relu", "folded into the next layer(s): %dense_1")]
+    assert notes(fold_batchnorm(NETS["flatten"](rng))) == [("bn_input", "folded into the next layer(s): %conv2d")]
     assert notes(fold_batchnorm(NETS["conv_bn"](rng))) == []
