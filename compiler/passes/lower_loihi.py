@@ -25,7 +25,7 @@ from .rewrite import Rewriter
 
 #: linear ops a convolutional connection may pass through (each keeps the image geometry or
 #: is a strided window); anything else becomes a dense connection
-_CONV_CHAIN_OPS = (ops.Conv2d, ops.AvgPool2d, ops.Affine, ops.Add, ops.Concat)
+_CONV_CHAIN_OPS = (ops.Conv2d, ops.AvgPool2d, ops.Pad2d, ops.Affine, ops.Add, ops.Concat)
 #: one-hot probes evaluated at once when measuring a dense connection
 _PROBE_BATCH = 512
 
@@ -37,8 +37,8 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Grap
 
     - The linear map from each presynaptic population's spikes to a layer's input current is
       measured with the float interpreter: a convolutional connection (a chain of conv2d,
-      grouped and dilated ones included, average pooling, per-channel affines, adds and
-      concats) becomes a ``conv`` synapse whose kernel is probed with unit impulses and then
+      grouped and dilated ones included, average pooling, padding, per-channel affines, adds
+      and concats) becomes a ``conv`` synapse whose kernel is probed with unit impulses and then
       checked against the chain on random spikes; any other connection becomes a ``dense``
       synapse (one probe per presynaptic neuron), or an error when it has more presynaptic
       neurons than a core has input axons. What the chain adds without input is the
@@ -289,6 +289,9 @@ def _conv_geometry(graph: Graph, region: list[Node], pre: str, target: str):
                 kernel[axis] += (span[axis] - 1) * stride[axis]
                 pad[axis] += node.op.pads[axis] * stride[axis]
                 stride[axis] *= node.op.stride[axis]
+        elif isinstance(node.op, ops.Pad2d):  # a window of one; its value is the bias's
+            for axis in (0, 1):
+                pad[axis] += node.op.pads[axis] * stride[axis]
         on_path.add(node.name)
     return tuple(kernel), tuple(stride), tuple(pad)
 
