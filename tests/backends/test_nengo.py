@@ -124,10 +124,12 @@ def conv_pool_net(rng):
 
 
 def residual_net(rng):
-    """A residual add of a conv and the spikes before it, through an affine."""
+    """A residual add of a conv and the spikes before it, through an affine; a padding with
+    one value per channel (what fold_batchnorm writes)."""
     b = spiking("residual")
     a = neurons(b, conv(b, rng, b.input("x", (3, 6, 6)), 4))
-    r = neurons(b, conv(b, rng, a, 4))
+    padded = b.add(ops.Pad2d((1, 1, 1, 1), per_channel=True), [a], {"values": rng.normal(0, 0.5, 4).astype(np.float32)})
+    r = neurons(b, conv(b, rng, padded, 4, pads=(0, 0, 0, 0)))
     affine = {"scale": rng.uniform(0.5, 1.5, 4), "shift": rng.normal(0, 0.2, 4)}
     s = neurons(b, b.add(ops.Add(), [conv(b, rng, r, 4), b.add(ops.Affine(), [a], affine)]))
     readout(b, dense(b, rng, b.add(ops.GlobalAvgPool(), [s]), 3))
