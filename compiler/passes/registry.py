@@ -51,9 +51,9 @@ PIPELINES: dict[str, str] = {
     # because NengoLoihi discretizes each core block separately
     "loihi": "canonicalize,fold_batchnorm,maxpool_to_avgpool,threshold_balance,"
     "convert_to_spiking,lower_loihi{adapt=true},map_to_cores,quantize_loihi",
+    "float": "canonicalize,fold_batchnorm",
     # BSNN (Li, Zeng & Zhao 2021; docs/bsnn.md): bistable neurons, synchronous residual branches
     "bsnn": "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{neuron=bistable}",
-    "float": "canonicalize,fold_batchnorm",
 }
 
 _OPTION_TYPES = (str, int, float, bool)
