@@ -95,7 +95,7 @@ class Bistable(Neuron):
         """Its output stands for its fire cycles' steps only (:func:`fire_steps`)."""
         return fire_steps(p, steps)
 
-    def from_relu(self, *, max_rate, threshold=1.0, reset="subtract", v_init=0.5, v_min=None, period=4, **_):
+    def from_relu(self, *, max_rate, threshold=1.0, reset="subtract", v_init=0.5, v_min=None, period=2, **_):
         """As IF's (gain ``threshold * max_rate``, ``v_init`` times the threshold, so the first
         cycle rounds to nearest) with ``period`` steps per cycle; phases are set from the
         graph (:mod:`snnc.compiler.passes.bistable`). Resets by subtraction, unbounded below."""

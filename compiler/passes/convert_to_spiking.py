@@ -32,7 +32,7 @@ def convert_to_spiking(
     tau_rc: float = 0.02,
     tau_ref: float = 0.002,
     dt: float = 0.001,
-    period: int = 4,
+    period: int = 2,
 ) -> Graph:
     """Replace each ReLU by a neuron population and read the outputs out over time.
 

@@ -30,6 +30,7 @@ def mnist(shared_data):
     return load_dataset(folder, split="train").head(1000), load_dataset(folder, split="test")
 
 
+@pytest.mark.slow  # ~20 s (compile + calibration); the fast version: test_bistable.py, hand-built net
 def test_bsnn_reaches_the_ann_once_the_pipeline_has_filled(mnist):
     # 64 images, T=32 (period 2, 6 levels: 12 steps of latency, then 5 integrate cycles)
     calibration, test = mnist
