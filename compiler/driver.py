@@ -526,14 +526,16 @@ def format_evaluation(ev: Evaluation) -> str:
         over = f"T={t}" + (f", {t * ev.input_steps} steps" if ev.input_steps else "")
         lines += [
             "",
-            f"  firing (spikes per neuron per step, over {over}); error: the layer's mean output vs the float network's",
-            "  layer                 neurons   mean    max   silent  saturated    error",
+            f"  firing (spikes per neuron per step, over {over}); error: the layer's mean output vs the float network's;",
+            "  SIN: spikes of neurons whose float activation is 0 (Li et al. 2021), as a share of the layer's spikes",
+            "  layer                 neurons   mean    max   silent  saturated    error      SIN",
         ]
         for name, a in ev.layers.items():
             error = "" if a.get("error_vs_ann") is None else f"{100 * a['error_vs_ann']:6.2f} %"
+            sin = "" if a.get("sin_fraction") is None else f"{100 * a['sin_fraction']:6.2f} %"
             lines.append(
                 f"  {name:<20} {a['neurons']:8d}  {a['mean_rate']:5.3f}  {a['max_neuron_rate']:5.3f}"
-                f"  {100 * a['silent_fraction']:5.1f} %  {100 * a['saturated_fraction']:6.2f} %  {error:>8}"
+                f"  {100 * a['silent_fraction']:5.1f} %  {100 * a['saturated_fraction']:6.2f} %  {error:>8} {sin:>8}"
             )
     return "\n".join(lines) + "\n"
 

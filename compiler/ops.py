@@ -566,14 +566,33 @@ class Readout(Op):
     """Time-averaged output: ``y_T = (1/T) sum_{t=1..T} x_t``. On a layer's current this is
     the accumulated membrane of a non-leaky integrator without threshold, divided by T; on
     spikes it is the spike count times the amplitude, divided by T. With sequence inputs the
-    average restarts with each input step's window of ``T`` simulation steps."""
+    average restarts with each input step's window of ``T`` simulation steps.
+
+    ``period > 0`` (bistable networks, docs/bsnn.md): time is cut into cycles of ``period``
+    steps, ``k = (t - 1) // period``, and only the steps of the cycles the readout integrates
+    count, ``k >= phase`` with ``k - phase`` even (``phase``: the number of bistable layers
+    on the longest path before it, so the pipeline has filled)::
+
+        y_T = sum_{t <= T counted} x_t / #{t <= T counted}      (0 while none counted)"""
 
     NAME: ClassVar[str] = "readout"
     STATEFUL: ClassVar[bool] = True
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = SPIKING_STAGES
 
+    period: int = 0
+    phase: int = 0
+
     def infer_type(self, inputs):
+        if self.period < 0 or self.phase < 0 or (self.phase and not self.period):
+            raise OpTypeError(f"readout period={self.period} and phase={self.phase}: both at least 0, a phase only with a period")
         return current(inputs[0])
+
+    def counts(self, t: int) -> bool:
+        """Whether step ``t`` (from 1) enters the average."""
+        if not self.period:
+            return True
+        cycle = (t - 1) // self.period - self.phase
+        return cycle >= 0 and cycle % 2 == 0
 
 
 

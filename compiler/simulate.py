@@ -100,17 +100,21 @@ class MaxGateStepper(Stepper):
 @steps(ops.Readout)
 class ReadoutStepper(Stepper):
     """``t`` counts the steps of the current input step's window (the whole run for constant
-    inputs): the average restarts with each window."""
+    inputs): the average restarts with each window, and takes the steps ``Readout.counts``."""
 
     def __init__(self, node, batch):
         super().__init__(node, batch)
         self.total = np.zeros(self.shape)
+        self.counted = 0
 
     def step(self, t, xs):
         if t == 1:
             self.total[...] = 0.0
-        self.total += xs[0]
-        return self.total / t
+            self.counted = 0
+        if self.op.counts(t):
+            self.total += xs[0]
+            self.counted += 1
+        return self.total / max(self.counted, 1)
 
 
 class DelayLine:
@@ -136,7 +140,9 @@ class DelayLine:
 class LayerActivity:
     """Spike statistics of one neuron population over a simulation (rates in spikes per
     neuron per time step) and, where the float network's activations are given, how far the
-    population's mean output is from them: where accuracy is lost."""
+    population's mean output is from them: where accuracy is lost; and its spikes of
+    inactivated neurons (SIN, Li et al. 2021): spikes of neurons whose float activation is 0
+    for that example."""
 
     neurons: int
     spikes: int = 0
@@ -147,21 +153,27 @@ class LayerActivity:
     _saturated: int = 0
     _error_sum: float = 0.0
     _expected_sum: float = 0.0
+    _sin_spikes: int | None = None
 
-    def add_batch(self, counts: np.ndarray, timesteps: int, amplitude: float = 1.0, expected=None) -> None:
+    def add_batch(self, counts: np.ndarray, timesteps: int, amplitude: float = 1.0, expected=None,
+                  output_steps: int | None = None) -> None:
         """Add a batch's spike counts over ``timesteps`` steps; ``expected``: the float
         network's activations for the same examples, which the mean output
-        ``counts * amplitude / timesteps`` approximates."""
+        ``counts * amplitude / output_steps`` approximates (``output_steps``: the steps the
+        output stands for, :meth:`~.neurons.Neuron.output_steps`; default ``timesteps``)."""
         flat = counts.reshape(counts.shape[0], -1)
+        window = timesteps if output_steps is None else output_steps
         if expected is not None:
-            self._error_sum += float(np.abs(flat * (amplitude / timesteps) - expected.reshape(flat.shape)).sum())
+            reference = expected.reshape(flat.shape)
+            self._error_sum += float(np.abs(flat * (amplitude / max(window, 1)) - reference).sum())
             self._expected_sum += float(np.abs(expected).sum())
+            self._sin_spikes = (self._sin_spikes or 0) + int(flat[reference <= 0].sum())
         self.spikes += int(flat.sum())
         self.examples += flat.shape[0]
         self.timesteps = timesteps
         fired = flat.any(axis=0)
         self._ever_fired = fired if self._ever_fired is None else self._ever_fired | fired
-        self._saturated += int((flat >= timesteps).sum())
+        self._saturated += int((flat >= max(window, 1)).sum())
         self.max_neuron_rate = max(self.max_neuron_rate, float(flat.max(initial=0)) / timesteps)
 
     @property
@@ -184,7 +196,19 @@ class LayerActivity:
         ``sum |rate * amplitude - a| / sum |a|``; None without a reference."""
         return self._error_sum / self._expected_sum if self._expected_sum else None
 
+    @property
+    def sin_fraction(self) -> float | None:
+        """The fraction of spikes that are SIN (from neurons whose float activation is 0 for
+        that example); None without a reference."""
+        return None if self._sin_spikes is None else self._sin_spikes / max(self.spikes, 1)
+
     def to_dict(self) -> dict:
+        """The statistics by name; with a reference, also ``sin_spikes_per_example`` and
+        ``sin_fraction``."""
+        sin = {} if self._sin_spikes is None else {
+            "sin_spikes_per_example": self._sin_spikes / max(self.examples, 1),
+            "sin_fraction": self.sin_fraction,
+        }
         return {
             "neurons": self.neurons,
             "mean_rate": self.mean_rate,
@@ -193,6 +217,7 @@ class LayerActivity:
             "saturated_fraction": self.saturated_fraction,
             "spikes_per_example": self.spikes / max(self.examples, 1),
             "error_vs_ann": self.error_vs_ann,
+            **sin,
         }
 
 
@@ -341,7 +366,8 @@ def _run(graph: Graph, arrays, schedule: Schedule, wanted: set, activity, dtype,
             if isinstance(stepper, NeuronStepper):
                 activity.setdefault(name, LayerActivity(graph.node(name).type.size))
                 reference = expected_activation(graph, expected, name)
-                activity[name].add_batch(stepper.spike_count, schedule.steps, stepper.op.amplitude, reference)
+                window = stepper.neuron.output_steps(stepper.op, schedule.steps)
+                activity[name].add_batch(stepper.spike_count, schedule.steps, stepper.op.amplitude, reference, window)
     if not graph.sequence:
         return recorded
     return window_outputs(graph, windows)

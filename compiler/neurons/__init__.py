@@ -104,6 +104,11 @@ class Neuron:
         """Mean output per step (events times amplitude) for the constant input ``x``."""
         raise NotImplementedError
 
+    def output_steps(self, p, steps: int) -> int:
+        """The steps that a population's output over a run of ``steps`` steps stands for: the
+        denominator of its mean output (all of them; bistable neurons: their fire cycles')."""
+        return steps
+
     def from_relu(self, *, max_rate: float, **options):
         """The op that stands in for a balanced ReLU (activation ``a`` -> rate ``max_rate * a``
         spikes per step, each worth ``1 / max_rate``); ``options``: convert_to_spiking's."""

@@ -7,6 +7,7 @@ import math
 from .. import neurons, ops
 from ..errors import PassError
 from ..graph import Graph, Node
+from .bistable import synchronize
 from .leaky import split_leaky_relus
 from .registry import check_choice, register_pass
 from .rewrite import Rewriter
@@ -31,6 +32,7 @@ def convert_to_spiking(
     tau_rc: float = 0.02,
     tau_ref: float = 0.002,
     dt: float = 0.001,
+    period: int = 2,
 ) -> Graph:
     """Replace each ReLU by a neuron population and read the outputs out over time.
 
@@ -47,6 +49,11 @@ def convert_to_spiking(
     - ``neuron=lif``: ``nengo.LIF`` dynamics (``tau_rc``, ``tau_ref``, step ``dt`` seconds),
       gain set so ``a = 1`` fires at ``max_rate`` spikes per step; its rate curve is not
       linear, so expect lower accuracy than ``if`` on ReLU-trained networks.
+    - ``neuron=bistable``: bistable integrate-and-fire (BSNN, docs/bsnn.md), cycles of
+      ``period`` steps, each layer integrating during one cycle and firing during the next;
+      phases follow the levels of the graph and synchronous neurons delay early residual
+      branches (:mod:`.bistable`); readouts average over their integrate cycles, so the
+      first output comes after ``depth * period`` steps.
     - The first layer takes the analog input as a constant current at every step.
     - ``max_pool2d`` becomes a ``spike_max_pool2d`` gate (``maxpool=gate``) or average
       pooling (``maxpool=avg``, reported).
@@ -69,8 +76,13 @@ def convert_to_spiking(
     for key, value in (("threshold", threshold), ("max_rate", max_rate), ("dt", dt), ("tau_rc", tau_rc)):
         if not value > 0:
             raise PassError(f"option {key}={value} must be positive")
+    if neuron == "bistable" and graph.sequence:
+        raise PassError("neuron=bistable needs constant inputs: its cycles would cut across the input steps of a sequence")
     floored = floor == "zero" or (floor == "auto" and graph.sequence)
-    options = dict(threshold=threshold, reset=reset, v_init=v_init, v_min=0.0 if floored else None, tau_rc=tau_rc, tau_ref=tau_ref, dt=dt)
+    options = dict(
+        threshold=threshold, reset=reset, v_init=v_init, v_min=0.0 if floored else None, tau_rc=tau_rc, tau_ref=tau_ref, dt=dt,
+        period=period,
+    )
     neuron_op = neurons.by_name(neuron).from_relu(max_rate=max_rate, **options)
     if graph.stage != ops.FLOAT:
         raise PassError(f"runs on float graphs; this one is {graph.stage}")
@@ -112,8 +124,10 @@ def convert_to_spiking(
             f"{graph.name} has no relu layer, so no layer becomes spiking neurons; "
             "convert_to_spiking turns relu activations (plain or clipped) into neurons"
         )
-    meta = {**graph.meta, "spiking": {"neuron": neuron, "max_rate": max_rate, "readout": readout}}
-    return rw.finish(stage=ops.SPIKING, meta=meta)
+    cycles = {"period": period} if neuron == "bistable" else {}
+    meta = {**graph.meta, "spiking": {"neuron": neuron, "max_rate": max_rate, "readout": readout, **cycles}}
+    spiking = rw.finish(stage=ops.SPIKING, meta=meta)
+    return synchronize(spiking, period) if neuron == "bistable" else spiking
 
 
 def _read_out(rw: Rewriter, name: str, readout: str, neuron_op) -> str:

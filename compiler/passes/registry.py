@@ -52,6 +52,8 @@ PIPELINES: dict[str, str] = {
     "loihi": "canonicalize,fold_batchnorm,maxpool_to_avgpool,threshold_balance,"
     "convert_to_spiking,lower_loihi{adapt=true},map_to_cores,quantize_loihi",
     "float": "canonicalize,fold_batchnorm",
+    # BSNN (Li, Zeng & Zhao 2021; docs/bsnn.md): bistable neurons, synchronous residual branches
+    "bsnn": "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{neuron=bistable}",
 }
 
 _OPTION_TYPES = (str, int, float, bool)

@@ -143,7 +143,7 @@ def test_ops_without_a_spiking_form(replace, message):
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"neuron": "foo"}, r"option neuron='foo' is not one of if, lif"),
+        ({"neuron": "foo"}, r"option neuron='foo' is not one of bistable, if, lif"),
         ({"reset": "none"}, r"option reset='none' is not one of subtract, zero"),
         ({"readout": "rate"}, r"option readout='rate' is not one of membrane, spikes"),
         ({"maxpool": "min"}, r"option maxpool='min' is not one of gate, avg"),

@@ -129,7 +129,7 @@ def test_a_failing_pass_names_itself_the_node_and_the_passes_before(net):
          r"\(passes run before it: canonicalize, fold_batchnorm\)"),
         ("float,threshold_balance{p=0}", r"pass threshold_balance failed: option p=0.0 must be in \(0, 100\]"),
         ("float,convert_to_spiking{neuron=foo}",
-         r"pass convert_to_spiking failed: option neuron='foo' is not one of if, lif"),
+         r"pass convert_to_spiking failed: option neuron='foo' is not one of bistable, if, lif"),
         ("float,convert_to_spiking{max_rate=2}",
          r"option max_rate=2.0: an integrate-and-fire neuron fires at most once per step"),
     ],
