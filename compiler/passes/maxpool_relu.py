@@ -58,8 +58,10 @@ def maxpool_to_relu(graph: Graph, *, form: str = "diff") -> Graph:
             continue
         builder = _Builder(rw, node, form)
         (kh, kw), (sh, sw), (pt, pl, pb, pr) = op.kernel, op.stride, op.pads
-        rows = builder.reduce(rw.value(node.inputs[0]), kw, sw, (pl, pr), axis=1, final=kh == 1 and (sh, pt, pb) == (1, 0, 0))
-        builder.reduce(rows, kh, sh, (pt, pb), axis=0, final=True)
+        columns_needed = (kh, sh, pt, pb) != (1, 1, 0, 0)
+        rows = builder.reduce(rw.value(node.inputs[0]), kw, sw, (pl, pr), axis=1, final=not columns_needed)
+        if columns_needed:
+            builder.reduce(rows, kh, sh, (pt, pb), axis=0, final=True)
         rw.note(
             node,
             f"max pooling {kh}x{kw} stride {sh}x{sw} rewritten exactly as {builder.relus} relu layer(s), "
