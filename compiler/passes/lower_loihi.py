@@ -83,7 +83,10 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Grap
     _check_recurrences(rw, graph, {n.name for n in chip_neurons}, sources)
     for node in graph.nodes:
         if isinstance(node.op, ops.SpikeMaxPool2d):
-            raise rw.fail(node, "Loihi cannot gate spikes by rate; replace max pooling (maxpool_to_avgpool, as the loihi pipeline does)")
+            raise rw.fail(node, (
+                "Loihi cannot gate spikes by rate; replace max pooling before convert_to_spiking "
+                "(maxpool_to_relu, exact after a relu, then maxpool_to_avgpool, as the loihi pipeline does)"
+            ))
         if node.name in {n.name for n in chip_neurons}:
             _lower_population(rw, graph, node, sorted(sources[node.inputs[0]]), dt, adapt)
         elif node.name in on_host:

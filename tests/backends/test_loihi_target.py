@@ -217,7 +217,7 @@ def test_a_changed_integer_is_caught(residual):
 
 @pytest.mark.data
 def test_lenet_on_mnist_spikes_as_the_emulator(shared_data):
-    """LeNet-5 (max pooling replaced) on real images; the full 20 images x 100 steps is
+    """LeNet-5 (max pooling replaced by average pooling: the loihi_avgpool pipeline) on real images; the full 20 images x 100 steps is
     ``benchmarks/loihi_check.py``."""
     from snnc.compiler import load_model
     from snnc.compiler.datasets import load_dataset
@@ -227,6 +227,24 @@ def test_lenet_on_mnist_spikes_as_the_emulator(shared_data):
     calibration = load_dataset(shared_data / "mnist", split="train").head(200)
     test = load_dataset(shared_data / "mnist", split="test").head(2)
     path = shared_data / "models/snn_toolbox/lenet5/keras/99.14.h5"
-    compiled = compile_model(load_model(path), calibration, target="loihi")
+    compiled = compile_model(load_model(path), calibration, pipeline="loihi_avgpool", target="loihi")
     result = verify_loihi(compiled, test, 40, progress=False)
     assert len(result.layers) == 3 and result.ok
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_lenet_with_max_pooling_as_relus_spikes_as_the_emulator(shared_data):
+    """The loihi pipeline's max pooling (maxpool_to_relu: two chip populations per 2x2 pool,
+    their pass-through synapses into the next layer) on real images; ~80 s."""
+    from snnc.compiler import load_model
+    from snnc.compiler.datasets import load_dataset
+
+    if not (shared_data / "mnist").is_dir():
+        pytest.skip("MNIST is absent from the shared data")
+    calibration = load_dataset(shared_data / "mnist", split="train").head(200)
+    test = load_dataset(shared_data / "mnist", split="test").head(2)
+    compiled = compile_model(load_model(shared_data / "models/snn_toolbox/lenet5/keras/99.14.h5"), calibration, target="loihi")
+    result = verify_loihi(compiled, test, 40, progress=False)
+    assert [layer.name for layer in result.layers][:2] == ["max_pooling2d_1_max", "max_pooling2d_1_max_1"]
+    assert len(result.layers) == 7 and result.ok
