@@ -210,6 +210,9 @@ def calibrate(
     for node in populations(graph):
         if not isinstance(node.op, ops.IfNeuron):
             raise PassError(f"%{node.name} = {node.op.NAME}: calibrate corrects if_neuron populations (linear rates) only")
+        if mode == "potential" and node.op.reset != "subtract":
+            # reset to zero discards the extra start at the first spike: no lasting rate change
+            raise PassError(f"%{node.name}: mode=potential needs reset=subtract (this population resets to zero); use mode=bias")
     inputs = {k: np.asarray(v)[:examples] for k, v in bind_inputs(graph, calibration).items()}
     if next(iter(inputs.values())).shape[0] == 0:
         raise DataError("the calibration data is empty")

@@ -121,6 +121,8 @@ def test_custom_simulator_is_used():
 def test_refusals():
     with pytest.raises(PassError, match="r = lif_neuron: calibrate corrects if_neuron"):
         PassManager("convert_to_spiking{neuron=lif,max_rate=0.25},calibrate").run(one_layer([1.0, -1.0]), {"x": X})
+    with pytest.raises(PassError, match="r: mode=potential needs reset=subtract"):
+        PassManager("convert_to_spiking{reset=zero},calibrate{mode=potential}").run(one_layer([1.0, -1.0]), {"x": X})
     with pytest.raises(PassError, match="needs calibration data"):
         PassManager("convert_to_spiking,calibrate").run(one_layer([1.0, -1.0]))
     with pytest.raises(PassError, match="runs on spiking graphs"):
