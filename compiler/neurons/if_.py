@@ -33,7 +33,8 @@ class IfNeuron(ops.Op):
     neuron silent long after the input turned positive. ``v_min = 0`` (Loihi's ``vmin``)
     makes each stretch's rate the ReLU of its own input. Over T steps the mean output
     approaches ``amplitude * gain * relu(x) / threshold``, capped at ``amplitude`` (one spike
-    per step)."""
+    per step). ``v_init`` is one value, or one per channel (the first axis; ``calibrate``'s
+    potential correction moves each channel's start)."""
 
     NAME: ClassVar[str] = "if_neuron"
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = ops.SPIKING_STAGES
@@ -41,17 +42,36 @@ class IfNeuron(ops.Op):
     threshold: float = 1.0
     gain: float = 1.0
     reset: str = "subtract"
-    v_init: float = 0.0
+    v_init: float | tuple[float, ...] = 0.0
     amplitude: float = 1.0
     v_min: float | None = None
 
     def infer_type(self, inputs):
         ops.expect_positive(self, "threshold", "gain", "amplitude")
-        if self.v_min is not None and not self.v_min <= min(self.v_init, 0.0):
-            raise ops.OpTypeError(f"if_neuron v_min={self.v_min:g} must be at most 0 and at most v_init={self.v_init:g}")
+        starts = self.v_init if isinstance(self.v_init, tuple) else (self.v_init,)
+        if isinstance(self.v_init, tuple) and len(starts) != inputs[0].shape[0]:
+            raise ops.OpTypeError(f"if_neuron has {len(starts)} v_init values for {inputs[0].shape[0]} channels")
+        if self.v_min is not None and not self.v_min <= min(*starts, 0.0):
+            raise ops.OpTypeError(f"if_neuron v_min={self.v_min:g} must be at most 0 and at most v_init={min(starts):g}")
         if self.reset not in RESETS:
             raise ops.OpTypeError(f"if_neuron reset must be one of {', '.join(RESETS)}, got {self.reset!r}")
         return ops.spikes_like(inputs[0])
+
+
+def initial_membrane(v_init, shape: tuple[int, ...]) -> np.ndarray:
+    """The membrane at ``t = 0`` for a batch ``shape = (B, C, ...)``: ``v_init`` everywhere, or
+    ``v_init[c]`` in channel ``c`` (a tuple), float64."""
+    start = np.asarray(v_init, dtype=np.float64)
+    if start.ndim:
+        start = start.reshape(-1, *([1] * (len(shape) - 2)))
+    return np.array(np.broadcast_to(start, shape))
+
+
+def describe_start(v_init) -> str:
+    """``v_init`` for messages: the value, or the range of the per-channel values."""
+    if isinstance(v_init, tuple):
+        return f"{min(v_init):g}..{max(v_init):g} per channel"
+    return f"{v_init:g}"
 
 
 def _scaled(gain, x):
@@ -68,7 +88,7 @@ class IF(Neuron):
     LINEAR_RATES = True
 
     def initial_state(self, p, shape):
-        return {"v": np.full(shape, float(p.v_init))}
+        return {"v": initial_membrane(p.v_init, shape)}
 
     def step(self, p, state, x, xp=NUMPY):
         """``v += gain * x``; ``v = max(v, v_min)`` where ``v_min`` is given; ``s = v >= threshold``;
@@ -126,13 +146,13 @@ def loihi_form(op: IfNeuron, bias: np.ndarray, dt: float) -> LoihiForm:
     gain = op.gain / op.threshold
     compartments = ops.LoihiCompartments(neuron="relu", gain=gain, amplitude=op.amplitude, dt=dt)
     differs = None
-    if op.reset != "zero" or op.v_init != 0 or op.v_min not in (None, 0):
+    if op.reset != "zero" or op.v_init not in (0, 0.0) or op.v_min not in (None, 0):
         floor = "" if op.v_min in (None, 0) else f", v_min={op.v_min:g}"
         differs = ChipDifference(
-            note=f"on the chip: reset to zero from zero (the spiking graph has reset={op.reset}, v_init={op.v_init:g}{floor})",
+            note=f"on the chip: reset to zero from zero (the spiking graph has reset={op.reset}, v_init={describe_start(op.v_init)}{floor})",
             refusal=(
                 f"Loihi resets the membrane to zero and starts it at zero (this layer: reset={op.reset}, "
-                f"v_init={op.v_init:g}); convert with convert_to_spiking{{reset=zero,v_init=0}}"
+                f"v_init={describe_start(op.v_init)}); convert with convert_to_spiking{{reset=zero,v_init=0}}"
             ),
         )
     return LoihiForm(compartments, gain * bias / dt, differs)
@@ -172,9 +192,19 @@ def nengo_types() -> dict:
         amplitude = NumberParam("amplitude", low=0, low_open=True)
 
         def __init__(self, op):
-            super().__init__(initial_state={"voltage": Choice([op.v_init])})
+            per_channel = isinstance(op.v_init, tuple)
+            super().__init__(initial_state={"voltage": Choice([0.0 if per_channel else op.v_init])})
             self.threshold, self.gain, self.amplitude = op.threshold, op.gain, op.amplitude
             self.v_min = op.v_min
+            self.channel_starts = op.v_init if per_channel else None
+
+        def make_state(self, n_neurons, rng=np.random, dtype=None):
+            """Per-channel starts: the ensemble's neurons are the population's in CHW order."""
+            state = super().make_state(n_neurons, rng=rng, dtype=dtype)
+            if self.channel_starts is not None:
+                starts = np.repeat(self.channel_starts, n_neurons // len(self.channel_starts))
+                state["voltage"][...] = starts
+            return state
 
         def rates(self, x, gain, bias):
             return neuron.rates(self, self.current(x, gain, bias))

@@ -11,6 +11,7 @@ from typing import Callable, TextIO
 
 from ..errors import PassError, VerificationError, reraise_internal
 from ..graph import Graph
+from ..ops import FLOAT
 from ..wellformed import check_well_formed
 from .registry import PASSES, PassSpec, PipelineError, parse_pipeline
 
@@ -77,10 +78,13 @@ class PassManager:
         check_well_formed(graph)
         self._dump(0, "input", graph)
         records: list[PassRecord] = []
+        float_graph = None
         for index, spec in enumerate(self.pipeline, start=1):
             notes_before, nodes_before = len(graph.meta.get("notes", [])), len(graph.nodes)
+            if graph.stage == FLOAT:
+                float_graph = graph
             start = time.perf_counter()
-            graph = self._run_one(spec, graph, calibration, records)
+            graph = self._run_one(spec, graph, calibration, float_graph, records)
             notes = list(graph.meta.get("notes", []))[notes_before:]
             seconds = time.perf_counter() - start
             kept = graph if self.keep_graphs else None
@@ -97,12 +101,14 @@ class PassManager:
             self.stream.write(format_timings(records))
         return graph, records
 
-    def _run_one(self, spec: PassSpec, graph: Graph, calibration, records) -> Graph:
+    def _run_one(self, spec: PassSpec, graph: Graph, calibration, float_graph: Graph | None, records) -> Graph:
         kwargs = dict(spec.options)
         if spec.info.needs_calibration:
             if calibration is None:
                 raise PassError(f"pass {spec.name} needs calibration data (snnc compile --calib DATA)")
             kwargs["calibration"] = calibration
+        if spec.info.needs_float_graph:
+            kwargs["float_graph"] = float_graph  # the last float graph (what was converted), or None
         try:
             return check_well_formed(spec.info.fn(graph, **kwargs))
         except (PassError, VerificationError) as exc:

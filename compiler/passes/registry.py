@@ -8,7 +8,10 @@ keyword-only parameters are its options; their annotations (``str``, ``int``, ``
 
 A pipeline item that names a pipeline in :data:`PIPELINES` expands to that pipeline's passes.
 Passes that need calibration data take a keyword ``calibration`` (inputs in the IR layout,
-by input name) that the pass manager supplies; it is not a pipeline option.
+by input name) that the pass manager supplies; it is not a pipeline option. Passes that
+compare a spiking graph with the float graph it was converted from take a keyword
+``float_graph``: the manager supplies the last float graph of the pipeline (the one
+``convert_to_spiking`` started from).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class PassInfo:
     fn: Callable[..., Graph]
     options: dict[str, tuple[type, object]]  # name -> (type, default)
     needs_calibration: bool
+    needs_float_graph: bool = False
 
     @property
     def summary(self) -> str:
@@ -68,18 +72,21 @@ def register_pass(name: str):
 
     def register(fn):
         hints = typing.get_type_hints(fn)
-        options, needs_calibration = {}, False
+        options, needs_calibration, needs_float_graph = {}, False, False
         for param in inspect.signature(fn).parameters.values():
             if param.kind is not inspect.Parameter.KEYWORD_ONLY:
                 continue
             if param.name == "calibration":
                 needs_calibration = True
                 continue
+            if param.name == "float_graph":
+                needs_float_graph = True
+                continue
             kind = hints.get(param.name)
             if kind not in _OPTION_TYPES or param.default is inspect.Parameter.empty:
                 raise TypeError(f"pass {name}: option {param.name} needs a default and a str/int/float/bool type")
             options[param.name] = (kind, param.default)
-        PASSES[name] = PassInfo(name, fn, options, needs_calibration)
+        PASSES[name] = PassInfo(name, fn, options, needs_calibration, needs_float_graph)
         return fn
 
     return register

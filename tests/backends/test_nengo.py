@@ -203,6 +203,18 @@ def test_dense_if(params, simulator, rng):
     assert_agree(graph, inputs(rng, graph), 30, simulator)
 
 
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_if_initial_membrane_per_channel(simulator, rng):
+    """``v_init`` per channel (calibrate{mode=potential}): conv channels, then dense units."""
+    b = spiking("v_init_per_channel")
+    h = neurons(b, conv(b, rng, b.input("x", (2, 5, 5)), 3), v_init=(0.0, 0.5, 0.9))
+    h = b.add(ops.Reshape((b.type_of(h).size,)), [h])
+    h = neurons(b, dense(b, rng, h, 4), v_init=(0.9, 0.0, 0.3, 0.6))
+    readout(b, dense(b, rng, h, 2))
+    graph = b.build()
+    assert_agree(graph, inputs(rng, graph), 12, simulator)
+
+
 GRAPHS = {
     "conv_pool": conv_pool_net,
     "residual": residual_net,
