@@ -112,10 +112,15 @@ def _avg_pool(node, xs):
     return sums / counts
 
 
+def max_pool(x: np.ndarray, op, out_hw) -> np.ndarray:
+    """``max_pool2d`` of a batch ``(N, C, H, W)`` with ``op``'s window (padded positions are
+    ``-inf``) to ``out_hw``; the spiking max gate applies it to accumulated input."""
+    return _window_reduce(pad_images(x, op.pads, -np.inf), op.kernel, op.stride, out_hw, np.maximum)
+
+
 @evaluates(ops.MaxPool2d)
 def _max_pool(node, xs):
-    op = node.op
-    return _window_reduce(pad_images(xs[0], op.pads, -np.inf), op.kernel, op.stride, node.type.shape[1:], np.maximum)
+    return max_pool(xs[0], node.op, node.type.shape[1:])
 
 
 @evaluates(ops.GlobalAvgPool)

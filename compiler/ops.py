@@ -550,10 +550,19 @@ def expect_positive(op: Op, *names: str) -> None:
 @register
 @dataclass(frozen=True)
 class SpikeMaxPool2d(_PoolWindow):
-    """Spiking max-pool gate (SNN Toolbox's online max): in each window the input element
-    with the largest accumulated input ``sum_{s<=t} x_s`` passes its value ``x_t``; ties go to
-    the first element in row-major window order. On spikes this passes the spike train of
-    the input neuron that has fired most so far."""
+    """Spiking max-pool gate: each window passes the growth of its largest accumulated input::
+
+        A_t = sum_{s<=t} x_s                       (per input element; A_0 = 0)
+        m_t = max over the window of A_t           (padded positions never win)
+        y_t = m_t - m_{t-1}                        (m_0 = 0)
+
+    so ``sum_{s<=t} y_s = m_t``: the output's cumulative sum equals the window's largest
+    cumulative input at every step, i.e. ``max_pool2d`` of the accumulated input. On spike
+    trains the output's spike count is the largest spike count in the window, exactly, for
+    overlapping windows too; when the leading element changes, the output does not count the
+    new leader's earlier spikes again (SNN Toolbox's online max passes the current leader's
+    ``x_t``, which does). On spikes of one amplitude ``y_t`` is a whole number of spikes
+    (0 or 1 for binary spikes, at most ``bursts`` for burst neurons)."""
 
     NAME: ClassVar[str] = "spike_max_pool2d"
     STATEFUL: ClassVar[bool] = True

@@ -24,7 +24,7 @@ import numpy as np
 from . import neurons, ops
 from .errors import DataError, SnncError
 from .graph import Graph, Node
-from .interpreter import EVALUATORS, bind_inputs, pad_images, run_batch, sequence_steps, window_view
+from .interpreter import EVALUATORS, bind_inputs, max_pool, run_batch, sequence_steps
 
 # ----------------------------------------------------------------------------- stateful ops
 
@@ -76,25 +76,31 @@ for _op_type in neurons.op_types():
     STEPPERS[_op_type] = NeuronStepper
 
 
+def max_gate_step(op: ops.SpikeMaxPool2d, accumulated: np.ndarray, previous: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """One step of ``spike_max_pool2d`` gates on a batch ``x`` ``(N, C, H, W)``: ``A += x``;
+    ``m = max_pool2d(A)``; returns ``m - m_prev`` (the op's formula). The state, updated in
+    place: ``accumulated`` (``A``, like ``x``) and ``previous`` (``m_prev``, like the output),
+    both zero at the start. The interpreter and the Nengo gate step with this function."""
+    accumulated += x
+    window_max = max_pool(accumulated, op, previous.shape[2:])
+    y = window_max - previous
+    previous[...] = window_max
+    return y
+
+
 @steps(ops.SpikeMaxPool2d)
 class MaxGateStepper(Stepper):
+    """Max gates stepping with :func:`max_gate_step`."""
+
     def __init__(self, node, batch):
         super().__init__(node, batch)
         self.accumulated = None
+        self.previous = np.zeros(self.shape)
 
     def step(self, t, xs):
-        op = self.op
-        x = pad_images(xs[0], op.pads, 0.0)
         if self.accumulated is None:
-            self.accumulated = np.zeros_like(x)
-            if any(op.pads):  # padded positions never win
-                self.accumulated[...] = pad_images(np.zeros_like(xs[0]), op.pads, -np.inf)
-        self.accumulated += x
-        acc = window_view(self.accumulated, op.kernel, op.stride)  # N, C, Ho, Wo, kh, kw
-        n, c, ho, wo, kh, kw = acc.shape
-        winner = acc.reshape(n, c, ho, wo, kh * kw).argmax(axis=-1)[..., None]
-        values = window_view(x, op.kernel, op.stride).reshape(n, c, ho, wo, kh * kw)
-        return np.take_along_axis(values, winner, axis=-1)[..., 0]
+            self.accumulated = np.zeros(xs[0].shape)
+        return max_gate_step(self.op, self.accumulated, self.previous, xs[0])
 
 
 @steps(ops.Readout)

@@ -6,16 +6,17 @@ import numpy as np
 from nengo import Process
 from nengo.params import ShapeParam
 
-from snnc.compiler.interpreter import window_offsets
+from snnc.compiler import ops
+from snnc.compiler.simulate import max_gate_step
 
 
 class MaxGate(Process):
     """:class:`~snnc.compiler.ops.SpikeMaxPool2d` on a flattened ``(C, H, W)`` input: each
-    window passes the value ``x_t`` of the element with the largest accumulated input
-    ``acc = sum_{s<=t} x_s`` (the first in row-major window order on ties).
+    window outputs the growth ``m_t - m_{t-1}`` of its largest accumulated input ``m_t``
+    (:func:`~snnc.compiler.simulate.max_gate_step`, as in the interpreter).
 
-    The accumulated input is the process state (reset with the simulator); padded
-    positions start at ``-inf`` so they never win."""
+    The accumulated input and the last window maxima are the process state (reset with the
+    simulator)."""
 
     in_shape = ShapeParam("in_shape", length=3, low=1)
     out_shape = ShapeParam("out_shape", length=3, low=1)
@@ -31,33 +32,16 @@ class MaxGate(Process):
         self.pads = pads
         self.out_shape = out_shape
 
-    def padded_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.in_shape
-        pt, pl, pb, pr = self.pads
-        return c, h + pt + pb, w + pl + pr
-
     def make_state(self, shape_in, shape_out, dt, dtype=None):
-        c, h, w = self.in_shape
-        pt, pl, _, _ = self.pads
-        accumulated = np.full(self.padded_shape(), -np.inf, dtype=dtype or np.float64)
-        accumulated[:, pt : pt + h, pl : pl + w] = 0.0
-        return {"accumulated": accumulated.ravel()}
+        dtype = dtype or np.float64
+        return {"accumulated": np.zeros(shape_in, dtype=dtype), "previous": np.zeros(shape_out, dtype=dtype)}
 
     def make_step(self, shape_in, shape_out, dt, rng, state):
-        accumulated = state["accumulated"].reshape(self.padded_shape())
-        padded = np.zeros(self.padded_shape(), dtype=accumulated.dtype)
-        c, h, w = self.in_shape
-        pt, pl, _, _ = self.pads
-        interior = (slice(None), slice(pt, pt + h), slice(pl, pl + w))
-        offsets = window_offsets(self.kernel, self.stride, self.out_shape[1:])
+        op = ops.SpikeMaxPool2d(tuple(self.kernel), tuple(self.stride), tuple(self.pads))
+        accumulated = state["accumulated"].reshape((1, *self.in_shape))
+        previous = state["previous"].reshape((1, *self.out_shape))
 
         def step_max_gate(t, x):
-            padded[interior] = x.reshape(self.in_shape)
-            accumulated[interior] += padded[interior]
-            acc = np.stack([accumulated[(slice(None), *o)] for o in offsets])  # k, C, Ho, Wo
-            winner = acc.argmax(axis=0)[None]
-            values = np.stack([padded[(slice(None), *o)] for o in offsets])
-            return np.take_along_axis(values, winner, axis=0).ravel()
+            return max_gate_step(op, accumulated, previous, x.reshape(accumulated.shape)).ravel()
 
         return step_max_gate
-

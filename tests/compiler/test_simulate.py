@@ -107,23 +107,25 @@ def test_lif_neuron_steps_as_nengo_lif(tau_rc, tau_ref, gain, bias, amplitude, r
 
 
 def gate_reference(values, kernel, stride, pads):
-    """The max gate in plain loops: each window passes the element with the largest input
-    accumulated so far (the first in row-major order on ties; padding never wins)."""
+    """The max gate in plain loops: each window outputs how much the largest input it has
+    accumulated so far grew this step (padding never wins)."""
     steps, n, c, h, w = values.shape
     (kh, kw), (sh, sw), (pt, pl, pb, pr) = kernel, stride, pads
     ho, wo = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
     acc = np.zeros((n, c, h, w))
+    previous = np.zeros((n, c, ho, wo))
     out = np.zeros((steps, n, c, ho, wo))
     for t in range(steps):
         acc += values[t]
         for b_, ch, i, j in np.ndindex(n, c, ho, wo):
-            best, best_acc = None, -np.inf
-            for u in range(kh):
-                for v in range(kw):
-                    r, q = i * sh + u - pt, j * sw + v - pl
-                    if 0 <= r < h and 0 <= q < w and acc[b_, ch, r, q] > best_acc:
-                        best, best_acc = (r, q), acc[b_, ch, r, q]
-            out[t, b_, ch, i, j] = values[t, b_, ch, best[0], best[1]]
+            best = max(
+                acc[b_, ch, r, q]
+                for r in range(i * sh - pt, i * sh - pt + kh)
+                for q in range(j * sw - pl, j * sw - pl + kw)
+                if 0 <= r < h and 0 <= q < w
+            )
+            out[t, b_, ch, i, j] = best - previous[b_, ch, i, j]
+            previous[b_, ch, i, j] = best
     return out
 
 
@@ -145,6 +147,31 @@ def test_max_gate(kernel, stride, pads, currents, rng):
     steps = 12
     inputs = per_step(graph, x, steps, "gated").astype(np.float64)
     np.testing.assert_array_equal(per_step(graph, x, steps), gate_reference(inputs, kernel, stride, pads))
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, pads",
+    [((2, 2), (2, 2), (0, 0, 0, 0)), ((3, 3), (2, 2), (0, 0, 0, 0)), ((3, 3), (2, 2), (1, 1, 1, 1))],
+    ids=["2x2", "3x3_stride2", "3x3_stride2_padded"],
+)
+def test_max_gate_counts_the_windows_largest_spike_count(kernel, stride, pads, rng):
+    """Constant inputs through IF neurons (threshold 1, v_init 0.5): neuron i has fired
+    ``floor(t * x_i + 1/2)`` times after t steps. At every step the gate's output count is the
+    largest of these in its window, overlapping windows included (closed form, plain loops)."""
+    shape, steps = (3, 7, 7), 24
+    x = rng.uniform(0, 1, (2, *shape))
+    b = GraphBuilder("g", stage="spiking")
+    spikes = b.add(ops.IfNeuron(v_init=0.5), [b.input("x", shape)])
+    b.output(b.add(ops.SpikeMaxPool2d(kernel, stride, pads), [spikes]))
+    gate_counts = np.cumsum(per_step(b.build(), x.astype(np.float32), steps), axis=0)
+    (kh, kw), (sh, sw), (pt, pl, _, _) = kernel, stride, pads
+    for t in range(1, steps + 1):
+        counts = np.floor(t * x.astype(np.float32).astype(np.float64) + 0.5)
+        for n, c, i, j in np.ndindex(gate_counts.shape[1:]):
+            rows = range(max(i * sh - pt, 0), min(i * sh - pt + kh, shape[1]))
+            cols = range(max(j * sw - pl, 0), min(j * sw - pl + kw, shape[2]))
+            want = max(counts[n, c, r, q] for r in rows for q in cols)
+            assert gate_counts[t - 1, n, c, i, j] == want, (t, n, c, i, j)
 
 
 def test_readout_is_the_running_mean(rng):
