@@ -533,9 +533,10 @@ def format_evaluation(ev: Evaluation) -> str:
         for name, a in ev.layers.items():
             error = "" if a.get("error_vs_ann") is None else f"{100 * a['error_vs_ann']:6.2f} %"
             sin = "" if a.get("sin_fraction") is None else f"{100 * a['sin_fraction']:6.2f} %"
+            bits = f"  {a['bits_per_event']:.2f} bits per event" if "bits_per_event" in a else ""
             lines.append(
                 f"  {name:<20} {a['neurons']:8d}  {a['mean_rate']:5.3f}  {a['max_neuron_rate']:5.3f}"
-                f"  {100 * a['silent_fraction']:5.1f} %  {100 * a['saturated_fraction']:6.2f} %  {error:>8} {sin:>8}"
+                f"  {100 * a['silent_fraction']:5.1f} %  {100 * a['saturated_fraction']:6.2f} %  {error:>8} {sin:>8}{bits}"
             )
     return "\n".join(lines) + "\n"
 

@@ -53,13 +53,14 @@ def steps(op_type):
 
 class NeuronStepper(Stepper):
     """A neuron population stepping with its type's :meth:`~.neurons.Neuron.step` (float64
-    state); counts each neuron's spikes for the firing-rate statistics. ``fire`` advances one
-    step and returns which neurons spiked (refsim feeds these to chip synapses); ``step``
-    gives the spikes' values, ``amplitude`` each."""
+    state); counts each neuron's spikes (a burst counts its events) for the firing-rate
+    statistics. ``fire`` advances one step and returns the events, who spiked or how many
+    times (refsim feeds these to chip synapses); ``step`` gives their values, ``amplitude``
+    per spike."""
 
     def __init__(self, node, batch):
         super().__init__(node, batch)
-        self.neuron = neurons.by_op(node.op)
+        self.neuron: neurons.Neuron = neurons.by_op(node.op)
         self.state = self.neuron.initial_state(self.op, self.shape)
         self.spike_count = np.zeros(self.shape, dtype=np.int32)
 
@@ -148,9 +149,11 @@ class LayerActivity:
     neuron per time step) and, where the float network's activations are given, how far the
     population's mean output is from them: where accuracy is lost; and its spikes of
     inactivated neurons (SIN, Li et al. 2021): spikes of neurons whose float activation is 0
-    for that example."""
+    for that example. ``bits_per_event``: what one event carries (1 for binary spikes;
+    ``log2(G + 1)`` for bursts of up to ``G`` spikes, which saturate at ``G`` per step)."""
 
     neurons: int
+    bits_per_event: float = 1.0
     spikes: int = 0
     examples: int = 0
     timesteps: int = 0
@@ -179,8 +182,18 @@ class LayerActivity:
         self.timesteps = timesteps
         fired = flat.any(axis=0)
         self._ever_fired = fired if self._ever_fired is None else self._ever_fired | fired
-        self._saturated += int((flat >= max(window, 1)).sum())
+        self._saturated += int((flat >= max(window, 1) * self.max_spikes_per_step).sum())
         self.max_neuron_rate = max(self.max_neuron_rate, float(flat.max(initial=0)) / timesteps)
+
+    @classmethod
+    def of(cls, op, size: int) -> "LayerActivity":
+        """An empty record for ``size`` neurons of op ``op`` (its neuron type's bits per event)."""
+        return cls(size, neurons.by_op(op).bits_per_event(op))
+
+    @property
+    def max_spikes_per_step(self) -> int:
+        """What a neuron fires in one step at most: ``2 ** bits_per_event - 1``."""
+        return round(2.0**self.bits_per_event) - 1
 
     @property
     def mean_rate(self) -> float:
@@ -193,7 +206,7 @@ class LayerActivity:
 
     @property
     def saturated_fraction(self) -> float:
-        """(example, neuron) pairs that fired at every step: clipped activations."""
+        """(example, neuron) pairs that fired the most they can at every step: clipped activations."""
         return self._saturated / max(self.neurons * self.examples, 1)
 
     @property
@@ -215,8 +228,10 @@ class LayerActivity:
             "sin_spikes_per_example": self._sin_spikes / max(self.examples, 1),
             "sin_fraction": self.sin_fraction,
         }
+        bits = {"bits_per_event": self.bits_per_event} if self.bits_per_event != 1 else {}
         return {
             "neurons": self.neurons,
+            **bits,
             "mean_rate": self.mean_rate,
             "max_neuron_rate": self.max_neuron_rate,
             "silent_fraction": self.silent_fraction,
@@ -370,7 +385,7 @@ def _run(graph: Graph, arrays, schedule: Schedule, wanted: set, activity, dtype,
     if activity is not None:
         for name, stepper in steppers.items():
             if isinstance(stepper, NeuronStepper):
-                activity.setdefault(name, LayerActivity(graph.node(name).type.size))
+                activity.setdefault(name, LayerActivity.of(stepper.op, graph.node(name).type.size))
                 reference = expected_activation(graph, expected, name)
                 window = stepper.neuron.output_steps(stepper.op, schedule.steps)
                 activity[name].add_batch(stepper.spike_count, schedule.steps, stepper.op.amplitude, reference, window)

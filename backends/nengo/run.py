@@ -85,7 +85,7 @@ def _run_schedule(model: NengoModel, arrays, schedule: Schedule, ts: list[int], 
     else:
         batches = _run_nengo_dl(model, arrays, steps, schedule, min(batch_size, n), progress)
     chunks: dict[int, dict[str, list]] = {t: {name: [] for name in model.outputs} for t in ts}
-    activity = {name: LayerActivity(int(np.prod(p.shape))) for name, p in model.neurons.items()}
+    activity = {name: LayerActivity.of(p.op, int(np.prod(p.shape))) for name, p in model.neurons.items()}
     for outputs, counts in batches:
         if model.graph.sequence:
             read = {ts[0]: window_outputs(model, outputs, schedule)}

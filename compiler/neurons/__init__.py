@@ -42,7 +42,8 @@ FORMS = ("loihi", "nengo", "loihi_host", "nengo_dl")
 
 #: the array functions a step may use, on NumPy arrays (:func:`tensorflow_math` for tensors)
 NUMPY = SimpleNamespace(
-    where=np.where, zeros_like=np.zeros_like, clip=np.clip, maximum=np.maximum, expm1=np.expm1, log1p=np.log1p
+    where=np.where, zeros_like=np.zeros_like, clip=np.clip, maximum=np.maximum, floor=np.floor, expm1=np.expm1,
+    log1p=np.log1p,
 )
 
 
@@ -95,9 +96,9 @@ class Neuron:
         raise NotImplementedError
 
     def step(self, p, state: dict, x, xp=NUMPY) -> tuple[dict, object]:
-        """One step: ``state`` and input ``x`` in, the new state and the events (a boolean array:
-        who spiked) out. ``p`` has the op's parameters as attributes (scalars, or per-neuron
-        tensors in nengo-dl); the inputs are not modified."""
+        """One step: ``state`` and input ``x`` in, the new state and the events (booleans, who
+        spiked, or each neuron's count of spikes) out. ``p`` has the op's parameters as
+        attributes (scalars, or per-neuron tensors in nengo-dl); the inputs are not modified."""
         raise NotImplementedError
 
     def rates(self, p, x: np.ndarray) -> np.ndarray:
@@ -108,6 +109,11 @@ class Neuron:
         """The steps that a population's output over a run of ``steps`` steps stands for: the
         denominator of its mean output (all of them; bistable neurons: their fire cycles')."""
         return steps
+
+    def bits_per_event(self, p) -> float:
+        """Bits one event of neurons ``p`` carries (1: a spike or none); reports show it, and
+        Loihi, whose spikes are 1 bit, refuses more."""
+        return 1.0
 
     def from_relu(self, *, max_rate: float, **options):
         """The op that stands in for a balanced ReLU (activation ``a`` -> rate ``max_rate * a``
@@ -179,6 +185,7 @@ def tensorflow_math():
         zeros_like=tf.zeros_like,
         clip=tf.clip_by_value,
         maximum=tf.maximum,
+        floor=tf.math.floor,
         expm1=tf.math.expm1,
         log1p=tf.math.log1p,
     )

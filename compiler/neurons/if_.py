@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -22,19 +23,23 @@ class IfNeuron(ops.Op):
 
         v_t = v_{t-1} + gain * x_t                   (v_0 = v_init)
         v_t = max(v_t, v_min)                        (where v_min is given)
-        s_t = 1 if v_t >= threshold else 0           (at most one spike per step)
-        v_t = v_t - s_t * threshold                  (reset="subtract", Rueckauer et al. 2017)
-            | 0 where s_t                            (reset="zero")
-        y_t = amplitude * s_t
+        n_t = clip(floor(v_t / threshold), 0, bursts)
+        v_t = v_t - n_t * threshold                  (reset="subtract", Rueckauer et al. 2017)
+            | 0 where n_t > 0                        (reset="zero")
+        y_t = amplitude * n_t
+
+    With ``bursts=1`` (binary spikes) ``n_t = 1 if v_t >= threshold else 0``; ``bursts=G > 1``
+    emits up to ``G`` events per step (burst spikes, Li & Zeng 2022), ``log2(G + 1)`` bits per
+    event, with reset by subtraction only (a reset to zero would drop the rest of a burst).
 
     Without ``v_min`` the membrane is not bounded below, so negative input cancels earlier
     positive input: right for a constant input, whose mean current is all that matters, but
     with inputs that change over time (sequences) a stretch of negative input would hold the
     neuron silent long after the input turned positive. ``v_min = 0`` (Loihi's ``vmin``)
     makes each stretch's rate the ReLU of its own input. Over T steps the mean output
-    approaches ``amplitude * gain * relu(x) / threshold``, capped at ``amplitude`` (one spike
-    per step). ``v_init`` is one value, or one per channel (the first axis; ``calibrate``'s
-    potential correction moves each channel's start)."""
+    approaches ``amplitude * gain * relu(x) / threshold``, capped at ``amplitude * bursts``.
+    ``v_init`` is one value, or one per channel (the first axis; ``calibrate``'s potential
+    correction moves each channel's start)."""
 
     NAME: ClassVar[str] = "if_neuron"
     ALLOWED_STAGES: ClassVar[tuple[str, ...]] = ops.SPIKING_STAGES
@@ -45,9 +50,14 @@ class IfNeuron(ops.Op):
     v_init: float | tuple[float, ...] = 0.0
     amplitude: float = 1.0
     v_min: float | None = None
+    bursts: int = 1
 
     def infer_type(self, inputs):
         ops.expect_positive(self, "threshold", "gain", "amplitude")
+        if not (isinstance(self.bursts, int) and self.bursts >= 1):
+            raise ops.OpTypeError(f"if_neuron bursts must be a positive integer (events per step), got {self.bursts!r}")
+        if self.bursts > 1 and self.reset != "subtract":
+            raise ops.OpTypeError(f"if_neuron bursts={self.bursts} needs reset=subtract (a reset to zero drops the rest of a burst)")
         starts = self.v_init if isinstance(self.v_init, tuple) else (self.v_init,)
         if isinstance(self.v_init, tuple) and len(starts) != inputs[0].shape[0]:
             raise ops.OpTypeError(f"if_neuron has {len(starts)} v_init values for {inputs[0].shape[0]} channels")
@@ -91,22 +101,29 @@ class IF(Neuron):
         return {"v": initial_membrane(p.v_init, shape)}
 
     def step(self, p, state, x, xp=NUMPY):
-        """``v += gain * x``; ``v = max(v, v_min)`` where ``v_min`` is given; ``s = v >= threshold``;
-        ``v -= threshold`` (subtract) or ``v = 0`` (zero) where ``s``. Returns ``({"v": v}, s)``."""
+        """``v += gain * x``; ``v = max(v, v_min)`` where ``v_min`` is given; ``n =
+        clip(floor(v / threshold), 0, bursts)``; ``v -= n * threshold`` (subtract) or ``v = 0``
+        (zero) where ``n > 0``. Returns ``({"v": v}, n)``: with ``bursts=1`` the booleans ``v >=
+        threshold`` (the same ``n``: ``v / threshold`` rounds to below 1 exactly when ``v <
+        threshold``), else float counts."""
         v = state["v"] + _scaled(p.gain, x)
         if p.v_min is not None:
             v = xp.maximum(v, p.v_min)
-        spiked = v >= p.threshold
-        if p.reset == "subtract":
-            v = xp.where(spiked, v - p.threshold, v)
-        else:
-            v = xp.where(spiked, xp.zeros_like(v), v)
-        return {"v": v}, spiked
+        if isinstance(p.bursts, int) and p.bursts == 1:
+            spiked = v >= p.threshold
+            if p.reset == "subtract":
+                v = xp.where(spiked, v - p.threshold, v)
+            else:
+                v = xp.where(spiked, xp.zeros_like(v), v)
+            return {"v": v}, spiked
+        events = xp.clip(xp.floor(v / p.threshold), 0.0, p.bursts)
+        return {"v": v - events * p.threshold}, events
 
     def rates(self, p, x):
-        """Per step, ``amplitude * clip(gain * x / threshold, 0, 1)`` (reset by subtraction keeps
-        the remainder); reset to zero drops it, so a spike every ``ceil(threshold / (gain * x))``
-        steps: ``amplitude / ceil(threshold / (gain * x))`` where ``x > 0``."""
+        """Per step, ``amplitude * clip(gain * x / threshold, 0, bursts)`` (reset by subtraction
+        keeps the remainder); reset to zero (``bursts=1`` only) drops it, so a spike every
+        ``ceil(threshold / (gain * x))`` steps: ``amplitude / ceil(threshold / (gain * x))``
+        where ``x > 0``."""
         x = np.asarray(x, dtype=np.float64)
         if p.reset == "subtract":
             return self.linear_rates(p, x)
@@ -116,19 +133,29 @@ class IF(Neuron):
         return out
 
     def linear_rates(self, p, x, xp=NUMPY):
-        """``amplitude * clip(gain * x / threshold, 0, 1)``: the rate curve with reset by
+        """``amplitude * clip(gain * x / threshold, 0, bursts)``: the rate curve with reset by
         subtraction, and a differentiable stand-in for both resets (nengo-dl's training step)."""
-        return p.amplitude * xp.clip(p.gain * x / p.threshold, 0.0, 1.0)
+        return p.amplitude * xp.clip(p.gain * x / p.threshold, 0.0, p.bursts)
 
-    def from_relu(self, *, max_rate, threshold=1.0, reset="subtract", v_init=0.5, v_min=None, **_):
-        """Gain ``threshold * max_rate``, so ``a`` fires ``max_rate * a`` per step; the membrane
-        starts at ``v_init`` times the threshold and is floored at ``v_min`` times it (None:
-        unbounded)."""
+    def bits_per_event(self, p) -> float:
+        """``log2(bursts + 1)``: an event is one of ``0 .. bursts`` spikes."""
+        return math.log2(p.bursts + 1)
+
+    def from_relu(self, *, max_rate, threshold=1.0, reset="subtract", v_init=0.5, v_min=None, bursts=1, **_):
+        """Gain ``threshold * max_rate * bursts`` and amplitude ``1 / (max_rate * bursts)``: ``a``
+        fires ``max_rate * bursts * a`` events per step, each worth ``1 / (max_rate * bursts)``,
+        so the output still saturates at ``a = 1 / max_rate`` while each step resolves ``bursts``
+        times finer (up to ``bursts`` events per step: BrainCog's burst neuron, a threshold
+        ``bursts`` times lower); over T steps the rounding error of the rate code is at most
+        ``1 / (max_rate * bursts * T)``. The membrane starts at ``v_init`` times the threshold
+        and is floored at ``v_min`` times it (None: unbounded)."""
         if max_rate > 1:
-            raise PassError(f"option max_rate={max_rate}: an integrate-and-fire neuron fires at most once per step")
+            raise PassError(f"option max_rate={max_rate}: an integrate-and-fire neuron fires at most once per step (bursts raise that)")
+        if bursts > 1 and reset != "subtract":
+            raise PassError(f"option bursts={bursts} needs reset=subtract (a reset to zero drops the rest of a burst)")
         return IfNeuron(
-            threshold=threshold, gain=threshold * max_rate, reset=reset, v_init=v_init * threshold, amplitude=1.0 / max_rate,
-            v_min=None if v_min is None else v_min * threshold,
+            threshold=threshold, gain=threshold * max_rate * bursts, reset=reset, v_init=v_init * threshold,
+            amplitude=1.0 / (max_rate * bursts), v_min=None if v_min is None else v_min * threshold, bursts=bursts,
         )
 
     def forms(self):
@@ -142,20 +169,35 @@ def loihi_form(op: IfNeuron, bias: np.ndarray, dt: float) -> LoihiForm:
     """A ``relu`` chip population (NengoLoihi's ``configure_relu``: threshold ``1/dt``, no
     leak): ensemble gain ``gain / threshold``, bias ``gain * b / (threshold * dt)`` for the
     input's constant part ``b``. The chip resets to zero and starts at zero, its membrane
-    floored at zero (``vmin = 0``); other resets, starts and floors are reported as ``differs``."""
-    gain = op.gain / op.threshold
-    compartments = ops.LoihiCompartments(neuron="relu", gain=gain, amplitude=op.amplitude, dt=dt)
-    differs = None
+    floored at zero (``vmin = 0``), and fires one spike per step at most; other resets,
+    starts and floors, and burst spikes, are reported as ``differs``. Bursts of up to ``G``
+    spikes become single spikes worth ``G`` of them (gain ``/ G``, amplitude ``* G``): the
+    chip keeps the layer's range and loses its finer steps."""
+    gain = op.gain / (op.threshold * op.bursts)
+    compartments = ops.LoihiCompartments(neuron="relu", gain=gain, amplitude=op.amplitude * op.bursts, dt=dt)
+    differs = []
+    if op.bursts > 1:
+        differs.append(ChipDifference(
+            note=f"on the chip: one spike per step at most, worth {op.bursts} of the graph's (bursts={op.bursts})",
+            refusal=f"Loihi fires one spike per step at most (this layer: bursts={op.bursts}); convert with convert_to_spiking{{bursts=1}}",
+        ))
     if op.reset != "zero" or op.v_init not in (0, 0.0) or op.v_min not in (None, 0):
         floor = "" if op.v_min in (None, 0) else f", v_min={op.v_min:g}"
-        differs = ChipDifference(
+        differs.append(ChipDifference(
             note=f"on the chip: reset to zero from zero (the spiking graph has reset={op.reset}, v_init={describe_start(op.v_init)}{floor})",
             refusal=(
                 f"Loihi resets the membrane to zero and starts it at zero (this layer: reset={op.reset}, "
                 f"v_init={describe_start(op.v_init)}); convert with convert_to_spiking{{reset=zero,v_init=0}}"
             ),
-        )
-    return LoihiForm(compartments, gain * bias / dt, differs)
+        ))
+    return LoihiForm(compartments, gain * bias / dt, _joined(differs))
+
+
+def _joined(differs: list[ChipDifference]) -> ChipDifference | None:
+    """The differences as one (notes and refusals joined by ``; ``), or None."""
+    if not differs:
+        return None
+    return ChipDifference("; ".join(d.note for d in differs), "; ".join(d.refusal for d in differs))
 
 
 # ----------------------------------------------------------------------------- Nengo
@@ -163,8 +205,8 @@ def loihi_form(op: IfNeuron, bias: np.ndarray, dt: float) -> LoihiForm:
 
 def nengo_form(op: IfNeuron, dt: float):
     """The Nengo neuron type stepping as ``op`` (:func:`nengo_types`), in snnc's units: each
-    spike outputs ``amplitude`` for any ``dt``; ensemble gain 1 and bias 0 (the type applies
-    the op's gain)."""
+    step outputs ``amplitude`` times its count of spikes for any ``dt``; ensemble gain 1 and
+    bias 0 (the type applies the op's gain)."""
     return NengoNeuron(nengo_types()[op.reset](op), 1.0, 0.0)
 
 
@@ -175,7 +217,7 @@ def nengo_types() -> dict:
     so it cannot be this neuron."""
     from nengo.dists import Choice
     from nengo.neurons import NeuronType
-    from nengo.params import NumberParam
+    from nengo.params import IntParam, NumberParam
 
     neuron = IF()
 
@@ -190,12 +232,13 @@ def nengo_types() -> dict:
         threshold = NumberParam("threshold", low=0, low_open=True)
         gain = NumberParam("gain", low=0, low_open=True)
         amplitude = NumberParam("amplitude", low=0, low_open=True)
+        bursts = IntParam("bursts", low=1)
 
         def __init__(self, op):
             per_channel = isinstance(op.v_init, tuple)
             super().__init__(initial_state={"voltage": Choice([0.0 if per_channel else op.v_init])})
             self.threshold, self.gain, self.amplitude = op.threshold, op.gain, op.amplitude
-            self.v_min = op.v_min
+            self.v_min, self.bursts = op.v_min, op.bursts
             self.channel_starts = op.v_init if per_channel else None
 
         def make_state(self, n_neurons, rng=np.random, dtype=None):
@@ -247,6 +290,9 @@ def nengo_dl_form() -> None:
             floors = [op.neurons.v_min for op in self.ops]
             # unbounded populations merged with floored ones take a floor of -inf
             params["v_min"] = None if all(f is None for f in floors) else _per_neuron(self.ops, "v_min", signals.dtype, none=-np.inf)
+            # a Python int where all agree, so bursts=1 steps as binary spikes
+            bursts = {op.neurons.bursts for op in self.ops}
+            params["bursts"] = bursts.pop() if len(bursts) == 1 else _per_neuron(self.ops, "bursts", signals.dtype)
             self.params = type("IFParams", (), {**params, "reset": self.ops[0].neurons.reset})
 
         def step(self, J, dt, voltage):

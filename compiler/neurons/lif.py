@@ -88,9 +88,11 @@ class LIF(Neuron):
         out[firing] = p.amplitude * p.dt / (p.tau_ref + p.tau_rc * np.log1p(1.0 / (j[firing] - 1.0)))
         return out
 
-    def from_relu(self, *, max_rate, tau_rc=0.02, tau_ref=0.002, dt=0.001, **_):
+    def from_relu(self, *, max_rate, tau_rc=0.02, tau_ref=0.002, dt=0.001, bursts=1, **_):
         """Bias 1 (the threshold at ``a = 0``) and the gain at which ``a = 1`` fires
-        ``max_rate`` spikes per step (:func:`lif_gain`)."""
+        ``max_rate`` spikes per step (:func:`lif_gain`). One spike per step at most: no bursts."""
+        if bursts != 1:
+            raise PassError(f"option bursts={bursts}: lif neurons fire at most once per step; burst spikes need neuron=if")
         rate_hz = max_rate / dt
         if tau_ref > 0 and rate_hz >= 1.0 / tau_ref:
             raise PassError(

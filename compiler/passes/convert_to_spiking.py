@@ -27,6 +27,7 @@ def convert_to_spiking(
     v_init: float = 0.5,
     floor: str = "auto",
     max_rate: float = 1.0,
+    bursts: int = 1,
     readout: str = "membrane",
     maxpool: str = "gate",
     tau_rc: float = 0.02,
@@ -45,7 +46,14 @@ def convert_to_spiking(
       next ones, where the ReLU forgets it), and leaves it unbounded for constant inputs. A
       balanced activation ``a`` fires at ``max_rate * a`` spikes per step (gain
       ``threshold * max_rate``), each spike worth ``1 / max_rate``, so the mean output
-      approaches ``min(a, 1 / max_rate)``.
+      approaches ``min(a, 1 / max_rate)``. ``bursts=G > 1`` (reset by subtraction only) lets
+      a neuron fire up to ``G`` spikes per step (burst spikes, Li & Zeng 2022; ``log2(G + 1)``
+      bits per event) with its threshold effectively ``G`` times lower: ``a`` fires
+      ``G * max_rate * a`` spikes per step, each worth ``1 / (G * max_rate)``. The saturation
+      stays at ``a = 1 / max_rate``, and each step resolves ``G`` times finer, so the rate
+      code's rounding error after T steps shrinks from ``1 / (max_rate * T)`` to ``1 / (G *
+      max_rate * T)``: what helps at low T (raising the saturation instead would only help
+      activations beyond the balanced range). Loihi fires one spike per step: it refuses bursts.
     - ``neuron=lif``: ``nengo.LIF`` dynamics (``tau_rc``, ``tau_ref``, step ``dt`` seconds),
       gain set so ``a = 1`` fires at ``max_rate`` spikes per step; its rate curve is not
       linear, so expect lower accuracy than ``if`` on ReLU-trained networks.
@@ -73,7 +81,7 @@ def convert_to_spiking(
     check_choice("readout", readout, READOUTS)
     check_choice("maxpool", maxpool, MAXPOOLS)
     check_choice("floor", floor, FLOORS)
-    for key, value in (("threshold", threshold), ("max_rate", max_rate), ("dt", dt), ("tau_rc", tau_rc)):
+    for key, value in (("threshold", threshold), ("max_rate", max_rate), ("dt", dt), ("tau_rc", tau_rc), ("bursts", bursts)):
         if not value > 0:
             raise PassError(f"option {key}={value} must be positive")
     if neuron == "bistable" and graph.sequence:
@@ -82,6 +90,7 @@ def convert_to_spiking(
     options = dict(
         threshold=threshold, reset=reset, v_init=v_init, v_min=0.0 if floored else None, tau_rc=tau_rc, tau_ref=tau_ref, dt=dt,
         period=period,
+        bursts=bursts,
     )
     neuron_op = neurons.by_name(neuron).from_relu(max_rate=max_rate, **options)
     if graph.stage != ops.FLOAT:
@@ -125,7 +134,8 @@ def convert_to_spiking(
             "convert_to_spiking turns relu activations (plain or clipped) into neurons"
         )
     cycles = {"period": period} if neuron == "bistable" else {}
-    meta = {**graph.meta, "spiking": {"neuron": neuron, "max_rate": max_rate, "readout": readout, **cycles}}
+    bursting = {"bursts": bursts} if bursts > 1 else {}
+    meta = {**graph.meta, "spiking": {"neuron": neuron, "max_rate": max_rate, "readout": readout, **cycles, **bursting}}
     spiking = rw.finish(stage=ops.SPIKING, meta=meta)
     return synchronize(spiking, period) if neuron == "bistable" else spiking
 

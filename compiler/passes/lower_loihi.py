@@ -79,6 +79,13 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Grap
     host_neurons, chip_neurons = _split_neurons(rw, graph, sources)
     if not chip_neurons:
         raise rw.fail(host_neurons[0] if host_neurons else graph.nodes[0], "no neuron layer reads spikes: nothing to place on the chip")
+    for node in host_neurons:
+        bits = neurons.by_op(node.op).bits_per_event(node.op)
+        if bits > 1:
+            raise rw.fail(
+                node, f"sends events of {bits:.2f} bits (burst spikes) to the chip, whose spikes carry 1 bit; "
+                "convert with convert_to_spiking{bursts=1}",
+            )
     on_host = _host_nodes(graph, {n.name for n in chip_neurons}, sources)
     _check_recurrences(rw, graph, {n.name for n in chip_neurons}, sources)
     for node in graph.nodes:

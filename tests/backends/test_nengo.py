@@ -162,6 +162,17 @@ def parallel_net(rng):
     return b.build()
 
 
+def parallel_bursts_net(rng):
+    """As :func:`parallel_net`, one population with binary spikes and one with bursts of up
+    to 3: nengo-dl's merged group then has ``bursts`` per neuron."""
+    b = spiking("parallel_bursts")
+    x = b.input("x", (6,))
+    a = neurons(b, dense(b, rng, x, 8))
+    c = neurons(b, dense(b, rng, x, 8), threshold=0.4, gain=1.5, amplitude=0.5, bursts=3)
+    readout(b, dense(b, rng, b.add(ops.Concat(0), [a, c]), 3))
+    return b.build()
+
+
 def lif_net(rng, dt=0.001):
     b = spiking("lif")
     lif = ops.LifNeuron(tau_rc=0.02, tau_ref=0.002, dt=dt, gain=30.0, bias=1.0, amplitude=0.5)
@@ -193,6 +204,7 @@ IF_PARAMS = {
     "zero": dict(reset="zero"),
     "v_init_0": dict(v_init=0.0),
     "gain_amplitude": dict(threshold=2.0, gain=3.0, amplitude=0.5, v_init=1.0),
+    "bursts": dict(threshold=0.5, gain=2.0, amplitude=0.25, bursts=3),
 }
 
 
@@ -220,6 +232,7 @@ GRAPHS = {
     "residual": residual_net,
     "concat": concat_net,
     "parallel": parallel_net,
+    "parallel_bursts": parallel_bursts_net,
 }
 
 

@@ -19,6 +19,7 @@ IF_OPS = [
     ops.IfNeuron(threshold=0.7, gain=1.3, reset="subtract", v_init=0.35, amplitude=2.0),
     ops.IfNeuron(threshold=1.5, gain=0.8, reset="zero", amplitude=0.5),
     ops.IfNeuron(threshold=1.0, gain=1.0, reset="subtract", v_init=0.5, v_min=0.0),
+    ops.IfNeuron(threshold=0.5, gain=1.2, reset="subtract", v_init=0.25, amplitude=0.25, bursts=4),
 ]
 LIF_OPS = [
     ops.LifNeuron(),
@@ -70,6 +71,37 @@ def test_if_step_formula(reset, after):
     np.testing.assert_array_equal(spiked, [True, False, True, True])
     want = np.array(after) if reset == "zero" else np.array([0.25, -0.5, 0.0, 3.25])
     np.testing.assert_array_equal(state["v"], want)
+
+
+def test_if_burst_step_trace():
+    """bursts=3, threshold 1, from v = 0 (all values exact in binary), by hand:
+    v = 2.5 -> 2 events, 0.5 left; 0.75 -> none; 4.75 -> 3 (the cap), 1.75 left; 0.75 -> none;
+    1.25 -> 1, 0.25 left."""
+    op = ops.IfNeuron(threshold=1.0, gain=1.0, reset="subtract", bursts=3)
+    neuron = neurons.by_op(op)
+    state = neuron.initial_state(op, (1,))
+    events, voltages = [], []
+    for x in [2.5, 0.25, 4.0, -1.0, 0.5]:
+        state, n = neuron.step(op, state, np.array([x]))
+        events.append(float(n[0]))
+        voltages.append(float(state["v"][0]))
+    assert events == [2, 0, 3, 0, 1]
+    assert voltages == [0.5, 0.75, 1.75, 0.75, 0.25]
+    assert neuron.bits_per_event(op) == pytest.approx(2.0) and neuron.bits_per_event(ops.IfNeuron()) == 1.0
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(bursts=0), "bursts must be a positive integer"),
+        (dict(bursts=2.0), "bursts must be a positive integer"),
+        (dict(bursts=2, reset="zero"), r"bursts=2 needs reset=subtract"),
+    ],
+)
+def test_if_bursts_are_checked(params, message):
+    b = GraphBuilder("g", stage="spiking")
+    with pytest.raises(SnncError, match=rf"%if_neuron = if_neuron: if_neuron {message}"):
+        b.add(ops.IfNeuron(**params), [b.input("x", (3,))])
 
 
 def test_if_membrane_floor_forgets_negative_input():
@@ -131,7 +163,7 @@ def test_if_rates_are_simulated_rates(op):
     expected = neurons.by_op(op).rates(op, x)
     np.testing.assert_allclose(simulated, expected, rtol=0, atol=op.amplitude * 1.01 / steps)
     if op.reset == "subtract":  # exact in closed form, counting the start
-        counts = np.minimum(np.floor((op.v_init + op.gain * np.maximum(x, 0) * steps) / op.threshold + 1e-9), steps)
+        counts = np.minimum(np.floor((op.v_init + op.gain * np.maximum(x, 0) * steps) / op.threshold + 1e-9), steps * op.bursts)
         np.testing.assert_array_equal(run(op, np.maximum(x, 0), steps), counts)
 
 
@@ -155,11 +187,31 @@ def test_from_relu_fires_max_rate_at_activation_one(name, max_rate):
     assert neuron.rates(op, np.array([0.0]))[0] == 0.0
 
 
+@pytest.mark.parametrize("max_rate", [1.0, 0.5])
+def test_from_relu_bursts_resolve_each_step_finer(max_rate):
+    """bursts=4: ``a`` fires ``4 * max_rate * a`` events per step, each worth ``1 / (4 *
+    max_rate)``: the same saturation at ``a = 1 / max_rate``, four times finer steps. With
+    v_init 1/2, after one step the output is ``a`` rounded to the nearest quarter step."""
+    neuron = neurons.by_name("if")
+    op = neuron.from_relu(max_rate=max_rate, bursts=4)
+    a = np.array([0.0, 0.3, 0.55, 1.0, 3.0]) / max_rate
+    np.testing.assert_allclose(neuron.rates(op, a), np.minimum(a, 1 / max_rate), rtol=1e-12)
+    state, n = neuron.step(op, neuron.initial_state(op, a.shape), a)
+    np.testing.assert_array_equal(n, [0, 1, 2, 4, 4])  # round(4 * [0, .3, .55, 1]) and the cap
+    binary = neuron.from_relu(max_rate=max_rate)
+    _, spiked = neuron.step(binary, neuron.initial_state(binary, a.shape), a)
+    np.testing.assert_array_equal(spiked, [0, 0, 1, 1, 1])
+
+
 def test_from_relu_refuses_rates_the_neuron_cannot_reach():
     with pytest.raises(PassError, match="fires at most once per step"):
         neurons.by_name("if").from_relu(max_rate=1.5)
     with pytest.raises(PassError, match="limit 1/tau_ref"):
         neurons.by_name("lif").from_relu(max_rate=0.5, tau_ref=0.002, dt=0.001)
+    with pytest.raises(PassError, match="bursts=2: lif neurons fire at most once per step; burst spikes need neuron=if"):
+        neurons.by_name("lif").from_relu(max_rate=0.1, bursts=2)
+    with pytest.raises(PassError, match="bursts=2 needs reset=subtract"):
+        neurons.by_name("if").from_relu(max_rate=1.0, bursts=2, reset="zero")
 
 
 # ----------------------------------------------------------------------------- TensorFlow
@@ -228,6 +280,28 @@ def test_lower_loihi_refuses_a_neuron_without_a_loihi_form(chipless_neuron):
     b.output(b.add(ops.Readout(), [hold]))
     with pytest.raises(PassError, match=r"%hold.*neuron test_hold \(test_hold_neuron\) has no loihi form .*cannot run on the chip"):
         lower_loihi(b.build())
+
+
+def burst_chain(host_bursts=1, chip_bursts=1):
+    """A host IF layer feeding a chip IF layer through a dense identity."""
+    b = GraphBuilder("g", stage="spiking")
+    host = b.add(ops.IfNeuron(bursts=host_bursts), [b.input("x", (4,))], name="host")
+    params = {"weight": np.eye(4, dtype=np.float32), "bias": np.zeros(4, np.float32)}
+    chip = b.add(ops.IfNeuron(gain=2.0, amplitude=0.25, bursts=chip_bursts), [b.add(ops.Dense(4), [host], params)], name="chip")
+    b.output(b.add(ops.Readout(), [chip]))
+    return b.build()
+
+
+def test_lower_loihi_refuses_burst_spikes():
+    """The chip's spikes are 1 bit: bursts from a host layer are refused; on a chip layer they
+    are a chip difference (refused, or with adapt single spikes worth ``bursts`` of them,
+    which keeps the layer's rate curve at binary resolution)."""
+    with pytest.raises(PassError, match=r"%host = if_neuron: sends events of 2.00 bits \(burst spikes\) to the chip.*convert_to_spiking\{bursts=1\}"):
+        lower_loihi(burst_chain(host_bursts=3))
+    with pytest.raises(PassError, match=r"%chip = if_neuron: Loihi fires one spike per step at most \(this layer: bursts=4\); convert with convert_to_spiking\{bursts=1\}"):
+        lower_loihi(burst_chain(chip_bursts=4))
+    adapted = lower_loihi(burst_chain(chip_bursts=4), adapt=True).node("chip").op
+    assert adapted.gain == pytest.approx(2.0 / 4) and adapted.amplitude == pytest.approx(0.25 * 4)
 
 
 # ----------------------------------------------------------------------------- docs

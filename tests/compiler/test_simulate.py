@@ -174,6 +174,27 @@ def test_max_gate_counts_the_windows_largest_spike_count(kernel, stride, pads, r
             assert gate_counts[t - 1, n, c, i, j] == want, (t, n, c, i, j)
 
 
+def test_burst_activity_counts_events_and_reports_bits():
+    """bursts=3 on inputs 0.5 (one event every other step), 1.5 and 9 (three per step, the
+    cap): counts are events, saturation means three per step, an event carries log2(4) bits."""
+    x = np.array([[0.5, 1.5, 9.0]], dtype=np.float32)
+    b = GraphBuilder("g", stage="spiking")
+    spikes = b.add(ops.IfNeuron(bursts=3, amplitude=0.5), [b.input("x", (3,))], name="bursty")
+    b.output(spikes, name="spikes")
+    result = simulate(b.build(), x, [8])
+    activity = result.activity["bursty"].to_dict()
+    # events over 8 steps: 4, floor(8 * 1.5) = 12, 3 * 8 = 24; each worth 0.5
+    assert activity["spikes_per_example"] == 4 + 12 + 24
+    assert activity["max_neuron_rate"] == 3.0 and activity["saturated_fraction"] == pytest.approx(1 / 3)
+    assert activity["bits_per_event"] == 2.0
+    # step 8: v = 0.5 + 0.5 -> 1 event; 0.5 + 1.5 -> 2; 3 (the cap), each worth 0.5
+    np.testing.assert_array_equal(result.outputs[8]["spikes"], [[0.5, 1.0, 1.5]])
+    b = GraphBuilder("g", stage="spiking")
+    b.output(b.add(ops.IfNeuron(), [b.input("x", (3,))], name="binary"))
+    binary = simulate(b.build(), x, [8]).activity["binary"].to_dict()
+    assert "bits_per_event" not in binary and binary["saturated_fraction"] == pytest.approx(2 / 3)
+
+
 def test_readout_is_the_running_mean(rng):
     x = rng.uniform(0, 1, (3, 5)).astype(np.float32)
     b = GraphBuilder("g", stage="spiking")
