@@ -150,7 +150,7 @@ class IF(Neuron):
         ``1 / (max_rate * bursts * T)``. The membrane starts at ``v_init`` times the threshold
         and is floored at ``v_min`` times it (None: unbounded)."""
         if max_rate > 1:
-            raise PassError(f"option max_rate={max_rate}: an integrate-and-fire neuron fires at most once per step (bursts raise that)")
+            raise PassError(f"option max_rate={max_rate}: an integrate-and-fire neuron fires at most once per step")
         if bursts > 1 and reset != "subtract":
             raise PassError(f"option bursts={bursts} needs reset=subtract (a reset to zero drops the rest of a burst)")
         return IfNeuron(
