@@ -68,6 +68,16 @@ def test_evaluate_table_compiles_a_model_first(digits, tmp_path, capsys):
     assert "conv1_relu" in out and "firing" in out
 
 
+def test_evaluate_reports_bits_per_event_of_burst_layers(digits, capsys):
+    args = ["evaluate", EXAMPLE, "--data", str(digits / "test.npz"), "--calib", str(digits / "train.npz"), "--timesteps", "4",
+            "-n", "20", "--pipeline", "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{bursts=3}"]
+    assert main([*args, "--json"]) == 0
+    layer = json.loads(capsys.readouterr().out)["layers"]["conv1_relu"]
+    assert layer["bits_per_event"] == 2.0 and layer["max_neuron_rate"] <= 3
+    assert main(args) == 0
+    assert "conv1_relu" in (out := capsys.readouterr().out) and "2.00 bits per event" in out
+
+
 def test_run_a_compiled_network(compiled, digits, tmp_path):
     x = np.load(digits / "test.npz")["x"][:20]
     np.save(tmp_path / "x.npy", x)
