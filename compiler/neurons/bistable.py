@@ -95,12 +95,14 @@ class Bistable(Neuron):
         """Its output stands for its fire cycles' steps only (:func:`fire_steps`)."""
         return fire_steps(p, steps)
 
-    def from_relu(self, *, max_rate, threshold=1.0, reset="subtract", v_init=0.5, v_min=None, period=2, **_):
+    def from_relu(self, *, max_rate, threshold=1.0, reset="subtract", v_init=0.5, v_min=None, period=2, bursts=1, **_):
         """As IF's (gain ``threshold * max_rate``, ``v_init`` times the threshold, so the first
         cycle rounds to nearest) with ``period`` steps per cycle; phases are set from the
         graph (:mod:`snnc.compiler.passes.bistable`). Resets by subtraction, unbounded below."""
         if max_rate > 1:
             raise PassError(f"option max_rate={max_rate}: a bistable neuron fires at most once per step")
+        if bursts != 1:
+            raise PassError(f"option bursts={bursts}: bistable neurons fire at most once per step; burst spikes need neuron=if")
         if reset != "subtract" or v_min is not None:
             raise PassError(
                 f"neuron=bistable resets by subtraction with an unbounded membrane (got reset={reset}, "

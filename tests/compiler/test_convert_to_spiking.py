@@ -156,6 +156,7 @@ def test_ops_without_a_spiking_form(replace, message):
         ({"bursts": 0}, r"option bursts=0 must be positive"),
         ({"bursts": 2, "reset": "zero"}, r"option bursts=2 needs reset=subtract"),
         ({"neuron": "lif", "max_rate": 0.1, "bursts": 2}, r"option bursts=2: lif neurons fire at most once per step"),
+        ({"neuron": "bistable", "bursts": 2}, r"option bursts=2: bistable neurons fire at most once per step"),
     ],
 )
 def test_bad_options(options, message):
