@@ -161,6 +161,7 @@ def _compile_from_args(args, model_path, calib, stream, data=None):
         ann,
         calib,
         pipeline=args.pipeline,
+        method=args.method,
         target=args.target,
         calibration_examples=args.calib_examples,
         input_scale=args.input_scale,
@@ -224,7 +225,7 @@ def cmd_evaluate(args) -> int:
     _check_plot_path(args.plot)
     data = load_dataset(args.data, split="test").head(args.n)
     if is_artifact(args.model):
-        for flag in ("pipeline", "calib", "dump_dir", "dump_after", "weights", *COMPILE_DEFAULTS, "time_passes"):
+        for flag in ("pipeline", "method", "calib", "dump_dir", "dump_after", "weights", *COMPILE_DEFAULTS, "time_passes"):
             if getattr(args, flag) not in (None, False):
                 raise UsageError(f"--{flag.replace('_', '-')} applies when compiling; {args.model} is already compiled")
         if args.frames is not None:
@@ -486,7 +487,13 @@ def _batch_size(p) -> None:
 
 
 def _compile_options(p, targets) -> None:
-    p.add_argument("--pipeline", metavar="P", help="passes, e.g. 'canonicalize,fold_batchnorm,threshold_balance{method=max},convert_to_spiking' (default: the target's)")
+    from .driver import METHODS
+
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--method", choices=tuple(METHODS), metavar="M",
+                     help="conversion method (default: default); " + "; ".join(f"{m}: {spec.summary}" for m, spec in METHODS.items()))
+    how.add_argument("--pipeline", metavar="P", help="passes, e.g. 'canonicalize,fold_batchnorm,threshold_balance{method=max},convert_to_spiking', "
+                     "or a named pipeline (default: the method's for the target)")
     p.add_argument("--target", choices=tuple(targets), help=f"what the network is compiled for (default: {COMPILE_DEFAULTS['target']})")
     p.add_argument("--calib-examples", type=_positive_int, metavar="N", help=f"calibration examples used (default: {COMPILE_DEFAULTS['calib_examples']})")
     _input_scale(p, compiling=True)

@@ -25,6 +25,41 @@ from .passes import PIPELINES, PassManager, PassRecord, PipelineError
 
 #: compilation targets and the pipeline each uses unless one is given
 TARGETS = {"nengo": "default", "loihi": "loihi"}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A conversion method (``snnc compile --method NAME``): what it is, and the named pipeline
+    (:data:`~snnc.compiler.passes.PIPELINES`) that runs it for each target it has."""
+
+    summary: str
+    pipelines: dict[str, str]
+
+
+#: the conversion methods; measured side by side in docs/results.md (benchmarks/low_latency.py)
+METHODS = {
+    "default": Method("the best measured post-training method for T <= 32 (see the pipelines)", TARGETS),
+    "rate": Method("plain rate conversion: p99.9 balancing per layer, membrane from half the threshold, max-pool gate",
+                   {"nengo": "rate"}),
+    "rate_v0": Method("rate conversion from a membrane at zero (Rueckauer et al. 2017)", {"nengo": "rate_v0"}),
+    "bsnn": Method("BSNN: bistable neurons, synchronous residual branches (Li, Zeng & Zhao 2021; docs/bsnn.md)",
+                   {"nengo": "bsnn"}),
+    "burst": Method("the default with burst spikes, up to 2 events per step (log2(3) bits per event; not for Loihi)",
+                    {"nengo": "burst"}),
+    "maxpool_relu": Method("max pooling rewritten into relus (exact), no gate", {"nengo": "maxpool_relu", "loihi": "loihi"}),
+    "avgpool": Method("max pooling replaced by average pooling (reported)", {"nengo": "avgpool", "loihi": "loihi_avgpool"}),
+}
+
+
+def method_pipeline(method: str, target: str) -> str:
+    """The pipeline string of ``method`` for ``target``; an error naming the methods the target has."""
+    if method not in METHODS:
+        raise PipelineError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
+    name = METHODS[method].pipelines.get(target)
+    if name is None:
+        have = ", ".join(m for m, spec in METHODS.items() if target in spec.pipelines)
+        raise PipelineError(f"method {method} has no {target} form ({METHODS[method].summary}); methods for {target}: {have}")
+    return PIPELINES[name]
 DEFAULT_TIMESTEPS = (8, 16, 32, 64)
 #: for models with sequence inputs T is simulation steps per input step, a run lasts T * steps
 #: and each T is its own run: fewer and shorter
@@ -133,6 +168,7 @@ def compile_model(
     input_scale: float | None = None,
     source: Path | str | None = None,
     frames: bool | None = None,
+    method: str | None = None,
     **instruments,
 ) -> Compiled:
     """Run the pipeline (the target's unless given) on the imported float graph ``ann``.
@@ -142,6 +178,8 @@ def compile_model(
     frame sequences (:mod:`.frames`); None decides from the calibration data's shape
     (:func:`frames_for`, which says its choice). ``instruments`` go to the
     :class:`PassManager` (``dump_after``, ``dump_dir``, ``time_passes``, ``on_note``).
+    ``method`` names one of :data:`METHODS` instead of a ``pipeline``; the manifest records it
+    (``default`` when neither is given, none for a pipeline given as passes).
     """
     if target not in TARGETS:
         raise SnncError(f"unknown target {target!r}; targets: {', '.join(TARGETS)}")
@@ -149,7 +187,11 @@ def compile_model(
         raise SnncError(f"model {ann.name} is already compiled (a {ann.stage} graph); compile takes a float model")
     if frames_for(ann, calibration, frames)[0]:
         ann = as_frames(ann)
-    pipeline = PIPELINES[TARGETS[target]] if pipeline is None else pipeline  # "" is refused, not the default
+    if method is not None and pipeline is not None:
+        raise PipelineError("give a method or a pipeline, not both")
+    if pipeline is None:  # ("" is refused by the pass manager, not taken for the default)
+        method = method or "default"
+        pipeline = method_pipeline(method, target)
     manager = PassManager(pipeline, keep_graphs=True, **instruments)
     _check_pipeline_reaches(target, manager.pipeline)
     preparation, calib_inputs = inputs.for_model(ann, input_scale), None
@@ -166,6 +208,7 @@ def compile_model(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": _source_record(ann, source),
         "target": target,
+        "method": method,
         "pipeline": ",".join(str(r.spec) for r in records),
         "stage": graph.stage,
         "passes": [r.to_dict() for r in records],

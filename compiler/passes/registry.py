@@ -47,7 +47,19 @@ PASSES: dict[str, PassInfo] = {}
 
 #: named pipelines; ``snnc compile --target T`` picks ``PIPELINES[T]`` unless one is given
 PIPELINES: dict[str, str] = {
-    "default": "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking",
+    # the best measured post-training method for T <= 32 (docs/results.md, "Low-latency
+    # conversion"): per-channel balancing, then the initial membranes calibrated on the SNN's own
+    # activity (Li et al. 2021) for T = 16
+    "default": "canonicalize,fold_batchnorm,threshold_balance{per_channel=auto},convert_to_spiking,"
+    "calibrate{mode=potential,timesteps=16}",
+    # plain rate conversion (Rueckauer et al. 2017 with the membrane from half the threshold)
+    "rate": "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking",
+    "rate_v0": "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{v_init=0.0}",
+    # burst spikes (Li & Zeng 2022): up to 2 events per step, each worth half a spike
+    "burst": "canonicalize,fold_batchnorm,threshold_balance{per_channel=auto},convert_to_spiking{bursts=2},"
+    "calibrate{mode=potential,timesteps=16}",
+    # targets that cannot gate: max pooling as relus computing the same maximum (exact)
+    "maxpool_relu": "canonicalize,fold_batchnorm,maxpool_to_relu,threshold_balance,convert_to_spiking",
     # targets that cannot gate spikes by rate: replace max pooling (reported) before conversion
     "avgpool": "canonicalize,fold_batchnorm,maxpool_to_avgpool,threshold_balance,convert_to_spiking",
     # Loihi: max pooling after a relu becomes relus (exact), any other is averaged (noted);

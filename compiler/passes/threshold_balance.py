@@ -36,6 +36,15 @@ from .registry import check_choice, register_pass
 from .rewrite import Rewriter, f64, input_channel_map
 
 METHODS = ("max", "percentile")
+PER_CHANNEL = ("false", "true", "auto")
+
+
+class PerLayerOnly(PassError):
+    """Per-channel scales cannot pass node ``node``: ``reason``, which only one scale per layer avoids."""
+
+    def __init__(self, node: Node, reason: str):
+        super().__init__(f"%{node.name} = {node.op.NAME}: {reason}; use per_channel=false (or auto)")
+        self.node, self.reason = node.name, reason
 _CARRY = (ops.AvgPool2d, ops.MaxPool2d, ops.GlobalAvgPool, ops.Pad2d, ops.Affine)
 
 
@@ -46,14 +55,17 @@ def threshold_balance(
     calibration,
     method: str = "percentile",
     p: float = 99.9,
-    per_channel: bool = False,
+    per_channel: str = "false",
     batch_size: int = 256,
 ) -> Graph:
     """Scale each ReLU layer so its ``method`` statistic of calibration activations is 1.
 
     ``method=max``: the largest activation (Diehl et al. 2015); ``method=percentile``: the
     ``p``-th percentile of the non-zero activations (Rueckauer et al. 2017, SNN Toolbox's
-    default p = 99.9), robust to outliers. ``per_channel`` takes one scale per channel.
+    default p = 99.9), robust to outliers. ``per_channel=true`` takes one scale per channel
+    (more spikes for channels whose activations are small: a finer rate code at low T);
+    ``per_channel=auto`` does so where the graph can carry per-channel scales and otherwise
+    takes one scale per layer, with a note naming the node that prevented it.
     Each ReLU's metadata records its scale and statistics; the graph's records the method
     and the number of calibration examples. Outputs equal the input graph's (to float32
     rounding).
@@ -71,6 +83,16 @@ def threshold_balance(
     - sigmoid, tanh and softmax are read at scale 1 (they are not linear).
     """
     check_choice("method", method, METHODS)
+    per_channel = {True: "true", False: "false"}.get(per_channel, per_channel)  # (Python callers' bools)
+    check_choice("per_channel", per_channel, PER_CHANNEL)
+    if per_channel == "auto":
+        options = dict(calibration=calibration, method=method, p=p, batch_size=batch_size)
+        try:
+            return threshold_balance(graph, per_channel="true", **options)
+        except PerLayerOnly as exc:
+            balanced = threshold_balance(graph, per_channel="false", **options)
+            note = {"pass": "threshold_balance", "node": exc.node, "message": f"one scale per layer: {exc.reason}"}
+            return balanced.replace(meta={**balanced.meta, "notes": list(balanced.meta.get("notes", [])) + [note]})
     if not 0 < p <= 100:
         raise PassError(f"option p={p} must be in (0, 100]")
     if graph.stage != ops.FLOAT:
@@ -79,14 +101,14 @@ def threshold_balance(
         if isinstance(node.op, ops.BatchNorm):
             raise PassError(f"%{node.name} = batch_norm: run fold_batchnorm before threshold_balance")
     graph = split_leaky_relus(graph, "threshold_balance")
-    stats, examples = _relu_statistics(graph, calibration, method, p, per_channel, batch_size)
+    stats, examples = _relu_statistics(graph, calibration, method, p, per_channel == "true", batch_size)
     wanted = _wanted_scales(graph, {k: v["lambda"] for k, v in stats.items()})
     rw = Rewriter(graph, "threshold_balance")
     _rescale(graph, rw, stats, wanted)
     for name, s in stats.items():
         if s["silent"]:
             rw.note(name, f"{s['silent']} channel(s) never active on the calibration data; scale 1 kept for them")
-    record = {"method": method, "per_channel": per_channel, "examples": examples}
+    record = {"method": method, "per_channel": per_channel == "true", "examples": examples}
     if method == "percentile":
         record["p"] = p
     return rw.finish(meta={**graph.meta, "threshold_balance": record})
@@ -280,7 +302,7 @@ def _rescale(graph: Graph, rw: Rewriter, stats: dict, wanted: dict) -> None:
             in_scales = [scales[i] for i in node.inputs]
             s = _forward_scale(node, in_scales, [graph.node(i).type for i in node.inputs])
             if s is None:
-                raise rw.fail(node, "cannot carry per-channel scales through this op; use per_channel=false")
+                raise PerLayerOnly(node, "cannot carry per-channel scales through this op")
             rw.keep(node, params=_scaled_params(node, in_scales[0]), op=_scaled_pad(rw, node, in_scales[0]))
             scales[node.name] = s
     for delay, (src, taken) in recurrent.items():
@@ -303,7 +325,7 @@ def _scaled_relu(rw: Rewriter, node: Node, lam: np.ndarray) -> ops.ReLU:
     if op.max_value is None and op.threshold == 0:
         return op
     if not _uniform(lam):
-        raise rw.fail(node, "a clipped or thresholded relu needs one scale per layer; use per_channel=false")
+        raise PerLayerOnly(node, "a clipped or thresholded relu needs one scale per layer")
     max_value = None if op.max_value is None else op.max_value / float(lam[0])
     return ops.ReLU(max_value, op.negative_slope, op.threshold / float(lam[0]))
 
@@ -324,7 +346,7 @@ def _scaled_delay(rw: Rewriter, node: Node, s: np.ndarray):
     if op.init == 0:
         return None
     if not _uniform(s):
-        raise rw.fail(node, "a delay with a non-zero init needs one scale per layer; use per_channel=false")
+        raise PerLayerOnly(node, "a delay with a non-zero init needs one scale per layer")
     return ops.Delay(op.init / float(s[0]))
 
 
@@ -333,5 +355,5 @@ def _scaled_pad(rw: Rewriter, node: Node, s_in: np.ndarray):
     if not isinstance(op, ops.Pad2d) or op.value == 0:
         return None
     if not _uniform(s_in):
-        raise rw.fail(node, "padding with a non-zero value needs one scale per layer; use per_channel=false")
+        raise PerLayerOnly(node, "padding with a non-zero value needs one scale per layer")
     return ops.Pad2d(op.pads, op.value / float(s_in[0]))
