@@ -7,7 +7,7 @@ Default pipeline (``PIPELINES["default"]``)::
     canonicalize -> fold_batchnorm -> threshold_balance -> convert_to_spiking
 """
 
-from . import canonicalize, convert_to_spiking, fold_batchnorm, lower_loihi, map_to_cores, maxpool, quantize_loihi, threshold_balance  # noqa: F401  (register)
+from . import calibrate_loihi, canonicalize, convert_to_spiking, fold_batchnorm, lower_loihi, map_to_cores, maxpool, quantize_loihi, threshold_balance  # noqa: F401  (register)
 from .manager import PassManager, PassRecord, format_timings
 from .registry import PASSES, PIPELINES, PassSpec, PipelineError, parse_pipeline
 
