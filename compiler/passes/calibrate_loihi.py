@@ -155,19 +155,22 @@ def synapse_depths(graph: Graph) -> dict[str, int]:
 
 
 def channel_fit(node: Node, target: np.ndarray, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per channel, the least-squares line ``target ~ p * rate + q`` over examples and the
-    channel's neurons; ``(1, 0)`` where the rates do not vary."""
+    """Per channel, the drive correction ``(slope, offset)`` that inverts the least-squares
+    line ``rate ~ k * target + c`` over examples and the channel's neurons (the target is
+    exact, the simulated rate noisy, so the rate is the regressed variable): ``slope = 1/k``,
+    ``offset = -c/k``; ``(1, 0)`` where the targets do not vary or ``k <= 0``."""
     channels = _channels(node)
     t = target.reshape(len(target), channels, -1).transpose(1, 0, 2).reshape(channels, -1)
     r = rate.reshape(len(rate), channels, -1).transpose(1, 0, 2).reshape(channels, -1)
     rm, tm = r.mean(axis=1), t.mean(axis=1)
-    var = ((r - rm[:, None]) ** 2).mean(axis=1)
+    var = ((t - tm[:, None]) ** 2).mean(axis=1)
     cov = ((r - rm[:, None]) * (t - tm[:, None])).mean(axis=1)
-    ok = var > 0
+    k = np.where(var > 0, cov / np.where(var > 0, var, 1.0), 0.0)
+    ok = k > 0
     slope = np.ones(channels)
-    slope[ok] = cov[ok] / var[ok]
-    slope = np.clip(slope, *GAIN_RANGE)
-    return slope, np.where(ok, tm - slope * rm, 0.0)
+    slope[ok] = np.clip(1.0 / k[ok], *GAIN_RANGE)
+    offset = np.where(ok, -(rm - k * tm) * slope, 0.0)
+    return slope, offset
 
 
 def channel_ratio(node: Node, target: np.ndarray, rate: np.ndarray) -> np.ndarray:
