@@ -42,7 +42,7 @@ FITS = ("gain", "affine")
 
 @register_pass("calibrate_loihi")
 def calibrate_loihi(
-    graph: Graph, *, calibration, timesteps: int = 64, examples: int = 200, iterations: int = 3, fit: str = "affine"
+    graph: Graph, *, calibration, timesteps: int = 64, examples: int = 100, iterations: int = 2, fit: str = "affine"
 ) -> Graph:
     """Fit each chip ``relu`` population's drive per channel so that its rate on the chip's
     float dynamics (refsim) over ``timesteps`` steps matches the float network's activations
@@ -61,6 +61,14 @@ def calibrate_loihi(
         raise PassError(f"options timesteps={timesteps} (>= 2), examples={examples}, iterations={iterations} (>= 1) out of range")
     rw = Rewriter(graph, "calibrate_loihi")
     populations = [n for n in graph.nodes if isinstance(n.op, ops.LoihiCompartments)]
+    recurrent = next((n for n in graph.nodes if isinstance(n.op, ops.LoihiSynapses) and n.op.delay), None)
+    if graph.sequence or recurrent is not None:
+        # a rate per example is what is fitted; a sequence's rates change with each input step
+        why = "the graph takes sequences" if graph.sequence else f"%{recurrent.name} is a recurrence"
+        rw.note(populations[0], f"not calibrated: {why} (calibrate_loihi fits constant-input networks)")
+        for node in graph.nodes:
+            rw.keep(node)
+        return rw.finish()
     for node in populations:
         if node.op.neuron != "relu":
             raise rw.fail(node, f"calibrate_loihi fits relu compartments (integrate-and-fire); this one is {node.op.neuron}")

@@ -47,10 +47,12 @@ PIPELINES: dict[str, str] = {
     # targets that cannot gate spikes by rate: replace max pooling (reported) before conversion
     "avgpool": "canonicalize,fold_batchnorm,maxpool_to_avgpool,threshold_balance,convert_to_spiking",
     # Loihi: the host input layer keeps reset by subtraction from half the threshold, chip
-    # neurons reset to zero from zero (noted); core blocks are chosen before quantization
-    # because NengoLoihi discretizes each core block separately
+    # neurons reset to zero from zero (noted) with their voltage floor one threshold below
+    # zero, their drive then fitted to the chip's own rates (docs/loihi.md: both together
+    # recover the reset's loss); core blocks are chosen before quantization because
+    # NengoLoihi discretizes each core block separately
     "loihi": "canonicalize,fold_batchnorm,maxpool_to_avgpool,threshold_balance,"
-    "convert_to_spiking,lower_loihi{adapt=true},map_to_cores,quantize_loihi",
+    "convert_to_spiking,lower_loihi{adapt=true,vmin=-1},calibrate_loihi,map_to_cores,quantize_loihi",
     "float": "canonicalize,fold_batchnorm",
 }
 
