@@ -1,24 +1,30 @@
 """calibrate_loihi: fit each chip population's drive to the chip's own rate curve.
 
 A Loihi compartment resets its membrane to zero after a spike (the remainder above the
-threshold is lost) and starts at zero. For a constant drive of ``x`` thresholds per step it
-fires every ``ceil(1/x)`` steps, a rate of ``1 / ceil(1/x)`` instead of the ``x`` the
-converted ReLU stands for, and for irregular spike input about ``x / (1 + x/2)``: every layer
-fires too slowly, most where it is most active, and the loss compounds through the layers.
+threshold is lost), starts at zero and floors its voltage at ``vmin``. For a constant drive
+of ``x`` thresholds per step it fires every ``floor(1/x) + 1`` steps (strictly above the
+threshold), a rate of ``1 / (floor(1/x) + 1)`` instead of the ``x`` the converted ReLU stands
+for, and for irregular spike input about ``x / (1 + x/2)``; with ``vmin = 0`` a neuron whose
+input averages zero still fires. The distortion compounds through the layers.
 
-This pass measures that loss on calibration data with the chip's float dynamics (refsim's
-float mode, NengoLoihi's emulator in ``simreal``: delays, strict threshold, reset to zero,
-``vmin``) and scales the drive of every compartment so that its mean rate matches the float
-network's activation, one gain per channel::
+This pass measures it on calibration data with the chip's float dynamics (refsim's float
+mode, NengoLoihi's emulator without discretization: delays, strict threshold, reset to zero,
+``vmin``) and corrects the drive of every channel ``c`` (axis 0 of a population; each neuron
+of a vector) by a line, ``drive <- g_c * drive + s_c * vth``: the gains ``g_c`` multiply the
+synapse weights into the channel and its bias, the shifts ``s_c`` (thresholds per step) add
+to the bias. With ``a`` the float network's rate (the chip graph read as an ANN,
+:func:`ideal_rates`) and ``r`` the simulated chip rate, counted over the steps after the
+population's first input can arrive (``T - depth``, ``depth`` its synapse hops from the
+host), each round updates::
 
-    g_c <- g_c * sum_{n, i in c} a[n, i] / sum_{n, i in c} r[n, i]
+    fit=gain:    g_c <- g_c * sum_c a / sum_c r                       (s_c = 0)
+    fit=affine:  r ~ k a + m  (least squares over the channel's neurons and examples)
+                 g_c <- g_c / k ,  s_c <- (s_c - m) / k
 
-where ``a`` is the float network's rate (the chip graph evaluated as an ANN, :func:`ideal_rates`)
-and ``r`` the simulated chip rate, counted over the steps after the population's first input
-can arrive (``T - depth``, ``depth`` its synapse hops from the host). The gain multiplies the
-synapse weights into the channel and its bias (a threshold ``1/g_c``). All populations are
-updated together and the simulation repeated ``iterations`` times, so that each layer's gain
-is fitted to the input its corrected predecessors give it.
+(the affine line regresses ``r`` on ``a`` because ``a`` is exact and ``r`` noisy, then
+inverts it). All populations are refitted together and the network simulated again,
+``iterations`` times, so that each layer's fit follows the input its corrected predecessors
+give it.
 """
 
 from __future__ import annotations
