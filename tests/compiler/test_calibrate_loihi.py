@@ -3,6 +3,7 @@ calibrate_loihi fitting the chip's rates to it, from a tiny network to the resid
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,37 @@ def test_loihi_pipeline_brings_the_residual_network_to_the_ann():
     assert after.snn_accuracy[64] >= after.ann_accuracy - 0.005
     before = mnist_accuracy(model, LOIHI_UNCALIBRATED, 200, [64])
     assert before.snn_accuracy[64] < after.snn_accuracy[64]
+
+
+def with_vmin(graph, vmin: float):
+    """``graph`` with every chip population's voltage floor at ``vmin`` thresholds."""
+    from snnc.compiler.passes.rewrite import Rewriter
+
+    rw = Rewriter(graph, "test")
+    for node in graph.nodes:
+        floored = isinstance(node.op, ops.LoihiCompartments)
+        rw.keep(node, op=dataclasses.replace(node.op, vmin=vmin) if floored else None)
+    return rw.finish()
+
+
+def test_vmin_is_the_floor_nengo_loihi_builds(rng):
+    """A floor of -1 threshold: snnc's integers are NengoLoihi's for every core block (its
+    builder sets the block's vmin), about one threshold below zero (a power of two less 1)."""
+    from snnc.backends import loihi
+    from snnc.compiler.passes.map_to_cores import map_to_cores
+    from snnc.compiler.passes.quantize_loihi import quantize_loihi
+
+    net = tiny_net(rng)
+    cored = map_to_cores(with_vmin(snnc_graph(net)[0], -1.0))
+    ints = quantize_loihi(cored)
+    blocks = loihi.discretized(loihi.build(cored))
+    for name, population in blocks.items():
+        for block in population:
+            ours = ints.node(name).params["vmin"][block.compartments]
+            np.testing.assert_array_equal(ours, block.vmin)
+            vth = ints.node(name).params["vth"][block.compartments]
+            assert np.all(ours < 0) and np.all((-ours + 1) & -ours == 0)  # -(2^k - 1)
+            assert np.all(-ours > vth / 2) and np.all(-ours < 2 * vth)
+    assert sum(len(p) for p in blocks.values()) == 2
+    with pytest.raises(PassError, match="vmin=0.5 must be at most 0"):
+        with_vmin(snnc_graph(net)[0], 0.5)
