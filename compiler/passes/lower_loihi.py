@@ -61,7 +61,7 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False, vmin: f
       population runs one step behind the spiking graph, so the recurrence keeps its timing).
       A delay must start at 0 (no spikes) and delay a chip population.
     - The chip differs from the IR's integrate-and-fire neuron in ways this pass cannot
-      remove: it fires when ``v > threshold`` (not ``>=``), its membrane stops at 0 below,
+      remove: it fires when ``v > threshold`` (not ``>=``), its membrane stops at ``vmin`` below,
       and each synapse delays spikes by one step. ``snnc evaluate --backend refsim-float``
       shows what these differences cost, apart from quantization.
     - ``vmin``: the chip populations' voltage floor in thresholds (``vmin * vth``, at most 0;
