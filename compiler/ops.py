@@ -722,7 +722,10 @@ class LoihiCompartments(Op):
     (``tau_rc``, ``tau_ref`` in seconds at step ``dt``, threshold 1). ``format="int"`` holds the
     discretized ``vth``, ``bias`` (``mantissa << exponent``), ``vmin`` and ``vmax`` per
     compartment (each is per core block on the chip), the 12-bit decays and the refractory
-    delay. The output spikes are worth ``amplitude`` each on the host."""
+    delay. The output spikes are worth ``amplitude`` each on the host. ``vmin`` (float
+    format) is the voltage floor in thresholds (``vmin * vth``; NengoLoihi's default 0, the
+    chip's range down to ``-(2^23 - 1)``): below zero, negative input cancels earlier
+    positive input instead of being lost at the floor."""
 
     NAME: ClassVar[str] = "loihi_compartments"
     STATEFUL: ClassVar[bool] = True
@@ -741,6 +744,7 @@ class LoihiCompartments(Op):
     decay_u: int = 0
     decay_v: int = 0
     refract_delay: int = 1
+    vmin: float = 0.0
 
     def param_shapes(self, inputs):
         n = (math.prod(inputs[0].shape),)
@@ -757,6 +761,8 @@ class LoihiCompartments(Op):
         _check_choice(self, "neuron", CHIP_NEURONS)
         _check_choice(self, "format", CHIP_FORMATS)
         expect_positive(self, "gain", "amplitude", "dt")
+        if not self.vmin <= 0:
+            raise OpTypeError(f"loihi_compartments vmin={self.vmin:g} must be at most 0 (thresholds)")
         want = "f32" if self.format == "float" else "i32"
         first = inputs[0]
         for t in inputs:

@@ -26,6 +26,7 @@ only which host neurons spiked reaches the chip).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import nengo
@@ -280,13 +281,42 @@ def chip_neuron_type(node: Node):
                 f"%{node.name}: relu compartments with tau_ref={op.tau_ref}: NengoLoihi's "
                 "SpikingRectifiedLinear has no refractory period"
             )
+        if op.vmin != 0:
+            return floored_relu_type()(min_voltage=op.vmin, amplitude=op.amplitude, initial_state={"voltage": zero})
         return nengo.SpikingRectifiedLinear(amplitude=op.amplitude, initial_state={"voltage": zero})
     return nengo.LIF(
         tau_rc=op.tau_rc,
         tau_ref=op.tau_ref,
         amplitude=op.amplitude,
+        min_voltage=op.vmin,
         initial_state={"voltage": zero, "refractory_time": zero},
     )
+
+
+@functools.cache
+def floored_relu_type() -> type:
+    """``nengo.SpikingRectifiedLinear`` with a voltage floor below zero on the chip (defined
+    and registered with NengoLoihi's builder on first use). NengoLoihi's ``configure_relu``
+    fixes ``vmin = 0``; this type's builder runs it and then sets the compartments' ``vmin``
+    to ``min_voltage`` thresholds, ``min_voltage / dt`` rounded to float32, as
+    :func:`snnc.compiler.loihi.chip.compartment_params` computes it."""
+    from nengo.params import NumberParam
+    from nengo_loihi.builder import Builder
+    from nengo_loihi.builder.ensemble import build_relu
+
+    class FlooredSpikingRectifiedLinear(nengo.SpikingRectifiedLinear):
+        min_voltage = NumberParam("min_voltage", high=0)
+
+        def __init__(self, min_voltage=0.0, amplitude=1, initial_state=None):
+            super().__init__(amplitude=amplitude, initial_state=initial_state)
+            self.min_voltage = min_voltage
+
+    @Builder.register(FlooredSpikingRectifiedLinear)
+    def build_floored_relu(model, relu, neurons, block):
+        build_relu(model, relu, neurons, block)
+        block.compartment.vmin = float(np.float32(relu.min_voltage * (1.0 / model.dt)))
+
+    return FlooredSpikingRectifiedLinear
 
 
 def _chip_population(lw: Lowering, built: BuiltLoihi, node: Node, block_shapes: bool):

@@ -66,6 +66,8 @@ def compartment_params(graph: Graph, node: Node) -> CompartmentParams:
     - ``lif`` (nengo.LIF(tau_rc, tau_ref), min_voltage 0): ``configure_lif``:
       ``decay_v = -expm1(-dt/tau_rc)``, ``refract_delay = round(tau_ref/dt) + 1``,
       ``vth = 1``, ``vmin = 0``, ``scale_v = decay_v > 0.5/2^12`` (required).
+    - ``vmin = op.vmin * vth`` (0 unless the op lowers the floor: NengoLoihi's
+      ``configure_relu`` sets 0, snnc's builder then sets the block's ``vmin``).
     - then ``configure_filter(tau_s=0, dt)`` (synapse=None): ``decay_u = 1``,
       ``scale_u = True``; ``vmax = inf``; ``bias`` is the ensemble bias.
 
@@ -101,7 +103,7 @@ def compartment_params(graph: Graph, node: Node) -> CompartmentParams:
         scale_u=decay_u > hardware.DECAY_SCALE_TH,
         scale_v=bool(scale_v),
         refract_delay=refract_delay,
-        vmin=0.0,
+        vmin=_f32(op.vmin * vth),
         vmax=np.inf,
     )
 

@@ -9,6 +9,7 @@ Default pipeline (``PIPELINES["default"]``)::
 
 from . import canonicalize, convert_to_spiking, fold_batchnorm, lower_loihi, map_to_cores, maxpool, maxpool_relu, quantize_loihi, threshold_balance  # noqa: F401  (register)
 from . import calibrate  # noqa: F401  (register; listed after the passes it follows)
+from . import calibrate_loihi  # noqa: F401  (after the others: it imports lower_loihi, and the registry lists passes in import order)
 from .manager import PassManager, PassRecord, format_timings
 from .registry import PASSES, PIPELINES, PassSpec, PipelineError, parse_pipeline
 

@@ -31,7 +31,7 @@ _PROBE_BATCH = 512
 
 
 @register_pass("lower_loihi")
-def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Graph:
+def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False, vmin: float = 0.0) -> Graph:
     """Turn each chip neuron layer into ``loihi_synapses`` (one per presynaptic population)
     feeding a ``loihi_compartments`` population with NengoLoihi's float parameters.
 
@@ -61,9 +61,14 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Grap
       population runs one step behind the spiking graph, so the recurrence keeps its timing).
       A delay must start at 0 (no spikes) and delay a chip population.
     - The chip differs from the IR's integrate-and-fire neuron in ways this pass cannot
-      remove: it fires when ``v > threshold`` (not ``>=``), its membrane stops at 0 below,
+      remove: it fires when ``v > threshold`` (not ``>=``), its membrane stops at ``vmin`` below,
       and each synapse delays spikes by one step. ``snnc evaluate --backend refsim-float``
       shows what these differences cost, apart from quantization.
+    - ``vmin``: the chip populations' voltage floor in thresholds (``vmin * vth``, at most 0;
+      the chip rounds it to ``-(2^k - 1)`` in its integer units). NengoLoihi's 0 turns each
+      step's net negative input into lost charge: a neuron whose input has mean zero still
+      fires. ``vmin=-1`` lets negative input cancel up to one threshold of earlier positive
+      input (docs/loihi.md has the measurements).
     """
     if graph.stage != ops.SPIKING:
         from ..errors import PassError
@@ -75,6 +80,8 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Grap
         raise rw.fail(lowered, "the graph is already lowered to Loihi populations; lower_loihi runs once")
     if not dt > 0:
         raise rw.fail(graph.nodes[0], f"option dt={dt} must be positive")
+    if not vmin <= 0:
+        raise rw.fail(graph.nodes[0], f"option vmin={vmin} must be at most 0 (the chip's voltage floor, in thresholds)")
     sources = _sources(graph)
     host_neurons, chip_neurons = _split_neurons(rw, graph, sources)
     if not chip_neurons:
@@ -95,7 +102,7 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False) -> Grap
                 "(maxpool_to_relu, exact after a relu, then maxpool_to_avgpool, as the loihi pipeline does)"
             ))
         if node.name in {n.name for n in chip_neurons}:
-            _lower_population(rw, graph, node, sorted(sources[node.inputs[0]]), dt, adapt)
+            _lower_population(rw, graph, node, sorted(sources[node.inputs[0]]), dt, adapt, vmin)
         elif node.name in on_host:
             rw.keep(node)
     rw.note(host_neurons[0], f"{len(host_neurons)} input layer(s) run on the host and send spikes to the chip")
@@ -176,10 +183,11 @@ def _check_recurrences(rw: Rewriter, graph: Graph, chip: set[str], sources) -> N
 # ----------------------------------------------------------------------------- one population
 
 
-def _lower_population(rw: Rewriter, graph: Graph, node: Node, pres: list[str], dt: float, adapt: bool) -> None:
+def _lower_population(rw: Rewriter, graph: Graph, node: Node, pres: list[str], dt: float, adapt: bool, vmin: float) -> None:
     region = _region(graph, node.inputs[0], set(pres))
     bias = _evaluate(region, {p: np.zeros((1, *graph.node(p).type.shape)) for p in pres}, node.inputs[0], graph)[0]
     chip_bias, compartment = _compartment_op(rw, node, bias, dt, adapt)
+    compartment = dataclasses.replace(compartment, vmin=vmin)
     synapses = []
     for pre in pres:
         op, weight, how = _connection(rw, graph, region, node, pre, pres)

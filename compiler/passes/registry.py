@@ -64,16 +64,18 @@ PIPELINES: dict[str, str] = {
     "avgpool": "canonicalize,fold_batchnorm,maxpool_to_avgpool,threshold_balance,convert_to_spiking",
     # Loihi: max pooling after a relu becomes relus (exact), any other is averaged (noted);
     # the host input layer keeps reset by subtraction from half the threshold, chip
-    # neurons reset to zero from zero (noted); core blocks are chosen before quantization
-    # because NengoLoihi discretizes each core block separately
+    # neurons reset to zero from zero (noted) with their voltage floor one threshold below
+    # zero, their drive then fitted to the chip's own rates (docs/loihi.md: both together
+    # recover the reset's loss); core blocks are chosen before quantization because
+    # NengoLoihi discretizes each core block separately
     "loihi": "canonicalize,fold_batchnorm,maxpool_to_relu,maxpool_to_avgpool,threshold_balance,"
-    "convert_to_spiking,lower_loihi{adapt=true},map_to_cores,quantize_loihi",
+    "convert_to_spiking,lower_loihi{adapt=true,vmin=-1},calibrate_loihi,map_to_cores,quantize_loihi",
     "float": "canonicalize,fold_batchnorm",
     # BSNN (Li, Zeng & Zhao 2021; docs/bsnn.md): bistable neurons, synchronous residual branches
     "bsnn": "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{neuron=bistable}",
     # Loihi with every max pool averaged (fewer neurons than maxpool_to_relu, less accurate)
     "loihi_avgpool": "canonicalize,fold_batchnorm,maxpool_to_avgpool,threshold_balance,"
-    "convert_to_spiking,lower_loihi{adapt=true},map_to_cores,quantize_loihi",
+    "convert_to_spiking,lower_loihi{adapt=true,vmin=-1},calibrate_loihi,map_to_cores,quantize_loihi",
 }
 
 _OPTION_TYPES = (str, int, float, bool)

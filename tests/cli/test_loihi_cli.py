@@ -34,7 +34,7 @@ def artifact(digits, tmp_path_factory):
 def test_compile_for_loihi_writes_integers_and_a_core_map(artifact):
     manifest = json.loads((artifact / "manifest.json").read_text())
     assert manifest["target"] == "loihi" and manifest["stage"] == "integer"
-    assert manifest["pipeline"].endswith("lower_loihi{adapt=true},map_to_cores,quantize_loihi")
+    assert manifest["pipeline"].endswith("lower_loihi{adapt=true,vmin=-1.0},calibrate_loihi,map_to_cores,quantize_loihi")
     assert manifest["core_map"]["cores"] >= 1 and "conv2_relu" in manifest["core_map"]["populations"]
     assert any(n["pass"] == "quantize_loihi" and "weights clipped" in n["message"] for n in manifest["notes"])
     model = load_model(artifact)
