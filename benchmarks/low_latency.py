@@ -42,7 +42,7 @@ METHODS = {
     "max pool → relus (maxpool_to_relu)": "maxpool_relu",
     "max pool → avg pool": "avgpool",
 }
-CIFAR = ("AlexNet-BN `81.45.h5` (CIFAR-10)", MODELS / "snn_toolbox/cifar10_alexnet_bn/81.45.h5", list(METHODS))
+CIFAR = ("AlexNet-BN `81.45.h5` (CIFAR-10)", MODELS / "snn_toolbox/cifar10_alexnet_bn/81.45.h5", [m for m in METHODS if "relus" not in m])
 MNIST = [
     ("LeNet-5 `99.14.h5` (max pool)", MODELS / "snn_toolbox/lenet5/keras/99.14.h5", list(METHODS)),
     ("`mnist_cnn_avgpool.h5`", MODELS / "mnist_cnn_avgpool.h5", [m for m in METHODS if "pool" not in m]),
