@@ -83,7 +83,7 @@ def threshold_balance(
     - sigmoid, tanh and softmax are read at scale 1 (they are not linear).
     """
     check_choice("method", method, METHODS)
-    per_channel = {True: "true", False: "false"}.get(per_channel, per_channel)  # (Python callers' bools)
+    per_channel = {"1": "true", "0": "false"}.get(str(per_channel).lower(), str(per_channel).lower())  # bools too
     check_choice("per_channel", per_channel, PER_CHANNEL)
     if per_channel == "auto":
         options = dict(calibration=calibration, method=method, p=p, batch_size=batch_size)

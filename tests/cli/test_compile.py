@@ -11,6 +11,7 @@ from cli_testing import one_error_line
 from snnc.compiler import load_model
 from snnc.compiler.api import to_ir_layout
 from snnc.compiler.cli import main
+from snnc.compiler.passes import parse_pipeline
 from snnc.compiler.simulate import simulate
 
 EXAMPLE = "example:digits_cnn"
@@ -28,11 +29,13 @@ def compiled(digits, tmp_path_factory):
 def test_compile_writes_a_self_describing_artifact(compiled):
     manifest = json.loads((compiled / "manifest.json").read_text())
     assert manifest["format"] == "snnc-artifact"
-    assert manifest["pipeline"] == "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking"
+    assert manifest["method"] == "default"
+    assert manifest["pipeline"] == ("canonicalize,fold_batchnorm,threshold_balance{per_channel=auto},convert_to_spiking,"
+                                    "calibrate{mode=potential,timesteps=16}")
     assert manifest["target"] == "nengo" and manifest["stage"] == "spiking"
     assert len(manifest["source"]["sha256"]) == 64
     assert {"snnc", "numpy", "nengo", "tensorflow"} <= set(manifest["versions"])
-    assert [p["pass"] for p in manifest["passes"]] == manifest["pipeline"].split(",")
+    assert [p["pass"] for p in manifest["passes"]] == [s.name for s in parse_pipeline(manifest["pipeline"])]
     calibration = manifest["calibration"]
     assert calibration["examples"] == 1000 and calibration["method"]["method"] == "percentile"
     assert set(calibration["layers"]) == {"conv1_relu", "conv2_relu"}
@@ -203,3 +206,31 @@ def test_compile_and_run_an_onnx_export(fixture, tmp_path, rng):
         errors.append(np.abs(np.load(tmp_path / "y.npy") - reference["y"]).mean())
     assert errors[1] < errors[0]
     assert errors[1] < 0.1 * np.abs(reference["y"]).mean()
+
+
+def test_a_method_picks_its_pipeline_and_is_recorded(digits, tmp_path):
+    out = tmp_path / "rate"
+    assert main(["compile", EXAMPLE, "--calib", str(digits / "train.npz"), "--method", "rate", "-o", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["method"] == "rate"
+    assert manifest["pipeline"] == "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking"
+
+
+def test_a_pipeline_given_as_passes_records_no_method(digits, tmp_path):
+    out = tmp_path / "custom"
+    args = ["compile", EXAMPLE, "--calib", str(digits / "train.npz"), "--pipeline", "canonicalize,threshold_balance,convert_to_spiking"]
+    assert main(args + ["-o", str(out)]) == 0
+    assert json.loads((out / "manifest.json").read_text())["method"] is None
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--method", "bsnn", "--target", "loihi"], "method bsnn has no loihi form"),
+        (["--method", "rate", "--pipeline", "rate"], "not allowed with argument"),
+        (["--method", "fast"], "invalid choice: 'fast'"),
+    ],
+)
+def test_bad_methods_are_refused_in_one_line(extra, message, digits, tmp_path, capsys):
+    assert main(["compile", EXAMPLE, "--calib", str(digits / "train.npz"), "-o", str(tmp_path / "o"), *extra]) == 2
+    assert message in capsys.readouterr().err

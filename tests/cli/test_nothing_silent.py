@@ -188,7 +188,8 @@ def test_an_exception_inside_a_backend_is_an_internal_error_naming_it(digits, tm
         raise IndexError("off by one")
 
     monkeypatch.setattr(simulate_module, "simulate", broken)
-    assert main(["evaluate", EXAMPLE, "--data", str(digits / "test.npz"), "--timesteps", "4"]) == EXIT_INTERNAL
+    # (the rate method: the default's calibration pass would meet the broken simulator first)
+    assert main(["evaluate", EXAMPLE, "--data", str(digits / "test.npz"), "--timesteps", "4", "--method", "rate"]) == EXIT_INTERNAL
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("snnc: internal error in backend interp: IndexError: off by one")
 
@@ -261,7 +262,7 @@ def test_a_network_without_neurons_is_refused(tmp_path, capsys):
 @pytest.mark.parametrize(
     "target, pipeline, message",
     [
-        ("loihi", "default", "--target loihi: the pipeline 'canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking' does not reach the chip"),
+        ("loihi", "rate", "--target loihi: the pipeline 'canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking' does not reach the chip"),
         ("nengo", "loihi", "runs lower_loihi, a Loihi pass; compile with --target loihi"),
     ],
 )

@@ -244,7 +244,7 @@ def test_bursts_bring_low_t_closer_to_the_ann(net, seed):
     spikes reach at T=16 (error ~ 1 / (bursts * T)). Measured, MAE at T = 4, 16, 64, 256:
     mlp binary 0.243 0.067 0.017 0.0045, bursts=4 0.062 0.016 0.0042 0.0014;
     cnn binary 0.127 0.039 0.011 0.0039, bursts=4 0.033 0.0084 0.0037 0.0022."""
-    binary, _ = readout_errors(net, np.random.default_rng(seed), "default")
+    binary, _ = readout_errors(net, np.random.default_rng(seed), "rate")
     bursts, _ = readout_errors(net, np.random.default_rng(seed), "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{bursts=4}")
     assert bursts[0] < binary[0] / 2
     assert bursts[0] < 1.2 * binary[1]
@@ -253,7 +253,7 @@ def test_bursts_bring_low_t_closer_to_the_ann(net, seed):
 def test_reset_to_zero_loses_the_residual_charge(seed):
     """Reset by subtraction keeps what exceeded the threshold; reset to zero drops it, so its
     error stops shrinking with T (Rueckauer et al. 2017)."""
-    subtract, _ = readout_errors(cnn, np.random.default_rng(seed), "default")
+    subtract, _ = readout_errors(cnn, np.random.default_rng(seed), "rate")
     zero, _ = readout_errors(cnn, np.random.default_rng(seed), "canonicalize,threshold_balance,convert_to_spiking{reset=zero}")
     assert zero[-1] > 2 * subtract[-1]
 

@@ -26,7 +26,7 @@ graph @net : float {
   %output = output(%sm) : f32[2]
 }
 """
-DEFAULT = ["canonicalize", "fold_batchnorm", "threshold_balance", "convert_to_spiking"]
+RATE = ["canonicalize", "fold_batchnorm", "threshold_balance", "convert_to_spiking"]  # the rate pipeline
 
 
 @pytest.fixture
@@ -43,10 +43,10 @@ def calibration(rng):
 
 
 def test_named_pipeline_runs_its_passes_in_order(net, calibration):
-    manager = PassManager("default")
+    manager = PassManager("rate")
     assert manager.needs_calibration
     result, records = manager.run(net, calibration=calibration)
-    assert [r.spec.name for r in records] == DEFAULT
+    assert [r.spec.name for r in records] == RATE
     assert result.stage == "spiking"
     assert op_names(result) == ["input", "dense", "if_neuron", "dense", "readout", "output"]
     # softmax removed, batch norm folded, nothing added by balancing, readout inserted
@@ -157,8 +157,8 @@ def test_dump_after_named_passes(net, calibration):
 
 def test_dump_after_all(net, calibration):
     stream = io.StringIO()
-    PassManager("default", dump_after=["all"], stream=stream).run(net, calibration=calibration)
-    assert re.findall(r"^# IR after (\w+)", stream.getvalue(), re.M) == DEFAULT
+    PassManager("rate", dump_after=["all"], stream=stream).run(net, calibration=calibration)
+    assert re.findall(r"^# IR after (\w+)", stream.getvalue(), re.M) == RATE
 
 
 def test_dump_after_an_unknown_pass_is_an_error():
@@ -168,7 +168,7 @@ def test_dump_after_an_unknown_pass_is_an_error():
 
 def test_dump_dir_writes_one_numbered_file_per_pass(net, calibration, tmp_path):
     folder = tmp_path / "dumps"
-    manager = PassManager("default", dump_dir=folder, keep_graphs=True)
+    manager = PassManager("rate", dump_dir=folder, keep_graphs=True)
     result, records = manager.run(net, calibration=calibration)
     names = ["00_input", "01_canonicalize", "02_fold_batchnorm", "03_threshold_balance", "04_convert_to_spiking"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(f"{n}{ext}" for n in names for ext in (".ir", ".npz"))
@@ -180,18 +180,18 @@ def test_dump_dir_writes_one_numbered_file_per_pass(net, calibration, tmp_path):
 
 def test_time_passes_prints_a_table(net, calibration):
     stream = io.StringIO()
-    _, records = PassManager("default", time_passes=True, stream=stream).run(net, calibration=calibration)
+    _, records = PassManager("rate", time_passes=True, stream=stream).run(net, calibration=calibration)
     text = stream.getvalue()
     assert text == format_timings(records)
     lines = text.splitlines()
     assert lines[0] == "# pass timings" and lines[-1].endswith("100.0%               total")
-    assert [line.split()[-1] for line in lines[2:-1]] == DEFAULT
+    assert [line.split()[-1] for line in lines[2:-1]] == RATE
     assert "7->6" in lines[2] and "5->6" in lines[5]
 
 
 def test_notes_reach_the_records_and_the_callback(net, calibration):
     seen = []
-    _, records = PassManager("default", on_note=seen.append).run(net, calibration=calibration)
+    _, records = PassManager("rate", on_note=seen.append).run(net, calibration=calibration)
     assert seen == [note for r in records for note in r.notes]
     assert [(n["pass"], n["node"]) for n in seen] == [("canonicalize", "sm")]
 
@@ -216,9 +216,10 @@ def test_pipeline_string_with_typed_options():
 @pytest.mark.parametrize(
     "text, options",
     [
-        ("threshold_balance{per_channel=true,batch_size=16}", {"per_channel": True, "batch_size": 16}),
-        ("threshold_balance{per_channel=FALSE}", {"per_channel": False}),
-        ("threshold_balance{per_channel=1, p = 50}", {"per_channel": True, "p": 50.0}),
+        ("lower_loihi{adapt=true,dt=0.002}", {"adapt": True, "dt": 0.002}),
+        ("lower_loihi{adapt=FALSE}", {"adapt": False}),
+        ("lower_loihi{adapt=1, vmin = -1}", {"adapt": True, "vmin": -1.0}),
+        ("threshold_balance{per_channel=auto, batch_size = 16}", {"per_channel": "auto", "batch_size": 16}),
         ("canonicalize{keep_softmax=0}", {"keep_softmax": False}),
         ("canonicalize{}", {}),
     ],
@@ -230,7 +231,11 @@ def test_option_types(text, options):
 
 
 def test_named_pipelines_expand_in_place():
-    assert [s.name for s in parse_pipeline("default")] == DEFAULT
+    assert [s.name for s in parse_pipeline("rate")] == RATE
+    assert [str(s) for s in parse_pipeline("default")] == [
+        "canonicalize", "fold_batchnorm", "threshold_balance{per_channel=auto}", "convert_to_spiking",
+        "calibrate{mode=potential,timesteps=16}",
+    ]
     assert [s.name for s in parse_pipeline("float,threshold_balance{method=max}")] == [
         "canonicalize", "fold_batchnorm", "threshold_balance"
     ]
@@ -241,10 +246,10 @@ def test_named_pipelines_expand_in_place():
     "text, message",
     [
         ("", r"empty pipeline; passes: canonicalize, "),
-        ("canonicalise", r"unknown pass 'canonicalise'; passes: canonicalize, .*; pipelines: default, avgpool, loihi, float"),
+        ("canonicalise", r"unknown pass 'canonicalise'; passes: canonicalize, .*; pipelines: default, rate, .*, loihi, float"),
         ("threshold_balance{q=1}",
          r"pass threshold_balance: unknown option 'q=1'; options: method \(str, default percentile\), "
-         r"p \(float, default 99.9\), per_channel \(bool, default false\), batch_size \(int, default 256\)"),
+         r"p \(float, default 99.9\), per_channel \(str, default false\), batch_size \(int, default 256\)"),
         ("fold_batchnorm{method=max}", r"pass fold_batchnorm: unknown option 'method=max'; options: none"),
         ("threshold_balance{method}", r"pass threshold_balance: option method needs a value \(method=...\)"),
         ("threshold_balance{p=high}", r"pass threshold_balance: option p='high' is not a float"),
@@ -276,7 +281,7 @@ def test_registered_passes_state_their_options():
     assert info.options == {
         "method": (str, "percentile"),
         "p": (float, 99.9),
-        "per_channel": (bool, False),
+        "per_channel": (str, "false"),
         "batch_size": (int, 256),
     }
     assert info.summary.startswith("Scale each ReLU layer")

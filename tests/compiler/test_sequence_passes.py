@@ -119,3 +119,16 @@ def test_neurons_of_a_constant_input_graph_keep_an_unbounded_membrane():
     assert compile_model(b.build(), calib).model.node("h").op.v_min is None
     floored = compile_model(b.build(), calib, pipeline="threshold_balance,convert_to_spiking{floor=zero}")
     assert floored.model.node("h").op.v_min == 0.0
+
+
+def test_the_default_pipeline_leaves_a_sequence_model_uncalibrated_and_says_so(seqs):
+    """calibrate matches each layer's mean output over one run of constant input; a sequence
+    network's rates follow its input steps, so the default pipeline skips it, with a note."""
+    from snnc.compiler.passes import PassManager
+
+    graph, records = PassManager("default").run(rnn_graph(rnn_weights()), calibration={"x": seqs})
+    assert records[-1].spec.name == "calibrate"
+    assert [n["message"] for n in records[-1].notes] == [
+        "not calibrated: calibration corrects networks with constant inputs, this one has sequence inputs"
+    ]
+    assert "calibrate" not in graph.meta

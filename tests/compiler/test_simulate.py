@@ -312,7 +312,7 @@ def test_layer_error_against_the_float_network_falls_with_t(rng):
 
     graph = residual_net(rng)
     x = inputs_for(graph, rng, 64)
-    manager = PassManager("default", keep_graphs=True)
+    manager = PassManager("rate", keep_graphs=True)
     spiking, records = manager.run(graph, calibration=x)
     balanced = records[-2].graph
     errors = {t: simulate(spiking, x, [t], reference=balanced).activity for t in (4, 64)}

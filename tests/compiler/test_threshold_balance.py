@@ -220,3 +220,23 @@ def test_per_channel_scales_cannot_pass_an_unfolded_transpose(rng):
     before = fold_batchnorm(NETS["flatten"](rng))  # Keras flatten still there: no canonicalize
     with pytest.raises(PassError, match=r"%transpose = transpose: cannot carry per-channel scales"):
         threshold_balance(before, calibration=inputs_for(before, rng), per_channel=True)
+
+
+@pytest.mark.parametrize("net, node", [("dense_bn", "relu1"), ("residual", "pad2d"), ("flatten", "transpose")])
+def test_per_channel_auto_falls_back_to_one_scale_per_layer_with_a_note(net, node, rng):
+    before = fold_batchnorm(NETS[net](rng)) if net == "flatten" else prepared(net, rng)
+    x = inputs_for(before, rng)
+    auto = threshold_balance(before, calibration=x, per_channel="auto")
+    assert auto == threshold_balance(before, calibration=x, per_channel=False).replace(meta=auto.meta)
+    assert auto.meta["threshold_balance"]["per_channel"] is False
+    (fallback,) = [name for name, message in notes(auto) if message.startswith("one scale per layer")]
+    assert fallback == node
+    assert_same_outputs(before, auto, x)
+
+
+def test_per_channel_auto_is_per_channel_where_the_graph_allows(rng):
+    before = prepared("conv_bn", rng)
+    x = inputs_for(before, rng)
+    auto = threshold_balance(before, calibration=x, per_channel="auto")
+    assert auto == threshold_balance(before, calibration=x, per_channel=True)
+    assert not [m for _, m in notes(auto) if m.startswith("one scale per layer")]
