@@ -24,8 +24,9 @@ from loihi_check import LIF_PIPELINE, REPO, SHARED
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-TIMESTEPS = (32, 64, 128)
+TIMESTEPS = (16, 32, 64)
 NETWORKS = [
+    ("LeNet-5 `99.14.h5` (max pools as relus)", SHARED / "models/snn_toolbox/lenet5/keras/99.14.h5", "loihi"),
     ("`mnist_cnn_avgpool.h5`", SHARED / "models/mnist_cnn_avgpool.h5", "loihi"),
     ("residual + BN (`mnist_resnet_bn.h5`)", REPO / "benchmarks/models/mnist_resnet_bn.h5", "loihi"),
     ("MLP, LIF (`mnist_mlp.h5`)", REPO / "benchmarks/models/mnist_mlp.h5", LIF_PIPELINE),
