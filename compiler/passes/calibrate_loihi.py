@@ -36,7 +36,7 @@ from ..errors import PassError
 from ..graph import Graph, Node
 from ..interpreter import EVALUATORS, bind_inputs
 from ..loihi import chip
-from .lower_loihi import _correlate
+from .lower_loihi import correlate
 from .registry import check_choice, register_pass
 from .rewrite import Rewriter, f64
 
@@ -150,7 +150,7 @@ def synapse_current(graph: Graph, node: Node, pre_rates: np.ndarray) -> np.ndarr
         return pre_rates @ weight.T
     pre_shape = chip.presynaptic(graph, node).type.shape
     x = pre_rates.reshape(len(pre_rates), *pre_shape)
-    out = _correlate(x, weight, node.op.stride, node.op.pads, node.type.shape[1:])
+    out = correlate(x, weight, node.op.stride, node.op.pads, node.type.shape[1:])
     return out.reshape(len(out), -1)
 
 

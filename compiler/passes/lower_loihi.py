@@ -343,15 +343,16 @@ def _probe_kernel(response, in_shape, out_shape, kernel, stride, pad):
     op = ops.LoihiSynapses(kind="conv", filters=f, kernel=(kh, kw), stride=stride, pads=pads)
     check = (np.random.default_rng(0).random((2, c, h, w)) < 0.3).astype(np.float64)
     expected = response(check)
-    got = _correlate(check, weight, stride, pads, (ho, wo)).reshape(2, -1)
+    got = correlate(check, weight, stride, pads, (ho, wo)).reshape(2, -1)
     # the kernel is stored in float32: equal to that precision
     if not np.allclose(got, expected, rtol=1e-5, atol=1e-6 * (1 + np.abs(expected).max())):
         return None
     return op, weight
 
 
-def _correlate(x: np.ndarray, weight: np.ndarray, stride, pads, out_hw) -> np.ndarray:
-    """``conv2d`` without bias, written out (the check must not share code with the probe)."""
+def correlate(x: np.ndarray, weight: np.ndarray, stride, pads, out_hw) -> np.ndarray:
+    """``conv2d`` without bias, written out: lower_loihi checks its probed kernels with it (the check
+    must not share code with the probe) and calibrate_loihi computes conv synapses' drives."""
     pt, pl, pb, pr = pads
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     (ho, wo), (sh, sw) = out_hw, stride
