@@ -154,6 +154,18 @@ def test_loihi_pipeline_recovers_lenet5_on_the_chip():
     assert after.snn_accuracy[64] >= after.float_accuracy - 0.01
 
 
+def test_loihi_pipeline_keeps_lenet5_at_its_float_graph_reduced():
+    """The fast tier's version of the headline (docs/results.md: 98.6 % at T=64 on 1000 images,
+    float graph 98.7 %): the loihi pipeline (max pools as relus, vmin=-1, calibrate_loihi) on
+    100 test images, on refsim's integers, within one image of the float graph."""
+    model = SHARED / "models" / "snn_toolbox" / "lenet5" / "keras" / "99.14.h5"
+    if not model.is_file():
+        pytest.skip("LeNet-5 is absent from the shared data")
+    after = mnist_accuracy(model, None, 100, [64])
+    assert after.float_accuracy == after.ann_accuracy  # the max pools stay exact
+    assert after.snn_accuracy[64] >= after.float_accuracy - 0.01
+
+
 @pytest.mark.slow
 def test_loihi_pipeline_brings_the_residual_network_to_the_ann():
     """The residual MNIST network on refsim (the chip's integers), 200 test images at T=64:
