@@ -13,7 +13,7 @@ from snnc.compiler import ops
 from snnc.compiler.datasets import Dataset
 from snnc.compiler.driver import compile_model
 from snnc.compiler.graph import GraphBuilder
-from snnc.compiler.passes.lower_loihi import _correlate
+from snnc.compiler.passes.lower_loihi import correlate
 from snnc.compiler.loihi_crosscheck import verify_loihi
 
 pytestmark = pytest.mark.filterwarnings(
@@ -107,7 +107,7 @@ def connection_matrix(model, synapse, members):
     n_pre = int(np.prod(pre_shape))
     kernel = weight[node.params["block"][members[0]]].astype(np.float64)
     impulses = np.eye(n_pre).reshape(n_pre, *pre_shape)
-    full = _correlate(impulses, kernel, node.op.stride, node.op.pads, node.type.shape[1:])
+    full = correlate(impulses, kernel, node.op.stride, node.op.pads, node.type.shape[1:])
     return full.reshape(n_pre, -1).T[members]
 
 
