@@ -130,7 +130,8 @@ def plot(rows, path: Path) -> None:
     for ax, model in zip(axes[0], models):
         mine = [r for r in rows if r["model"] == model]
         for r in mine:
-            ax.plot(TIMESTEPS, [100 * r["snn_accuracy"][str(t)] for t in TIMESTEPS], marker="o", label=r["method"])
+            color = f"C{list(METHODS).index(r['method'])}"  # one colour per method in every panel
+            ax.plot(TIMESTEPS, [100 * r["snn_accuracy"][str(t)] for t in TIMESTEPS], marker="o", color=color, label=r["method"])
         ann = 100 * mine[0]["ann_accuracy"]
         ax.axhline(ann, color="black", linestyle=":", linewidth=1, label="ANN")
         ax.set_ylim(max(0.0, ann - 25), min(100.0, ann + 3))
@@ -140,8 +141,9 @@ def plot(rows, path: Path) -> None:
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(model.replace("`", ""), fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles = {h.get_label(): h for ax in axes[0] for h in ax.get_lines()}  # every method, each once
+    fig.legend(list(handles.values()), list(handles), fontsize=8, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)
     os.replace(tmp, path)
@@ -158,7 +160,11 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="100 test images per model; printed, not written")
     parser.add_argument("--only", choices=("cifar", "mnist"), help="measure one part; the other's rows are kept")
     parser.add_argument("--mnist-examples", type=int, default=2000, help="MNIST test images (default 2000)")
+    parser.add_argument("--replot", action="store_true", help="only redraw the plot from docs/low_latency.json")
     args = parser.parse_args(argv)
+    if args.replot:
+        plot(json.loads(ROWS_FILE.read_text()), REPO / "docs" / "low_latency.png")
+        return
     rows = run(args.only or "all", 100 if args.quick else None, args.mnist_examples)
     command = "python benchmarks/low_latency.py" + (f" --only {args.only}" if args.only else "")
     if args.quick:
