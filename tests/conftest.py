@@ -47,6 +47,18 @@ def mnist_test(shared_data):
     return x, y
 
 
+@pytest.fixture(scope="session")
+def mnist(shared_data):
+    """MNIST as the conversion tests use it: the first 1000 training images (calibration) and
+    the test set, as datasets read by snnc (8-bit pixels)."""
+    from snnc.compiler.datasets import load_dataset
+
+    folder = shared_data / "mnist"
+    if not folder.is_dir():
+        pytest.skip("MNIST is absent from the shared data")
+    return load_dataset(folder, split="train").head(1000), load_dataset(folder, split="test")
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--update-golden", action="store_true", help="rewrite the golden IR dumps under tests/golden"

@@ -13,21 +13,12 @@ from pathlib import Path
 import pytest
 
 from snnc.compiler import load_model
-from snnc.compiler.datasets import load_dataset
 from snnc.compiler.driver import compile_model, evaluate
 
 RESNET = Path(__file__).resolve().parents[2] / "benchmarks" / "models" / "mnist_resnet_bn.h5"
 BSNN = "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{neuron=bistable,period=2}"
 
 pytestmark = pytest.mark.data
-
-
-@pytest.fixture(scope="module")
-def mnist(shared_data):
-    folder = shared_data / "mnist"
-    if not folder.is_dir():
-        pytest.skip("MNIST is absent from the shared data")
-    return load_dataset(folder, split="train").head(1000), load_dataset(folder, split="test")
 
 
 @pytest.mark.slow  # ~20 s (compile + calibration); the fast version: test_bistable.py, hand-built net

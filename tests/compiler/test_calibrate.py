@@ -143,7 +143,7 @@ def test_calibration_reduces_each_layers_channel_error_on_held_out_digits():
     (x_train, _), (x_test, _) = load_digits_split()
     calib = {"image": np.transpose(x_train[:64], (0, 3, 1, 2))}
     test = {"image": np.transpose(x_test[:200], (0, 3, 1, 2))}
-    manager = PassManager("default,calibrate{timesteps=4}", keep_graphs=True)
+    manager = PassManager("rate,calibrate{timesteps=4}", keep_graphs=True)
     calibrated, records = manager.run(load_model("example:digits_cnn"), calib)
     spiking, float_graph = records[-2].graph, records[-3].graph
     layers = ["conv1_relu", "conv2_relu"]

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from snnc.compiler import load_model
-from snnc.compiler.datasets import load_dataset
 from snnc.compiler.driver import compile_model, evaluate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,14 +17,6 @@ RESNET = REPO / "benchmarks" / "models" / "mnist_resnet_bn.h5"
 TORCH_ONNX = REPO / "benchmarks" / "models" / "mnist_torch_cnn.onnx"  # benchmarks/train_mnist_torch.py
 
 pytestmark = pytest.mark.data
-
-
-@pytest.fixture(scope="module")
-def mnist(shared_data):
-    folder = shared_data / "mnist"
-    if not folder.is_dir():
-        pytest.skip("MNIST is absent from the shared data")
-    return load_dataset(folder, split="train").head(1000), load_dataset(folder, split="test")
 
 
 def converted(model_path, calibration, pipeline=None):
