@@ -31,7 +31,7 @@ serve as ``simulate_fn`` (the NumPy interpreter is the default).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -120,7 +120,7 @@ def apply_correction(graph: Graph, population: str, error: np.ndarray, mode: str
             starts = np.maximum(starts, op.v_min)
         uniform = bool(np.all(starts == starts[0]))  # one value where the channels agree
         v_init = float(starts[0]) if uniform else tuple(float(v) for v in starts)
-        changed = node.replace(op=_replace_op(op, v_init=v_init))
+        changed = node.replace(op=replace(op, v_init=v_init))
         return _with_nodes(graph, {population: [changed]}), shift
     shift = -error / output_per_current(op)
     producer = graph.node(node.inputs[0])
@@ -232,12 +232,6 @@ def calibrate(
         notes.append({"pass": "calibrate", "node": skipped[0], "message": f"no float relu of the same name: not calibrated ({', '.join(skipped)})"})
     record = {"mode": mode, "timesteps": timesteps, "examples": int(next(iter(inputs.values())).shape[0]), "layers": layers}
     return calibrated.replace(meta={**calibrated.meta, "calibrate": record, "notes": notes})
-
-
-def _replace_op(op, **changes):
-    from dataclasses import replace
-
-    return replace(op, **changes)
 
 
 def _unique(graph: Graph, base: str) -> str:
