@@ -16,6 +16,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from . import ops
 from .errors import DataError, SnncError
 from .graph import Graph, Node
+from .neurons.if_ import qcfs
+from .neurons.lif import soft_lif_rate
 
 Evaluator = Callable[[Node, list[np.ndarray]], np.ndarray]
 EVALUATORS: dict[type, Evaluator] = {}
@@ -177,6 +179,18 @@ def _relu(node, xs):
     if op.max_value is not None:
         y = np.minimum(y, op.max_value)
     return y
+
+
+@evaluates(ops.SoftLif)
+def _soft_lif(node, xs):
+    op = node.op
+    return op.amplitude * soft_lif_rate(xs[0], op.tau_rc, op.tau_ref, op.sigma)
+
+
+@evaluates(ops.Qcfs)
+def _qcfs(node, xs):
+    op = node.op
+    return qcfs(xs[0], op.levels, op.threshold, op.shift)
 
 
 @evaluates(ops.Add)

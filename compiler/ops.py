@@ -418,6 +418,65 @@ class ReLU(Op):
 
 @register
 @dataclass(frozen=True)
+class SoftLif(Op):
+    """A LIF neuron's firing rate, softened (Hunsberger & Eliasmith 2015), elementwise: with
+    ``j = x`` the current above the firing threshold (a LIF neuron of gain 1 and bias 1)::
+
+        y = amplitude / (tau_ref + tau_rc * log1p(1 / rho(x)))     where rho(x) > 0, else 0
+        rho(x) = sigma * log1p(exp(x / sigma))   (sigma > 0: softplus)  |  max(x, 0)  (sigma = 0)
+
+    in spikes per second times ``amplitude`` (``snnc.training.SoftLIF``; nengo-extras' Keras
+    ``SoftLIF``). ``convert_to_spiking`` makes it ``lif_neuron``\s with these ``tau_rc``,
+    ``tau_ref`` and ``amplitude``: the rate curve they were trained on, with ``sigma = 0``.
+    The formula: :func:`snnc.compiler.neurons.lif.soft_lif_rate`."""
+
+    NAME: ClassVar[str] = "soft_lif"
+
+    tau_rc: float = 0.02
+    tau_ref: float = 0.002
+    amplitude: float = 1.0
+    sigma: float = 0.0
+
+    def infer_type(self, inputs):
+        expect_positive(self, "tau_rc", "amplitude")
+        if self.tau_ref < 0 or self.sigma < 0:
+            raise OpTypeError(f"soft_lif tau_ref and sigma must not be negative, got {self.tau_ref}, {self.sigma}")
+        return inputs[0]
+
+
+@register
+@dataclass(frozen=True)
+class Qcfs(Op):
+    """Quantization-clip-floor-shift activation (Bu et al. 2022), elementwise::
+
+        y = threshold * clip(floor(x * levels / threshold + shift) / levels, 0, 1)
+
+    ``levels`` quantization steps ``L`` up to the trained ``threshold`` (lambda). An
+    integrate-and-fire neuron with threshold lambda, membrane starting at ``shift * lambda``
+    and reset by subtraction outputs exactly this (as its mean over ``T = L`` steps, where the
+    input is constant), which is why ``convert_to_spiking`` keeps lambda and the shift as trained.
+    The formula: :func:`snnc.compiler.neurons.if_.qcfs`."""
+
+    NAME: ClassVar[str] = "qcfs"
+
+    levels: int = 8
+    threshold: float = 1.0
+    shift: float = 0.5
+
+    def infer_type(self, inputs):
+        expect_positive(self, "threshold")
+        if not (isinstance(self.levels, int) and self.levels >= 1):
+            raise OpTypeError(f"qcfs levels must be a positive integer, got {self.levels!r}")
+        return inputs[0]
+
+
+#: activations trained for spiking neurons (``snnc.training``): their scale and dynamics are
+#: given by the training, so balancing and calibration keep them
+TRAINED_OPS = (SoftLif, Qcfs)
+
+
+@register
+@dataclass(frozen=True)
 class Delay(Op):
     """The value of the input one input step earlier: ``y_t = x_{t-1}``, ``y_1 = init``.
 

@@ -43,7 +43,7 @@ FORMS = ("loihi", "nengo", "loihi_host", "nengo_dl")
 #: the array functions a step may use, on NumPy arrays (:func:`tensorflow_math` for tensors)
 NUMPY = SimpleNamespace(
     where=np.where, zeros_like=np.zeros_like, clip=np.clip, maximum=np.maximum, floor=np.floor, expm1=np.expm1,
-    log1p=np.log1p,
+    log1p=np.log1p, exp=np.exp, log=np.log, minimum=np.minimum,
 )
 
 
@@ -188,6 +188,9 @@ def tensorflow_math():
         floor=tf.math.floor,
         expm1=tf.math.expm1,
         log1p=tf.math.log1p,
+        exp=tf.math.exp,
+        log=tf.math.log,
+        minimum=tf.minimum,
     )
 
 

@@ -68,6 +68,16 @@ class IfNeuron(ops.Op):
         return ops.spikes_like(inputs[0])
 
 
+def qcfs(x, levels: int, threshold: float, shift: float, xp=NUMPY):
+    """THE quantization-clip-floor-shift activation (Bu et al. 2022; the ``qcfs`` op):
+    ``threshold * clip(floor(x * levels / threshold + shift) / levels, 0, 1)``. An IF neuron
+    with this ``threshold``, reset by subtraction and membrane starting at ``shift * threshold``
+    fires ``floor(x * T / threshold + shift)`` spikes (clipped to ``[0, T]``) in ``T`` steps of
+    constant input ``x``, so its mean output is this activation exactly where ``T = levels``
+    (``snnc.training.QCFS`` calls this with :func:`~snnc.compiler.neurons.tensorflow_math`)."""
+    return threshold * xp.clip(xp.floor(x * (levels / threshold) + shift) / levels, 0.0, 1.0)
+
+
 def initial_membrane(v_init, shape: tuple[int, ...]) -> np.ndarray:
     """The membrane at ``t = 0`` for a batch ``shape = (B, C, ...)``: ``v_init`` everywhere, or
     ``v_init[c]`` in channel ``c`` (a tuple), float64."""

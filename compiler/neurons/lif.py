@@ -45,6 +45,27 @@ class LifNeuron(ops.Op):
         return ops.spikes_like(inputs[0])
 
 
+def soft_lif_rate(x, tau_rc: float, tau_ref: float, sigma: float, xp=NUMPY):
+    """THE LIF rate curve, in spikes per second, of a neuron whose input current is ``x``
+    above its firing threshold (``x = J - 1``): ``1 / (tau_ref + tau_rc * log1p(1 / rho(x)))``,
+    0 where ``rho(x) = 0``. ``sigma = 0``: ``rho(x) = max(x, 0)``, ``nengo.LIFRate``'s curve;
+    ``sigma > 0``: the softplus ``rho(x) = sigma * log1p(exp(x / sigma))`` of soft-LIF
+    (Hunsberger & Eliasmith 2015), smooth with a bounded derivative, approaching the hard curve
+    as ``sigma -> 0``. Evaluated as nengo-dl's ``SoftLIFRate``: linear softplus above ``x /
+    sigma = 30``, its asymptote ``log1p(1 / z) ~ -x / sigma - log(sigma)`` below ``-20``; every
+    branch is finite everywhere, so TensorFlow's gradients through ``xp.where`` are too (the
+    ``snnc.training.SoftLIF`` layer calls this with :func:`~snnc.compiler.neurons.tensorflow_math`)."""
+    if sigma == 0:
+        firing = x > 0
+        safe = xp.where(firing, x, xp.zeros_like(x) + 1.0)
+        return xp.where(firing, 1.0 / (tau_ref + tau_rc * xp.log1p(1.0 / safe)), xp.zeros_like(x))
+    js = x / sigma
+    z = sigma * xp.where(js > 30.0, js, xp.log1p(xp.exp(xp.minimum(js, 30.0))))
+    safe = xp.where(js > -20.0, z, xp.zeros_like(z) + 1.0)
+    q = xp.where(js > -20.0, xp.log1p(1.0 / safe), -js - math.log(sigma))
+    return 1.0 / (tau_ref + tau_rc * q)
+
+
 def lif_gain(rate_hz: float, tau_rc: float, tau_ref: float) -> float:
     """The input gain at which a LIF neuron with bias 1 fires at ``rate_hz`` for input 1:
     solves ``1 / (tau_ref + tau_rc * log1p(1 / (J - 1))) = rate_hz`` for ``J - 1``."""
@@ -81,12 +102,9 @@ class LIF(Neuron):
 
     def rates(self, p, x):
         """``amplitude * dt / (tau_ref + tau_rc * log1p(1 / (J - 1)))`` per step where
-        ``J = gain * x + bias > 1``, else 0."""
+        ``J = gain * x + bias > 1``, else 0 (:func:`soft_lif_rate` with ``sigma = 0``)."""
         j = p.gain * np.asarray(x, dtype=np.float64) + p.bias
-        out = np.zeros_like(j)
-        firing = j > 1.0
-        out[firing] = p.amplitude * p.dt / (p.tau_ref + p.tau_rc * np.log1p(1.0 / (j[firing] - 1.0)))
-        return out
+        return p.amplitude * p.dt * soft_lif_rate(j - 1.0, p.tau_rc, p.tau_ref, 0.0)
 
     def from_relu(self, *, max_rate, tau_rc=0.02, tau_ref=0.002, dt=0.001, bursts=1, **_):
         """Bias 1 (the threshold at ``a = 0``) and the gain at which ``a = 1`` fires
