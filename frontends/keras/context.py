@@ -92,14 +92,15 @@ class LayerCall:
     def shape(self, value: str) -> tuple[int, ...]:
         return self.builder.type_of(value).shape
 
-    def add(self, op: Op, inputs: Sequence[str], params: dict | None = None, suffix: str = "") -> str:
-        """Append an IR node named after the layer (plus ``_suffix``); returns its value."""
+    def add(self, op: Op, inputs: Sequence[str], params: dict | None = None, suffix: str = "", meta: dict | None = None) -> str:
+        """Append an IR node named after the layer (plus ``_suffix``), with node metadata
+        ``meta`` if given; returns its value."""
         name = f"{self.name}_{suffix}" if suffix else self.name
         for key, value in (params or {}).items():  # e.g. computed from an infinite config value
             if non_finite(np.asarray(value)):
                 raise self.malformed(f"its {key} has {non_finite(np.asarray(value))} NaN or infinite values")
         try:
-            return self.builder.add(op, inputs, params, name=name)
+            return self.builder.add(op, inputs, params, name=name, meta=meta)
         except VerificationError as exc:  # e.g. an Add of tensors whose shapes differ
             raise self.unsupported(str(exc)) from None
 

@@ -11,7 +11,8 @@ from .config import LayerSpec, ModelSpec, TensorRef, input_shape
 from .context import LayerCall, Source
 from .layers import CONVERTERS, SIGNAL_LAYERS
 from .layout import IMAGE_PERMS, Tensor, identity, image_perm, ir_rank, ir_shape, signal_perm, source_layout
-from .recurrent import RECURRENT_LAYERS, SEQUENCE_CONVERTERS, is_recurrent, sequence_converter, sequence_input
+from .recurrent import SEQUENCE_CONVERTERS, is_recurrent, sequence_converter, sequence_input, takes_sequences
+from . import spiking  # noqa: F401  (registers keras-spiking's layers)
 from .weights import WeightStore
 
 SUPPORTED_LAYERS = sorted({*CONVERTERS, *SEQUENCE_CONVERTERS, "InputLayer", "Sequential", "Functional"})
@@ -150,7 +151,7 @@ def _convert_call(builder, layer: LayerSpec, inputs: list[Tensor], scope, store,
         values = _convert_calls(builder, inner, scope, dict(zip(inner.inputs, inputs)), store, source)
         return [values[ref] for ref in inner.outputs]
     call = LayerCall(builder, scope, source, store)
-    if layer.class_name in RECURRENT_LAYERS or any(x.sequence for x in inputs):
+    if takes_sequences(layer.class_name) or any(x.sequence for x in inputs):
         converter = sequence_converter(call, inputs, ", ".join(SUPPORTED_LAYERS))
     else:
         converter = CONVERTERS.get(layer.class_name)

@@ -172,7 +172,8 @@ def activation_name(value) -> str | None:
     return value
 
 
-def apply_activation(call: LayerCall, x: Tensor, activation, suffix: str) -> Tensor:
+def apply_activation(call: LayerCall, x: Tensor, activation, suffix: str, meta: dict | None = None) -> Tensor:
+    """``activation`` (a Keras activation config) applied to ``x``; ``meta`` goes on its node."""
     name = activation_name(activation)
     if name in (None, "linear"):
         return x
@@ -183,7 +184,7 @@ def apply_activation(call: LayerCall, x: Tensor, activation, suffix: str) -> Ten
     elif name == "leaky_relu":
         op = ops.ReLU(negative_slope=LEAKY_RELU_SLOPE)
     elif name == "hard_sigmoid":
-        return _hard_sigmoid(call, x, suffix)
+        return _hard_sigmoid(call, x, suffix, meta)
     elif name == "sigmoid":
         op = ops.Sigmoid()
     elif name == "tanh":
@@ -194,7 +195,7 @@ def apply_activation(call: LayerCall, x: Tensor, activation, suffix: str) -> Ten
         raise call.unsupported(
             f"activation {name!r} is not supported; supported activations: {', '.join(ACTIVATIONS)}"
         )
-    return Tensor(call.add(op, [x.value], suffix=suffix), x.perm)
+    return Tensor(call.add(op, [x.value], suffix=suffix, meta=meta), x.perm)
 
 
 def hard_sigmoid_line(keras_version: str | None) -> tuple[float, float]:
@@ -204,13 +205,13 @@ def hard_sigmoid_line(keras_version: str | None) -> tuple[float, float]:
     return (1 / 6, 0.5) if (keras_version or "").startswith("3.") else (0.2, 0.5)
 
 
-def _hard_sigmoid(call: LayerCall, x: Tensor, suffix: str) -> Tensor:
+def _hard_sigmoid(call: LayerCall, x: Tensor, suffix: str, meta: dict | None = None) -> Tensor:
     """``hard_sigmoid`` as an affine and a relu clipped at 1 (what converts to neurons)."""
     slope, offset = hard_sigmoid_line(call.source.keras_version)
     channels = call.shape(x.value)[0]
     params = {"scale": np.full(channels, slope, np.float32), "shift": np.full(channels, offset, np.float32)}
     line = call.add(ops.Affine(), [x.value], params, suffix=f"{suffix}_line" if suffix else "line")
-    return Tensor(call.add(ops.ReLU(max_value=1.0), [line], suffix=suffix), x.perm)
+    return Tensor(call.add(ops.ReLU(max_value=1.0), [line], suffix=suffix, meta=meta), x.perm)
 
 
 def _fused_activation(call: LayerCall, x: Tensor) -> Tensor:

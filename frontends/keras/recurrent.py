@@ -44,6 +44,9 @@ PER_STEP_LAYERS = ("Dense", "Activation", "ReLU", "LeakyReLU", "Add", *INFERENCE
 TIME_DISTRIBUTED_LAYERS = ("Dense",)
 
 SEQUENCE_CONVERTERS: dict[str, Converter] = {}
+#: layers besides Keras's recurrent ones that exist only on sequences (keras-spiking's, which
+#: :mod:`.spiking` registers): a model holding one takes sequences too
+SEQUENCE_ONLY_LAYERS: set[str] = set()
 
 
 def sequence_converts(*class_names: str):
@@ -55,10 +58,15 @@ def sequence_converts(*class_names: str):
     return register
 
 
+def takes_sequences(class_name: str) -> bool:
+    """Whether layers of ``class_name`` exist only on sequences (recurrent or keras-spiking)."""
+    return class_name in RECURRENT_LAYERS or class_name in SEQUENCE_ONLY_LAYERS
+
+
 def is_recurrent(model: ModelSpec) -> bool:
-    """Whether ``model`` (or a model nested in it) has a recurrent layer."""
+    """Whether ``model`` (or a model nested in it) has a layer that takes sequences."""
     return any(
-        layer.class_name in RECURRENT_LAYERS or (layer.model is not None and is_recurrent(layer.model))
+        takes_sequences(layer.class_name) or (layer.model is not None and is_recurrent(layer.model))
         for layer in model.layers
     )
 
@@ -85,8 +93,8 @@ def sequence_converter(call: LayerCall, inputs: list[Tensor], supported: str) ->
             f"snnc converts SimpleRNN layers only, for now (with activation relu or linear); supported types: {supported}"
         )
     if not all(x.sequence for x in inputs):
-        if class_name == "SimpleRNN":
-            raise call.unsupported("reads a tensor without a time axis; a SimpleRNN takes sequences (steps, features)")
+        if takes_sequences(class_name):
+            raise call.unsupported(f"reads a tensor without a time axis; a {class_name} takes sequences (steps, features)")
         raise call.unsupported("mixes sequences (steps, ...) with tensors that have no time axis")
     converter = SEQUENCE_CONVERTERS.get(class_name)
     if converter is None:
@@ -149,6 +157,11 @@ def _check_rnn_options(call: LayerCall) -> None:
         raise call.unsupported(
             f"activation {name!r} is not supported in a SimpleRNN; supported: {', '.join(RNN_ACTIVATIONS)}"
         )
+    refuse_rnn_options(call)
+
+
+def refuse_rnn_options(call: LayerCall) -> None:
+    """Refuse the options of Keras's RNN wrapper that snnc's recurrences do not have."""
     refused = {
         "go_backwards": "runs backwards in time",
         "stateful": "is stateful (keeps its state between batches)",
@@ -157,5 +170,5 @@ def _check_rnn_options(call: LayerCall) -> None:
     }
     for key, what in refused.items():
         if call.config.get(key):
-            raise call.unsupported(f"{what} ({key}=True); snnc converts forward, stateless SimpleRNNs")
+            raise call.unsupported(f"{what} ({key}=True); snnc converts forward, stateless recurrences")
 

@@ -74,7 +74,8 @@ class KerasArchiveWeights:
     every layer that has weights). Either way the n-th group of a class name, in numeric
     order, belongs to the n-th layer of that class; the arrays are ``vars/0``, ``vars/1``, ...
     A wrapper without arrays of its own (SimpleRNN, TimeDistributed) has those of the layer it
-    holds, in a group named after the attribute holding it (:attr:`WRAPPED`).
+    holds, in a group named after the attribute holding it (:attr:`WRAPPED`), maybe through
+    more than one (a keras-spiking layer holds an RNN, which holds the cell: ``layer/cell``).
     """
 
     CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
@@ -88,8 +89,8 @@ class KerasArchiveWeights:
         for spec in scope:
             group = self._layer_group(group, spec)
         arrays = group.get("vars", {})
-        if not len(arrays):
-            arrays = next((group[w]["vars"] for w in self.WRAPPED if w in group and "vars" in group[w]), arrays)
+        while not len(arrays) and (inner := next((group[w] for w in self.WRAPPED if w in group), None)):
+            group, arrays = inner, inner.get("vars", {})
         return [np.asarray(arrays[str(i)][()]) for i in range(len(arrays))]
 
     def _layer_group(self, model_group, spec: LayerSpec):
