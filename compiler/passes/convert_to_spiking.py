@@ -83,9 +83,10 @@ def convert_to_spiking(
       amplitude=lambda, v_init=shift*lambda, reset=subtract}`` (one spike per step; the membrane
       floored at 0 where ``floor`` floors it, which changes nothing for a constant input): in
       T steps of a constant input it fires ``clip(floor(x T / lambda + shift), 0, T)`` spikes,
-      so its mean output is the qcfs activation exactly at ``T = L`` (Bu et al. 2022) and within
-      ``lambda / T`` of it otherwise; ``meta["spiking"]["recommended_timesteps"]`` is the largest
-      ``L``. With ``neuron=lif`` the qcfs layers stay ``if`` (a LIF curve would undo the trained
+      so its mean output is the qcfs activation exactly at ``T = L`` (Bu et al. 2022), and at
+      other T the same formula with ``levels = T`` (the clipped ReLU to within ``lambda *
+      max(shift, 1 - shift) / T``); ``meta["spiking"]["recommended_timesteps"]`` is the largest
+      ``L``, and a note says "T >= L recommended". With ``neuron=lif`` the qcfs layers stay ``if`` (a LIF curve would undo the trained
       quantization; a note says so); ``neuron=bistable`` is refused (its cycles need every
       population bistable).
 
@@ -165,8 +166,12 @@ def convert_to_spiking(
         )
     cycles = {"period": period} if neuron == "bistable" else {}
     bursting = {"bursts": bursts} if bursts > 1 else {}
-    levels = [n.op.levels for n in trained if isinstance(n.op, ops.Qcfs)]
-    recommended = {"recommended_timesteps": max(levels)} if levels else {}
+    levels = {n.name: n.op.levels for n in trained if isinstance(n.op, ops.Qcfs)}
+    recommended = {"recommended_timesteps": max(levels.values())} if levels else {}
+    if levels:
+        longest = max(levels, key=levels.get)
+        rw.note(longest, f"QCFS trained with L={levels[longest]}: T >= {levels[longest]} recommended "
+                         "(its neurons compute the trained activation exactly at T = L)")
     meta = {**graph.meta, "spiking": {
         "neuron": neuron, "max_rate": max_rate, "readout": readout, **cycles, **bursting, **recommended,
     }}

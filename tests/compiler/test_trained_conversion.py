@@ -7,10 +7,13 @@ import pytest
 
 from pass_testing import assert_same_outputs, conv, dense, notes
 from snnc.compiler import interpreter, ops
+from snnc.compiler.datasets import Dataset
+from snnc.compiler.driver import compile_model, default_timesteps
 from snnc.compiler.errors import PassError
 from snnc.compiler.graph import GraphBuilder
 from snnc.compiler.neurons.if_ import qcfs
 from snnc.compiler.neurons.lif import soft_lif_rate
+from snnc.compiler.passes.calibrate import calibrate
 from snnc.compiler.passes.convert_to_spiking import convert_to_spiking
 from snnc.compiler.passes.threshold_balance import threshold_balance
 from snnc.compiler.simulate import simulate
@@ -166,3 +169,43 @@ def test_soft_lif_neurons_on_nengo_fire_at_the_hard_lif_rate(rng):
     got = nengo_backend.simulate(spiking, {"x": x}, [2000], simulator="nengo").outputs[2000]["output"]
     want = SOFT_LIF.amplitude * soft_lif_rate(x, SOFT_LIF.tau_rc, SOFT_LIF.tau_ref, 0.0)
     assert np.abs(got - want).max() <= SOFT_LIF.amplitude / 0.001 / 2000 + 1e-4
+
+
+# ----------------------------------------------------------------------------- calibrate, driver
+
+
+def test_calibration_keeps_trained_populations_and_corrects_the_relus(rng):
+    graph = mixed_mlp(rng)
+    x = rng.normal(size=(64, 6)).astype(np.float32)
+    balanced = threshold_balance(graph, calibration=x)
+    spiking = convert_to_spiking(balanced)
+    calibrated = calibrate(spiking, calibration=x, float_graph=balanced, mode="potential", timesteps=16)
+    for name in ("q", "s"):
+        assert calibrated.node(name).op == spiking.node(name).op
+    assert list(calibrated.meta["calibrate"]["layers"]) == ["r"]
+    assert calibrated.node("r").op.v_init != spiking.node("r").op.v_init
+    assert ("q", "kept as trained, not calibrated: q, s") in notes(calibrated, "calibrate")
+    bias = calibrate(spiking, calibration=x, float_graph=balanced, mode="bias", timesteps=16)
+    assert [n.op for n in bias.nodes if n.name in ("q", "s")] == [spiking.node("q").op, spiking.node("s").op]
+
+
+def test_compile_recommends_t_equal_l_and_measures_lif_error_only_for_relus(rng):
+    graph = mixed_mlp(rng)
+    data = Dataset(rng.normal(size=(64, 6)).astype(np.float32), None, "normal")
+    compiled = compile_model(graph, data)
+    messages = [n["message"] for n in compiled.manifest["notes"]]
+    assert "QCFS trained with L=4: T >= 4 recommended (its neurons compute the trained activation exactly at T = L)" in messages
+    assert not any("LIF neurons in place of the ReLUs" in m for m in messages)  # the soft_lif's LIF is trained
+    assert compiled.spiking.meta["spiking"]["recommended_timesteps"] == 4
+    assert default_timesteps(compiled.ann) == [4, 8, 16, 32, 64] == default_timesteps(compiled.spiking)
+    lif = compile_model(graph, data, pipeline="canonicalize,threshold_balance,convert_to_spiking{neuron=lif,max_rate=0.2}")
+    (warning,) = [n["message"] for n in lif.manifest["notes"] if "LIF neurons in place of the ReLUs" in n["message"]]
+    assert "%r " in warning and "%s " not in warning and "%q " not in warning
+
+
+def test_default_timesteps_include_the_largest_qcfs_levels():
+    b = GraphBuilder("q")
+    x = b.add(ops.Qcfs(levels=12), [b.input("x", (3,))])
+    b.output(b.add(ops.Qcfs(levels=6), [x]))
+    assert default_timesteps(b.build()) == [8, 12, 16, 32, 64]
+    assert default_timesteps(single(ops.ReLU(), 3)) == [8, 16, 32, 64]
