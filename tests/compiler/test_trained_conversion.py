@@ -209,3 +209,50 @@ def test_default_timesteps_include_the_largest_qcfs_levels():
     b.output(b.add(ops.Qcfs(levels=6), [x]))
     assert default_timesteps(b.build()) == [8, 12, 16, 32, 64]
     assert default_timesteps(single(ops.ReLU(), 3)) == [8, 16, 32, 64]
+
+
+# ----------------------------------------------------------------------------- Loihi
+
+
+def soft_lif_mlp(rng, tau_ref=0.002):
+    """A host soft-LIF layer and two chip ones, dense with biases."""
+    b = GraphBuilder("soft_lif_mlp")
+    x = b.input("input", (12,))
+    for name, units in (("host", 16), ("l1", 10), ("l2", 8)):
+        n = b.type_of(x).shape[0]  # currents of a few units: LIF rates of tens to hundreds of Hz
+        params = {"weight": rng.normal(0, 3 / np.sqrt(n), (units, n)).astype(np.float32),
+                  "bias": rng.normal(0, 0.5, units).astype(np.float32)}
+        x = b.add(ops.SoftLif(0.02, tau_ref, 0.05, 0.02), [b.add(ops.Dense(units), [x], params)], name=name)
+    b.output(dense(b, rng, x, 3, name="logits"))
+    return b.build()
+
+
+@pytest.mark.filterwarnings(
+    "ignore:invalid value encountered in cast:RuntimeWarning",  # NengoLoihi's NaN-filled int state
+    "ignore:Lost .* extra bits in weight rounding",
+    "ignore:Non-finite values detected in `max_rates`",
+    "ignore:divide by zero encountered",
+    "ignore:invalid value encountered in log1p",
+)
+def test_a_soft_lif_network_compiles_for_loihi_and_refsim_spikes_as_the_emulator(rng):
+    from snnc.compiler.loihi_crosscheck import verify_loihi
+
+    data = Dataset(np.abs(rng.normal(size=(16, 12))).astype(np.float32), None, "random")
+    compiled = compile_model(soft_lif_mlp(rng), data, target="loihi")  # the loihi pipeline
+    chip = {n.name: n for n in compiled.model.nodes if isinstance(n.op, ops.LoihiCompartments)}
+    assert {n.op.neuron for n in chip.values()} == {"lif"} and all(n.op.refract_delay == 3 for n in chip.values())
+    assert ("l1", "kept as trained, not fitted: l1, l2") in [(n["node"], n["message"]) for n in compiled.manifest["notes"]]
+    result = verify_loihi(compiled, data.head(3), 40, progress=False)
+    assert [layer.name for layer in result.layers] == ["l1", "l2"]
+    assert all(layer.emulator_spikes > 0 for layer in result.layers)
+    assert result.ok, [(layer.name, layer.mismatches, layer.first_mismatch) for layer in result.layers]
+
+
+def test_a_tau_ref_between_chip_steps_is_noted_or_refused(rng):
+    from snnc.compiler.passes.lower_loihi import lower_loihi
+
+    spiking = convert_to_spiking(soft_lif_mlp(rng, tau_ref=0.0025))
+    lowered = lower_loihi(spiking, adapt=True)
+    assert ("l1", "on the chip: a refractory period of 2 steps (0.002 s; tau_ref=0.0025 s is 2.5 steps of dt=0.001 s)") in notes(lowered)
+    with pytest.raises(PassError, match=r"%l1 = lif_neuron: Loihi's refractory period is a whole number of steps .*tau_ref=0.0025 s"):
+        lower_loihi(spiking, adapt=False)
