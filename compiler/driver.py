@@ -68,8 +68,21 @@ SEQUENCE_TIMESTEPS = (4, 8, 16)
 
 def default_timesteps(graph: Graph) -> list[int]:
     """The T evaluated unless told: :data:`SEQUENCE_TIMESTEPS` (steps per input step) for a
-    graph with sequence inputs, else :data:`DEFAULT_TIMESTEPS`; ``run`` takes the last."""
-    return list(SEQUENCE_TIMESTEPS if graph.sequence else DEFAULT_TIMESTEPS)
+    graph with sequence inputs, else :data:`DEFAULT_TIMESTEPS`, and the T a QCFS network was
+    trained for (:func:`recommended_timesteps`); ``run`` takes the last."""
+    base = SEQUENCE_TIMESTEPS if graph.sequence else DEFAULT_TIMESTEPS
+    recommended = recommended_timesteps(graph)
+    return sorted({*base, recommended}) if recommended else list(base)
+
+
+def recommended_timesteps(graph: Graph) -> int | None:
+    """The largest ``levels`` L of a graph's qcfs layers (a float graph's ops, or what
+    ``convert_to_spiking`` recorded): its IF neurons compute them exactly at T = L; None
+    without qcfs layers."""
+    levels = [n.op.levels for n in graph.nodes if isinstance(n.op, ops.Qcfs)]
+    if levels:
+        return max(levels)
+    return graph.meta.get("spiking", {}).get("recommended_timesteps")
 
 
 @dataclass
@@ -299,13 +312,14 @@ LIF_CHECK_EXAMPLES, LIF_CHECK_STEPS = 64, 64
 
 def _lif_error_notes(spiking: Graph | None, float_graph: Graph, calib_inputs) -> list[dict]:
     """Neurons whose rate curve is not ReLU's (LIF: ``Neuron.LINEAR_RATES`` false) stand in for
-    ReLUs the network was trained with: measure each layer's error on a little calibration
+    ReLUs the network was trained with (not those converted from ``soft_lif``): measure each layer's error on a little calibration
     data and say it."""
     from . import neurons
 
     def bent(node) -> bool:
+        # a population converted from a trained soft_lif has the rate curve it was trained with
         neuron = neurons.by_op(node.op)
-        return neuron is not None and not neuron.LINEAR_RATES
+        return neuron is not None and not neuron.LINEAR_RATES and "trained" not in node.meta
 
     lif = [] if spiking is None else [n for n in spiking.nodes if bent(n)]
     if not lif or calib_inputs is None:
@@ -314,9 +328,8 @@ def _lif_error_notes(spiking: Graph | None, float_graph: Graph, calib_inputs) ->
 
     x = {name: v[:LIF_CHECK_EXAMPLES] for name, v in calib_inputs.items()}
     activity = simulate(spiking, x, [LIF_CHECK_STEPS], reference=float_graph).activity
-    errors = ", ".join(
-        f"%{name} {100 * a.error_vs_ann:.0f} %" for name, a in activity.items() if a.error_vs_ann is not None
-    )
+    measured = [(n.name, activity[n.name].error_vs_ann) for n in lif if n.name in activity]
+    errors = ", ".join(f"%{name} {100 * error:.0f} %" for name, error in measured if error is not None)
     message = (
         f"LIF neurons in place of the ReLUs the network was trained with: each layer's mean output differs from "
         f"the float network's by {errors} (relative L1 on {len(next(iter(x.values())))} calibration examples, "

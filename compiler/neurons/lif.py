@@ -126,11 +126,24 @@ class LIF(Neuron):
 
 def loihi_form(op: LifNeuron, bias: np.ndarray, dt: float) -> LoihiForm:
     """A ``lif`` chip population (NengoLoihi's ``configure_lif``) at the op's own ``dt``: ensemble
-    gain ``gain * dt`` (the chip counts a spike as ``1/dt``), bias ``gain * b + bias``."""
+    gain ``gain * dt`` (the chip counts a spike as ``1/dt``), bias ``gain * b + bias``. The chip's
+    refractory period is a whole number of steps, ``round(tau_ref / dt)``: where ``tau_ref`` is
+    not a multiple of ``dt`` (e.g. a soft-LIF trained with another ``tau_ref``) that rounding
+    is reported as ``differs``."""
     compartments = ops.LoihiCompartments(
         neuron="lif", gain=op.gain * op.dt, amplitude=op.amplitude, dt=op.dt, tau_rc=op.tau_rc, tau_ref=op.tau_ref
     )
-    return LoihiForm(compartments, op.gain * bias + op.bias, None)
+    steps = op.tau_ref / op.dt
+    if math.isclose(steps, round(steps), rel_tol=1e-9, abs_tol=1e-9):
+        return LoihiForm(compartments, op.gain * bias + op.bias, None)
+    chip_steps = int(np.round(steps))  # as NengoLoihi rounds it (half to even)
+    differs = ChipDifference(
+        note=f"on the chip: a refractory period of {chip_steps} steps ({chip_steps * op.dt:g} s; tau_ref={op.tau_ref:g} s "
+             f"is {steps:g} steps of dt={op.dt:g} s)",
+        refusal=f"Loihi's refractory period is a whole number of steps (this layer: tau_ref={op.tau_ref:g} s, "
+                f"{steps:g} steps of dt={op.dt:g} s); use a tau_ref that is a multiple of dt",
+    )
+    return LoihiForm(compartments, op.gain * bias + op.bias, differs)
 
 
 def _nengo_lif(op: LifNeuron, amplitude: float) -> NengoNeuron:

@@ -36,6 +36,7 @@ from ..errors import PassError
 from ..graph import Graph, Node
 from ..interpreter import EVALUATORS, bind_inputs
 from ..loihi import chip
+from ..neurons.lif import soft_lif_rate
 from .lower_loihi import correlate
 from .registry import check_choice, register_pass
 from .rewrite import Rewriter, f64
@@ -57,7 +58,13 @@ def calibrate_loihi(
     also shifts it, by the least-squares line from the chip's rates to the float ones.
     Runs on a float-format Loihi graph (after ``lower_loihi``, before ``quantize_loihi``).
     Each population's metadata records its gains and shifts, and a note its rate error
-    before and after (relative L1 against the float activations)."""
+    before and after (relative L1 against the float activations).
+
+    Populations converted from activations trained for spiking neurons (``"trained"`` in their
+    metadata: ``qcfs`` as ``relu`` compartments, ``soft_lif`` as ``lif`` ones) keep their drive
+    (scaling it would change the trained threshold lambda or the trained rate curve), with a
+    note; the others are fitted with the trained ones' rates in their input (a ``lif``
+    compartment's float rate is its LIF curve, :func:`ideal_rates`)."""
     from snnc.backends.refsim import simulator
 
     check_choice("fit", fit, FITS)
@@ -66,7 +73,15 @@ def calibrate_loihi(
     if timesteps < 2 or examples < 1 or iterations < 1:
         raise PassError(f"options timesteps={timesteps} (>= 2), examples={examples}, iterations={iterations} (>= 1) out of range")
     rw = Rewriter(graph, "calibrate_loihi")
-    populations = [n for n in graph.nodes if isinstance(n.op, ops.LoihiCompartments)]
+    compartments = [n for n in graph.nodes if isinstance(n.op, ops.LoihiCompartments)]
+    trained = [n.name for n in compartments if "trained" in n.meta]
+    if trained:
+        rw.note(trained[0], f"kept as trained, not fitted: {', '.join(trained)}")
+    populations = [n for n in compartments if n.name not in trained]
+    if not populations:
+        for node in graph.nodes:
+            rw.keep(node)
+        return rw.finish()
     recurrent = next((n for n in graph.nodes if isinstance(n.op, ops.LoihiSynapses) and n.op.delay), None)
     if graph.sequence or recurrent is not None:
         # a rate per example is what is fitted; a sequence's rates change with each input step
@@ -119,7 +134,8 @@ def ideal_rates(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
     an ANN: a host neuron's rate curve ``rates(x) / amplitude``; a chip compartment's
     ``clip((sum_syn W r_pre + bias) / vth, 0, 1)`` with NengoLoihi's float weights ``W`` (the
     pre amplitude and post gain included) and threshold ``vth``: the rate of reset by
-    subtraction, i.e. of the balanced ReLU the population was converted from."""
+    subtraction, i.e. of the balanced ReLU the population was converted from; a ``lif``
+    compartment's is its LIF rate curve at the current ``J = drive / vth`` (per step of ``dt``)."""
     values: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
     rates: dict[str, np.ndarray] = {}
     for node in graph.nodes:
@@ -131,7 +147,10 @@ def ideal_rates(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
         elif isinstance(op, ops.LoihiCompartments):
             params = chip.compartment_params(graph, node)
             drive = sum(values[s] for s in node.inputs) + params.bias
-            rates[node.name] = np.clip(drive / params.vth, 0.0, 1.0)
+            if op.neuron == "lif":  # the drive is the LIF current J, threshold 1
+                rates[node.name] = op.dt * soft_lif_rate(drive / params.vth - 1.0, op.tau_rc, op.tau_ref, 0.0)
+            else:
+                rates[node.name] = np.clip(drive / params.vth, 0.0, 1.0)
         elif isinstance(op, ops.NEURON_OPS):
             x = values[node.inputs[0]]
             rate = neurons.by_op(op).rates(op, x) / op.amplitude
@@ -227,7 +246,7 @@ def _with_fits(graph: Graph, fits) -> Graph:
 def _rewrite(rw: Rewriter, graph: Graph, fits: dict[str, tuple[np.ndarray, np.ndarray]], record) -> Graph:
     """``graph`` with each population's drive ``g * (W s + bias) + shift * vth`` per channel:
     its synapse weights scaled by the gains ``g``, its bias ``g * bias + shift * vth``."""
-    post_of = {s: n for n in graph.nodes if isinstance(n.op, ops.LoihiCompartments) for s in n.inputs}
+    post_of = {s: n for n in graph.nodes if n.name in fits for s in n.inputs}
     for node in graph.nodes:
         if node.name in post_of:
             post = post_of[node.name]

@@ -7,6 +7,8 @@ import math
 from .. import neurons, ops
 from ..errors import PassError
 from ..graph import Graph, Node
+from ..neurons.if_ import IfNeuron
+from ..neurons.lif import LifNeuron
 from .bistable import synchronize
 from .leaky import split_leaky_relus
 from .registry import check_choice, register_pass
@@ -72,6 +74,26 @@ def convert_to_spiking(
       saturation (threshold balancing makes ``m = 1`` where the clip is reached); any other
       clip is reported.
     - A leaky relu becomes two neuron layers, ``relu(x) - a * relu(-x)`` (:mod:`.leaky`).
+    - Activations trained for spiking neurons (``ops.TRAINED_OPS``) convert to the neurons they
+      were trained for, whatever ``neuron``, ``reset``, ``threshold``, ``v_init``, ``max_rate``
+      and ``bursts`` say (those configure the neurons that stand in for ReLUs); each population's
+      metadata says ``"trained": op name``, which ``calibrate`` and the driver read:
+
+      ``qcfs{levels=L, threshold=lambda, shift}`` becomes ``if_neuron{threshold=lambda, gain=1,
+      amplitude=lambda, v_init=shift*lambda, reset=subtract}`` (one spike per step; the membrane
+      floored at 0 where ``floor`` floors it, which changes nothing for a constant input): in
+      T steps of a constant input it fires ``clip(floor(x T / lambda + shift), 0, T)`` spikes,
+      so its mean output is the qcfs activation exactly at ``T = L`` (Bu et al. 2022), and at
+      other T the same formula with ``levels = T`` (the clipped ReLU to within ``lambda *
+      max(shift, 1 - shift) / T``); ``meta["spiking"]["recommended_timesteps"]`` is the largest
+      ``L``, and a note says "T >= L recommended". With ``neuron=lif`` the qcfs layers stay ``if`` (a LIF curve would undo the trained
+      quantization; a note says so); ``neuron=bistable`` is refused (its cycles need every
+      population bistable).
+
+      ``soft_lif{tau_rc, tau_ref, amplitude, sigma}`` becomes ``lif_neuron{tau_rc, tau_ref,
+      gain=1, bias=1, amplitude=amplitude/dt, dt}`` (``dt``: this pass's option, seconds per
+      step): its mean output per step is ``amplitude`` times the hard LIF rate curve in Hz, the
+      trained curve with ``sigma = 0`` (the smoothing only served the gradients).
     - sigmoid, tanh and softmax cannot spike: just before an output they run on the host on
       the readout's time-averaged value, ``output(f(readout(x)))``; anywhere else they are
       refused.
@@ -100,11 +122,20 @@ def convert_to_spiking(
     balanced = "threshold_balance" in graph.meta
     if not balanced:
         rw.note(graph.nodes[0], "the graph is not threshold-balanced: neurons fire at the raw activation values")
+    trained = [node for node in graph.nodes if isinstance(node.op, ops.TRAINED_OPS)]
+    if trained and neuron == "bistable":
+        raise rw.fail(trained[0], "neuron=bistable cannot convert activations trained for IF or LIF neurons "
+                                  "(its cycles need every population bistable); use neuron=if")
     for node in graph.nodes:
         op = node.op
         if isinstance(op, ops.ReLU):
             _check_relu(rw, node, max_rate)
             rw.keep(node, op=neuron_op)
+        elif isinstance(op, ops.TRAINED_OPS):
+            trained_op = qcfs_neurons(op, floored) if isinstance(op, ops.Qcfs) else soft_lif_neurons(op, dt)
+            rw.keep(node, op=trained_op, meta={**node.meta, "trained": op.NAME})
+            if isinstance(op, ops.Qcfs) and neuron != "if":
+                rw.note(node, f"qcfs layers stay integrate-and-fire neurons (neuron={neuron} applies to relu layers)")
         elif isinstance(op, ops.MaxPool2d):
             if maxpool == "gate":
                 rw.keep(node, op=ops.SpikeMaxPool2d(op.kernel, op.stride, op.pads))
@@ -127,17 +158,43 @@ def convert_to_spiking(
             raise rw.fail(node, "has no spiking form; run fold_batchnorm before convert_to_spiking")
         else:
             rw.keep(node)
-    if not any(isinstance(n.op, ops.ReLU) for n in graph.nodes):
+    if not any(isinstance(n.op, (ops.ReLU, *ops.TRAINED_OPS)) for n in graph.nodes):
         # the "spiking" network would be the ANN itself, its output read as a constant current
         raise PassError(
             f"{graph.name} has no relu layer, so no layer becomes spiking neurons; "
-            "convert_to_spiking turns relu activations (plain or clipped) into neurons"
+            "convert_to_spiking turns relu activations (plain or clipped), qcfs and soft_lif into neurons"
         )
     cycles = {"period": period} if neuron == "bistable" else {}
     bursting = {"bursts": bursts} if bursts > 1 else {}
-    meta = {**graph.meta, "spiking": {"neuron": neuron, "max_rate": max_rate, "readout": readout, **cycles, **bursting}}
+    levels = {n.name: n.op.levels for n in trained if isinstance(n.op, ops.Qcfs)}
+    recommended = {"recommended_timesteps": max(levels.values())} if levels else {}
+    if levels:
+        longest = max(levels, key=levels.get)
+        rw.note(longest, f"QCFS trained with L={levels[longest]}: T >= {levels[longest]} recommended "
+                         "(its neurons compute the trained activation exactly at T = L)")
+    meta = {**graph.meta, "spiking": {
+        "neuron": neuron, "max_rate": max_rate, "readout": readout, **cycles, **bursting, **recommended,
+    }}
     spiking = rw.finish(stage=ops.SPIKING, meta=meta)
     return synchronize(spiking, period) if neuron == "bistable" else spiking
+
+
+def qcfs_neurons(op: ops.Qcfs, floored: bool) -> IfNeuron:
+    """The IF population whose mean output over ``T = levels`` steps of a constant input is
+    ``op`` exactly: threshold and amplitude lambda, membrane from ``shift * lambda``, reset by
+    subtraction (floored at 0 where ``floored``, or at the start if that is lower)."""
+    start = op.shift * op.threshold
+    return IfNeuron(
+        threshold=op.threshold, gain=1.0, reset="subtract", v_init=start, amplitude=op.threshold,
+        v_min=min(0.0, start) if floored else None,
+    )
+
+
+def soft_lif_neurons(op: ops.SoftLif, dt: float) -> LifNeuron:
+    """The LIF population with the trained time constants whose mean output per step of ``dt``
+    seconds is ``op.amplitude`` times its rate in Hz (bias 1: the input is the current above
+    the threshold, as in the op)."""
+    return LifNeuron(tau_rc=op.tau_rc, tau_ref=op.tau_ref, dt=dt, gain=1.0, bias=1.0, amplitude=op.amplitude / dt)
 
 
 def _read_out(rw: Rewriter, name: str, readout: str, neuron_op) -> str:

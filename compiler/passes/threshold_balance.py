@@ -24,6 +24,8 @@ every input step of every example.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .. import ops
@@ -81,6 +83,18 @@ def threshold_balance(
     - a leaky ReLU is first split into ``relu(x) - a * relu(-x)`` (:mod:`.leaky`), and each
       part is balanced by its own statistic.
     - sigmoid, tanh and softmax are read at scale 1 (they are not linear).
+
+    Activations trained for spiking neurons (``ops.TRAINED_OPS``) keep what was trained; their
+    metadata says so (``"trained": op name``), and the graph's record lists them
+    (``kept_as_trained``):
+
+    - ``qcfs{levels=L, threshold=lambda}``: its scale is the trained ``lambda`` exactly, one
+      per layer (also with ``per_channel=true``), not a statistic: it becomes
+      ``qcfs{threshold=1}``, whose outputs are the trained ones divided by ``lambda``, so the
+      IF neurons it converts to saturate where the trained activation does.
+    - ``soft_lif`` is never rescaled: a LIF rate curve is not linear, so its input stays at
+      scale 1 (the layer before it absorbs only its own input's scale) and so does its
+      output (the trained ``amplitude`` is kept).
     """
     check_choice("method", method, METHODS)
     per_channel = {"1": "true", "0": "false"}.get(str(per_channel).lower(), str(per_channel).lower())  # bools too
@@ -111,6 +125,9 @@ def threshold_balance(
     record = {"method": method, "per_channel": per_channel == "true", "examples": examples}
     if method == "percentile":
         record["p"] = p
+    trained = [node.name for node in graph.nodes if isinstance(node.op, ops.TRAINED_OPS)]
+    if trained:
+        record["kept_as_trained"] = trained
     return rw.finish(meta={**graph.meta, "threshold_balance": record})
 
 
@@ -213,7 +230,7 @@ def _backward_scale(node: Node, want: np.ndarray, in_types) -> list[np.ndarray |
             bounds = np.cumsum([t.shape[0] for t in in_types])[:-1]
             return list(np.split(want, bounds))
         return [want for _ in in_types]
-    if isinstance(op, (*_CARRY, ops.Add, ops.ReLU, ops.Delay)):
+    if isinstance(op, (*_CARRY, ops.Add, ops.ReLU, ops.Qcfs, ops.Delay)):
         return [want for _ in in_types]
     src = in_types[0]
     if _uniform(want):
@@ -230,15 +247,18 @@ def _backward_scale(node: Node, want: np.ndarray, in_types) -> list[np.ndarray |
 
 def _wanted_scales(graph: Graph, lambdas: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """For each value, the scale its users would like it to have (so no rescale is needed):
-    a ReLU's input wants the ReLU's lambda, an output's input wants 1; carried back through
+    a ReLU's input wants the ReLU's lambda (a qcfs's its trained lambda), an output's input
+    and a soft_lif's want 1; carried back through
     scale-carrying ops. Dense/conv layers take any input scale, so they start no demand."""
     wanted: dict[str, np.ndarray] = {}
     for node in reversed(graph.nodes):
         if isinstance(node.op, ops.ReLU):
             wanted[node.name] = lambdas[node.name]
-        if isinstance(node.op, (ops.Output, *ops.DECODED_OPS)):
+        elif isinstance(node.op, ops.Qcfs):
+            wanted[node.name] = _qcfs_scale(node)
+        if isinstance(node.op, (ops.Output, ops.SoftLif, *ops.DECODED_OPS)):
             demands = [np.ones(graph.node(node.inputs[0]).type.shape[0])]
-        elif isinstance(node.op, (*_CARRY, ops.Add, ops.ReLU, ops.Concat, ops.Reshape, ops.Transpose, ops.Delay)):
+        elif isinstance(node.op, (*_CARRY, ops.Add, ops.ReLU, ops.Qcfs, ops.Concat, ops.Reshape, ops.Transpose, ops.Delay)):
             if node.name not in wanted:
                 continue
             demands = _backward_scale(node, wanted[node.name], [graph.node(i).type for i in node.inputs])
@@ -281,6 +301,16 @@ def _rescale(graph: Graph, rw: Rewriter, stats: dict, wanted: dict) -> None:
             x = matched(node.inputs[0], lam)
             rw.keep(node, op=_scaled_relu(rw, node, lam), inputs=[x], meta={**node.meta, **stats[node.name]["meta"]})
             scales[node.name] = lam
+        elif isinstance(op, ops.Qcfs):
+            lam = _qcfs_scale(node)
+            x = matched(node.inputs[0], lam)
+            meta = {**node.meta, "scale": op.threshold, "trained": op.NAME}
+            rw.keep(node, op=replace(op, threshold=1.0), inputs=[x], meta=meta)
+            scales[node.name] = lam
+        elif isinstance(op, ops.SoftLif):
+            x = matched(node.inputs[0], ones)
+            rw.keep(node, inputs=[x], meta={**node.meta, "scale": 1.0, "trained": op.NAME})
+            scales[node.name] = ones
         elif isinstance(op, ops.Delay):
             src = node.inputs[0]
             s = scales.get(src)
@@ -307,6 +337,12 @@ def _rescale(graph: Graph, rw: Rewriter, stats: dict, wanted: dict) -> None:
             scales[node.name] = s
     for delay, (src, taken) in recurrent.items():
         rw.close_delay(delay, matched(src, taken))
+
+
+def _qcfs_scale(node: Node) -> np.ndarray:
+    """A qcfs layer's scale: its trained lambda, in every channel
+    (``qcfs(x, L, lambda, shift) / lambda = qcfs(x / lambda, L, 1, shift)``)."""
+    return np.full(node.type.shape[0] if node.type.rank else 1, float(node.op.threshold))
 
 
 def _scaled_layer(node: Node, s_in: np.ndarray, s_out: np.ndarray) -> dict:
