@@ -13,6 +13,7 @@ from .layers import CONVERTERS, SIGNAL_LAYERS
 from .layout import IMAGE_PERMS, Tensor, identity, image_perm, ir_rank, ir_shape, signal_perm, source_layout
 from .recurrent import RECURRENT_LAYERS, SEQUENCE_CONVERTERS, is_recurrent, sequence_converter, sequence_input
 from .weights import WeightStore
+from . import trained  # noqa: F401  (registers the SoftLIF and QCFS converters)
 
 SUPPORTED_LAYERS = sorted({*CONVERTERS, *SEQUENCE_CONVERTERS, "InputLayer", "Sequential", "Functional"})
 
