@@ -165,6 +165,25 @@ def test_bad_soft_lif_config(tmp_path, edit, error_type, fragments):
     raises(error_type, path, *fragments, "'rates'")
 
 
+@pytest.mark.parametrize(
+    "entry, error",
+    [
+        ({"module": None, "class_name": "QCFS", "registered_name": "snnc>QCFS"}, None),
+        ({"module": "snnc.training.layers", "class_name": "QCFS", "registered_name": "snnc>QCFS"}, None),
+        ({"module": None, "class_name": "QCFS", "registered_name": "mylib>QCFS"}, "custom class"),
+    ],
+)
+def test_keras3_style_entries(tmp_path, rng, entry, error):
+    """Keras 3 names a registered class by ``class_name`` and ``registered_name``; only
+    snnc's registration is read as snnc's QCFS."""
+    path = qcfs_h5(tmp_path)
+    edit_layer_config(path, "quant", lambda d: d.update(entry))
+    if error:
+        raises(UnsupportedError, path, "'quant'", error)
+    else:
+        assert [n.op for n in load_model(path).nodes if isinstance(n.op, ops.Qcfs)] == [ops.Qcfs(8, 4.0, 0.5)]
+
+
 def qcfs_h5(tmp_path):
     model = tf.keras.Sequential([L.Input((5,)), L.Dense(4), QCFS(name="quant")])
     return save(model, tmp_path, "h5")
