@@ -26,6 +26,12 @@ from dataclasses import dataclass
 from snnc.compiler.errors import UnsupportedError
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
+#: Layers that train networks for spiking neurons, not built into Keras, which snnc reads as
+#: data (converters in :mod:`.trained`): the name a config gives them -> the class name the
+#: converters use. Keras 2 writes a registered class's ``package>Class`` name as its
+#: ``class_name``; Keras 3 writes ``Class`` with the registered name beside it; nengo-extras'
+#: ``SoftLIF`` is not registered, so files name it ``SoftLIF`` alone.
+TRAINED_LAYERS = {"snnc>SoftLIF": "SoftLIF", "snnc>QCFS": "QCFS", "SoftLIF": "SoftLIF", "QCFS": "QCFS"}
 CONSTANT = "_CONSTANT_VALUE"  # Keras 2's marker for a non-tensor call argument
 
 
@@ -84,8 +90,17 @@ def parse_model(data: dict, where: str) -> ModelSpec:
     return _parse_functional(data["config"], where)
 
 
+def trained_layer_class(data: dict) -> str | None:
+    """The class name under which :data:`TRAINED_LAYERS` knows a layer's data, or None."""
+    return TRAINED_LAYERS.get(data.get("registered_name") or data["class_name"])
+
+
 def check_not_custom(data: dict, where: str) -> None:
-    """Reject custom (user-registered) classes that merely reuse a built-in class name."""
+    """Reject custom (user-registered) classes that merely reuse a built-in class name; the
+    :data:`TRAINED_LAYERS` are custom classes read as data (their converters check the config
+    is the one those classes write)."""
+    if trained_layer_class(data):
+        return
     module = data.get("module")
     registered = data.get("registered_name")
     builtin_module = module is None or module.split(".")[0] in ("keras", "tf_keras", "tensorflow")
@@ -117,7 +132,7 @@ def _text(value, what: str) -> str:
 
 def _layer_spec(data: dict, calls, ordinals: dict[str, int], where: str) -> LayerSpec:
     check_not_custom(data, where)
-    class_name = data["class_name"]
+    class_name = trained_layer_class(data) or data["class_name"]
     config = data["config"]
     if not isinstance(config, dict) and not (class_name == "Sequential" and isinstance(config, list)):
         raise TypeError(f"the config of a {class_name} layer is a {type(config).__name__}, not an object")

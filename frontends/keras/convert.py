@@ -14,6 +14,7 @@ from .layout import IMAGE_PERMS, Tensor, identity, image_perm, ir_rank, ir_shape
 from .recurrent import SEQUENCE_CONVERTERS, is_recurrent, sequence_converter, sequence_input, takes_sequences
 from . import spiking  # noqa: F401  (registers keras-spiking's layers)
 from .weights import WeightStore
+from . import trained  # noqa: F401  (registers the SoftLIF and QCFS converters)
 
 SUPPORTED_LAYERS = sorted({*CONVERTERS, *SEQUENCE_CONVERTERS, "InputLayer", "Sequential", "Functional"})
 

@@ -13,7 +13,8 @@ BatchNormalization, AveragePool, MaxPool, GlobalAveragePool, GlobalMaxPool, Redu
 (over H and W), Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Add, Sub, Mul, Div (by
 constants: scalars or one value per channel; Add and Sub also of two tensors), Sum,
 Concat, Softmax (as the last op), Pad (constant), Dropout, Identity, and Constant, Shape
-and Size; and RNN (forward, Relu or Affine, layout 0; a zero initial state, constant or
+and Size; Floor inside the elementwise chain of a QCFS activation (one ``qcfs`` op, see
+:mod:`.patterns`); and RNN (forward, Relu or Affine, layout 0; a zero initial state, constant or
 computed from the batch size as PyTorch writes it) with Squeeze, Transpose, MatMul (+ bias
 Add) and Gather of the last step on its sequences (:mod:`.recurrent`: a model with an RNN
 takes sequences, batch first, ``(N, steps, features)``, whatever the ONNX input's layout).
@@ -21,8 +22,9 @@ Loop and Scan (how tf2onnx writes Keras recurrent layers) are refused by node. A
 reshaped inside the graph, shape arithmetic such as ``x.view(x.size(0), -1)``).
 
 Modules: :mod:`.files` reads and checks the file, :mod:`.structure` checks the graph's
-structure, :mod:`.fold` computes constants, :mod:`.converters` holds one converter per
-op, :mod:`.recurrent` the RNN and its sequences, and :mod:`.convert` builds the graph.
+structure, :mod:`.patterns` fuses op chains that one IR op computes (QCFS), :mod:`.fold`
+computes constants, :mod:`.converters` holds one converter per op, :mod:`.recurrent` the
+RNN and its sequences, and :mod:`.convert` builds the graph.
 """
 
 from __future__ import annotations

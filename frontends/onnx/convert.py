@@ -14,6 +14,7 @@ from .context import ModelContext, NodeCall
 from .converters import CONVERTERS
 from .files import initializer_arrays
 from .fold import SHAPE_OPS, FoldError, SequenceShape, fold_node, is_foldable
+from .patterns import FUSED_CONVERTERS, FUSED_DOMAIN, QCFS_CHAIN, fuse_qcfs_chains
 from .recurrent import SEQUENCE_CONVERTERS, TimeTensor, add_sequence_input, convert_sequence_node, is_recurrent, reads_time
 from .recurrent import output as sequence_output
 from .structure import node_label
@@ -38,14 +39,15 @@ def convert_model(model, opset: int, path: Path) -> Graph:
         raise UnsupportedError(
             f"{path}: sparse initializers ({graph.sparse_initializer[0].values.name!r}) are not supported"
         )
-    nodes = _live_nodes(graph)
     initializers = initializer_arrays(graph, path)
+    floor_reasons = fuse_qcfs_chains(model, initializers, opset)
+    nodes = _live_nodes(graph)
     builder = GraphBuilder(graph.name or path.stem)
     ctx = ModelContext(
         path, opset, builder, dict(initializers), _readers(nodes), frozenset(o.name for o in graph.output)
     )
     _add_inputs(ctx, [v for v in graph.input if v.name not in initializers], is_recurrent(nodes))
-    plan = _plan(nodes, set(initializers), path)
+    plan = _plan(nodes, set(initializers), path, floor_reasons)
     shapes = _inferred_shapes(model)
     for index, node, how in sorted(plan, key=lambda step: step[2] != CONSTANT):
         if all(name in ctx.values for name in node.output if name):
@@ -90,11 +92,11 @@ def _live_nodes(graph) -> list[tuple[int, object]]:
     return [(i, graph.node[i]) for i in sorted(live)]
 
 
-def _plan(nodes, initializers: set[str], path: Path) -> list[tuple[int, object, str]]:
+def _plan(nodes, initializers: set[str], path: Path, floor_reasons: dict[str, str]) -> list[tuple[int, object, str]]:
     """``(index, node, how)`` for each node, ``how`` being :data:`CONSTANT` (folded from
     constants alone), :data:`SHAPE` (folded from shapes of computed tensors) or
     :data:`CONVERTED`; raises one UnsupportedError naming every node whose op snnc cannot
-    convert."""
+    convert (and, for a Floor, why it is not part of a QCFS chain: ``floor_reasons``)."""
     plan, unsupported = [], {}
     constants, folded = set(initializers), set(initializers)
     for index, node in nodes:
@@ -105,16 +107,24 @@ def _plan(nodes, initializers: set[str], path: Path) -> list[tuple[int, object, 
             constants.update(node.output if pure else ())
         else:
             how = CONVERTED
-            if node.domain not in ("", "ai.onnx") or node.op_type not in {*CONVERTERS, *SEQUENCE_CONVERTERS}:
+            if node.domain == FUSED_DOMAIN:
+                pass  # made by .patterns
+            elif node.domain not in ("", "ai.onnx") or node.op_type not in {*CONVERTERS, *SEQUENCE_CONVERTERS}:
                 op = f"{node.domain}.{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
                 unsupported.setdefault(op, []).append(node_label(node, index))
         plan.append((index, node, how))
     if unsupported:
-        raise UnsupportedError(f"{path}: {_unsupported_message(unsupported)}")
+        floor = next(
+            (f"{node_label(node, i)}: {floor_reasons[node.output[0]]}" for i, node in nodes if node.output[0] in floor_reasons),
+            None,
+        )
+        raise UnsupportedError(f"{path}: {_unsupported_message(unsupported, floor)}")
     return plan
 
 
-def _unsupported_message(unsupported: dict[str, list[str]]) -> str:
+def _unsupported_message(unsupported: dict[str, list[str]], floor_reason: str | None = None) -> str:
+    """One line naming every unsupported op's nodes; ``floor_reason`` says why a Floor node
+    is not part of a QCFS chain (:mod:`.patterns`)."""
     count = sum(map(len, unsupported.values()))
     parts = []
     for op, labels in unsupported.items():
@@ -127,6 +137,8 @@ def _unsupported_message(unsupported: dict[str, list[str]]) -> str:
         if loops
         else ""
     )
+    if floor_reason:
+        hint += f". snnc converts Floor only inside a QCFS activation chain ({QCFS_CHAIN}, one scalar λ); {floor_reason}"
     return (
         f"{count} node{'s' if count > 1 else ''} use{'' if count > 1 else 's'} ops snnc does not support: "
         f"{'; '.join(parts)}{hint}. Supported ops: {', '.join(SUPPORTED_OPS)} "
@@ -253,11 +265,12 @@ def _shape_of(call: NodeCall, x):
 
 
 def _convert(call: NodeCall, shapes: dict) -> list[str]:
-    if call.op_type not in CONVERTERS:  # converted only where it reads a sequence
+    converters = FUSED_CONVERTERS if call.node.domain == FUSED_DOMAIN else CONVERTERS
+    if call.op_type not in converters:  # converted only where it reads a sequence
         raise call.unsupported(
             f"reads a tensor that is not a sequence; snnc converts {call.op_type} only on the outputs of an RNN"
         )
-    value = CONVERTERS[call.op_type](call)
+    value = converters[call.op_type](call)
     for k, name in enumerate(call.node.output[1:], start=1):
         if name and (call.readers(k) or name in call.model.graph_outputs):
             raise call.unsupported(
