@@ -1,0 +1,189 @@
+"""Networks trained for spiking neurons: ReLU vs soft-LIF vs QCFS CNNs of the same shape, on
+MNIST and Fashion-MNIST, converted by snnc and run at T = 1 ... 64; the soft-LIF network also on
+Loihi (refsim, the chip's integers).
+
+Each dataset trains three copies of :func:`snnc.training.spiking_cnn` (conv 3x3 -> activation
+-> avg pool, twice, then dense 128 -> activation -> 10 logits) that differ only in the
+activation: ``ReLU``, :class:`snnc.training.SoftLIF`, :class:`snnc.training.QCFS` (L levels).
+The trained models are kept in ``benchmarks/out/trained/`` (``--retrain`` trains anew). Each
+is compiled with snnc's default pipeline (the soft-LIF network with ``convert_to_spiking{dt}``,
+seconds per step) and evaluated by the spiking interpreter on the first ``--examples`` test
+images; the ReLU and soft-LIF networks are also compiled with ``--target loihi`` and run on
+refsim. Calibration: the first 1000 training images. Writes the table into ``docs/results.md``
+(between the ``trained-neurons`` markers), the plot ``docs/trained_neurons.png`` and the rows
+``docs/trained_neurons.json``. Run from the repository root::
+
+    python benchmarks/trained_neurons.py             # about 60 minutes on 2 cores
+    python benchmarks/trained_neurons.py --quick     # 1 epoch, 300 test images, printed only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from doc_sections import command_lines, write_section
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SNNC_SHARED_DATA", REPO.parent / "shared" / "data"))
+MODELS = REPO / "benchmarks" / "out" / "trained"
+TIMESTEPS = (1, 2, 4, 8, 16, 32, 64)
+LOIHI_TIMESTEPS = (16, 32, 64)
+ROWS_FILE = REPO / "docs" / "trained_neurons.json"
+DATASETS = {"MNIST": "mnist", "Fashion-MNIST": "fashion-mnist"}
+#: activation -> options of its layers (see docs/training.md for why these values)
+ACTIVATIONS = {
+    "relu": {},
+    "softlif": {"tau_rc": 0.02, "tau_ref": 0.002, "amplitude": 0.063, "sigma": 0.02, "noise": 10.0},
+    "qcfs": {"levels": 8},
+}
+#: seconds per simulation step of the soft-LIF network's LIF neurons (convert_to_spiking{dt})
+SOFTLIF_DT = 0.002
+
+
+def pipeline(name: str, activation: str) -> str:
+    """The snnc pipeline ``name`` (of ``PIPELINES``), with the soft-LIF network's step ``dt``."""
+    from snnc.compiler.passes import PIPELINES
+
+    text = PIPELINES[name]
+    if activation == "softlif":
+        text = text.replace("convert_to_spiking", f"convert_to_spiking{{dt={SOFTLIF_DT}}}", 1)
+    return text
+
+
+def trained_model(dataset: str, activation: str, epochs: int, retrain: bool) -> Path:
+    """The saved ``activation`` CNN for ``dataset`` (trained now unless kept from a run before)."""
+    path = MODELS / f"{dataset}_{activation}_{epochs}ep.h5"
+    if path.exists() and not retrain:
+        return path
+    from snnc.training import fit, load_images, spiking_cnn
+
+    x, y = load_images(SHARED / dataset, "train")
+    model = spiking_cnn(x.shape[1:], 10, activation, **ACTIVATIONS[activation])
+    fit(model, x, y, epochs=epochs, verbose=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.h5")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def measure(label: str, dataset: str, examples: int, epochs: int, retrain: bool) -> list[dict]:
+    from snnc.compiler import load_model
+    from snnc.compiler.datasets import load_dataset
+    from snnc.compiler.driver import compile_model, evaluate
+
+    calibration = load_dataset(SHARED / dataset, split="train").head(1000)
+    test = load_dataset(SHARED / dataset, split="test").head(examples)
+    rows = []
+    for activation in ACTIVATIONS:
+        start = time.perf_counter()
+        path = trained_model(dataset, activation, epochs, retrain)
+        trained = time.perf_counter() - start
+        ann = load_model(path)
+        runs = [("snnc interpreter", "default", "nengo", None, TIMESTEPS)]
+        if activation != "qcfs":
+            runs.append(("Loihi (refsim)", "loihi", "loihi", "refsim", LOIHI_TIMESTEPS))
+        for where, name, target, backend, timesteps in runs:
+            start = time.perf_counter()
+            compiled = compile_model(ann, calibration, pipeline=pipeline(name, activation), target=target, source=path)
+            ev = evaluate(compiled, test, timesteps, backend=backend, progress=None)
+            row = {
+                "dataset": label, "activation": activation, "where": where, "examples": len(test), "epochs": epochs,
+                **ev.to_json(), "seconds": time.perf_counter() - start + trained,
+            }
+            trained = 0.0
+            rows.append(row)
+            accs = " / ".join(f"{t}: {100 * a:.2f}" for t, a in ev.snn_accuracy.items())
+            print(f"{label} | {activation} | {where}: ANN {100 * ev.ann_accuracy:.2f} %, SNN {accs} ({row['seconds']:.0f} s)",
+                  file=sys.stderr)
+    return rows
+
+
+def markdown(rows, command: str) -> str:
+    header = " | ".join(f"T={t}" for t in TIMESTEPS)
+    lines = [
+        "Test accuracy in % of three CNNs of the same shape (`snnc.training.spiking_cnn`: conv 3×3 32 → act → "
+        "avg pool → conv 3×3 64 → act → avg pool → dense 128 → act → 10) trained only with a different "
+        f"activation: ReLU, `SoftLIF({', '.join(f'{k}={v}' for k, v in ACTIVATIONS['softlif'].items())})` and "
+        f"`QCFS(levels={ACTIVATIONS['qcfs']['levels']})`. Converted with snnc's default pipeline (the soft-LIF "
+        f"network's LIF neurons at dt = {SOFTLIF_DT} s per step) and run on the spiking interpreter; the ReLU and "
+        "soft-LIF networks also with `--target loihi`, run on refsim (the chip's integers). Calibration: the first "
+        "1000 training images; test: the first images of the test set (count in the table).",
+        "",
+        f"| dataset | trained with | run on | test images | ANN | {header} |",
+        "|---|---|---|---|---|" + "---|" * len(TIMESTEPS),
+    ]
+    for r in rows:
+        cells = " | ".join(f"{100 * r['snn_accuracy'][str(t)]:.2f}" if str(t) in r["snn_accuracy"] else "" for t in TIMESTEPS)
+        lines.append(f"| {r['dataset']} | {r['activation']} | {r['where']} | {r['examples']:,} | {100 * r['ann_accuracy']:.2f} | {cells} |")
+    lines += command_lines(command, sum(r["seconds"] for r in rows))
+    lines += ["", "![accuracy vs time steps, ReLU vs soft-LIF vs QCFS training](trained_neurons.png)"]
+    return "\n".join(lines)
+
+
+def plot(rows, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        for i, r in enumerate(r for r in rows if r["dataset"] == dataset):
+            steps = [int(t) for t in r["snn_accuracy"]]
+            color = f"C{list(ACTIVATIONS).index(r['activation'])}"
+            style = "-" if r["where"] == "snnc interpreter" else "--"
+            ax.plot(steps, [100 * a for a in r["snn_accuracy"].values()], style, marker="o", color=color,
+                    label=f"{r['activation']}, {r['where']}")
+            ax.axhline(100 * r["ann_accuracy"], color=color, linestyle=":", linewidth=1)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(TIMESTEPS, [str(t) for t in TIMESTEPS])
+        ax.set_ylim(50, 100)
+        ax.set_xlabel("time steps T")
+        ax.set_ylabel("test accuracy (%)  (dotted: each ANN)")
+        ax.set_title(dataset)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 epoch, 300 test images, MNIST only; printed, not written")
+    parser.add_argument("--examples", type=int, default=2000, help="test images per dataset (default 2000)")
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs per network (default 3)")
+    parser.add_argument("--retrain", action="store_true", help="train anew even where a trained model is kept")
+    parser.add_argument("--replot", action="store_true", help="only redraw the plot from docs/trained_neurons.json")
+    args = parser.parse_args(argv)
+    if args.replot:
+        plot(json.loads(ROWS_FILE.read_text()), REPO / "docs" / "trained_neurons.png")
+        return
+    datasets = {"MNIST": "mnist"} if args.quick else DATASETS
+    epochs, examples = (1, 300) if args.quick else (args.epochs, args.examples)
+    rows = [row for label, folder in datasets.items() for row in measure(label, folder, examples, epochs, args.retrain)]
+    command = "python benchmarks/trained_neurons.py" + (" --quick" if args.quick else "")
+    if args.quick:
+        print(markdown(rows, command))
+        return
+    from snnc.compiler.fileio import write_text
+
+    write_text(ROWS_FILE, json.dumps(rows, indent=1))
+    write_section(REPO / "docs" / "results.md", "trained-neurons", markdown(rows, command),
+                  "Networks trained for spiking neurons: ReLU vs soft-LIF vs QCFS")
+    plot(rows, REPO / "docs" / "trained_neurons.png")
+    print("wrote docs/results.md, docs/trained_neurons.png and docs/trained_neurons.json", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
