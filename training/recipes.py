@@ -25,6 +25,13 @@ from .layers import QCFS, SoftLIF
 #: the activations :func:`spiking_cnn` takes, by name
 ACTIVATIONS = {"relu": tf.keras.layers.ReLU, "softlif": SoftLIF, "qcfs": QCFS}
 
+#: the options :func:`spiking_cnn` gives each activation unless told otherwise, measured on
+#: its MNIST CNN (docs/training.md): a sharper soft-LIF corner (sigma 0.002, not 0.02: 97.9 %
+#: vs 96.9 % after one epoch, and nearer the hard curve of the LIF neurons it converts to), and
+#: QCFS's threshold starting at 1, not the authors' 4 (their networks have BatchNorm before
+#: each activation): 98.1 % vs 97.6 %
+RECIPE_OPTIONS = {"relu": {}, "softlif": {"sigma": 0.002}, "qcfs": {"threshold": 1.0}}
+
 
 def activation_layer(activation: str, name: str, **options) -> tf.keras.layers.Layer:
     """A new ``activation`` layer (a key of :data:`ACTIVATIONS`) with its keyword ``options``."""
@@ -45,12 +52,13 @@ def spiking_cnn(input_shape, classes: int, activation: str = "relu", *, filters=
     BatchNorm after an activation, which cannot fold into the weights), no softmax (the logits
     are read from the output neurons' potentials). ``input_shape`` is ``(height, width,
     channels)`` (channels last); ``activation_options`` go to every activation layer (e.g.
-    ``levels=4`` for QCFS); ``seed`` fixes the initial weights."""
+    ``levels=4`` for QCFS) over :data:`RECIPE_OPTIONS`; ``seed`` fixes the initial weights."""
     if len(input_shape) != 3:
         raise ValueError(f"spiking_cnn needs input_shape (height, width, channels); got {tuple(input_shape)}")
     _check_room_for_stages(input_shape[:2], len(filters))
     layers = tf.keras.layers
     seeds = iter(range(seed, seed + len(filters) + 2))
+    activation_options = {**RECIPE_OPTIONS.get(activation, {}), **activation_options}
     stack = [layers.InputLayer(tuple(input_shape), name="image")]
     for i, width in enumerate(filters, start=1):
         stack += [
