@@ -42,7 +42,9 @@ def activation_layer(activation: str, name: str, **options) -> tf.keras.layers.L
     return ACTIVATIONS[activation](name=name, **options)
 
 
-def spiking_cnn(input_shape, classes: int, activation: str = "relu", *, filters=(32, 64), dense: int = 128, seed: int = 0, **activation_options) -> tf.keras.Model:
+def spiking_cnn(
+    input_shape, classes: int, activation: str = "relu", *, filters=(32, 64), dense: int = 128, seed: int = 0, **activation_options
+) -> tf.keras.Model:
     """A CNN that converts well to spiking neurons: for each entry of ``filters`` a 3x3
     convolution, the activation and a 2x2 average pool; then a dense layer of ``dense`` units
     with the activation, and ``classes`` logits.
@@ -89,7 +91,10 @@ def _check_room_for_stages(size, stages: int) -> None:
         )
 
 
-def fit(model: tf.keras.Model, x, y, *, epochs: int = 3, batch_size: int = 64, learning_rate: float = 1e-3, validation=None, seed: int = 0, verbose: int = 2) -> tf.keras.callbacks.History:
+def fit(
+    model: tf.keras.Model, x, y, *, epochs: int = 3, batch_size: int = 64, learning_rate: float = 1e-3, validation=None,
+    seed: int = 0, verbose: int = 2,
+) -> tf.keras.callbacks.History:
     """Trains ``model`` (logits out) on integer labels ``y``: Adam with the learning rate
     decaying to 0 along a cosine over the run, sparse cross-entropy from logits, accuracy.
     ``validation``: ``(x, y)`` scored after each epoch. ``seed`` fixes the shuffling and the
@@ -103,7 +108,9 @@ def fit(model: tf.keras.Model, x, y, *, epochs: int = 3, batch_size: int = 64, l
         metrics=["accuracy"],
     )
     start = time.perf_counter()
-    history = model.fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation, shuffle=True, verbose=verbose)
+    history = model.fit(
+        x, y, batch_size=batch_size, epochs=epochs, validation_data=validation, shuffle=True, verbose=verbose
+    )
     if verbose:
         print(f"{model.name}: trained {epochs} epochs on {len(x)} examples in {time.perf_counter() - start:.0f} s")
     return history

@@ -192,9 +192,11 @@ def test_qcfs_threshold_learns(rng):
 def test_defaults_construct_and_run():
     x = tf.constant([[-1.0, 0.0, 0.5, 10.0]])
     soft_lif, qcfs_layer = SoftLIF(), QCFS()
-    assert (soft_lif.tau_rc, soft_lif.tau_ref, soft_lif.amplitude, soft_lif.sigma, soft_lif.noise) == (0.02, 0.002, 0.063, 0.02, 10.0)
+    soft_lif_options = (soft_lif.tau_rc, soft_lif.tau_ref, soft_lif.amplitude, soft_lif.sigma, soft_lif.noise)
+    assert soft_lif_options == (0.02, 0.002, 0.063, 0.02, 10.0)
     assert (qcfs_layer.levels, qcfs_layer.initial_threshold, qcfs_layer.shift) == (8, 4.0, 0.5)
-    np.testing.assert_allclose(soft_lif(x).numpy()[0], soft_lif_reference(x.numpy()[0].astype(np.float64), 0.02), rtol=FLOAT32_RTOL)
+    expected = soft_lif_reference(x.numpy()[0].astype(np.float64), 0.02)
+    np.testing.assert_allclose(soft_lif(x).numpy()[0], expected, rtol=FLOAT32_RTOL)
     np.testing.assert_allclose(qcfs_layer(x).numpy()[0], qcfs_reference(x.numpy()[0].astype(np.float64), 8, 4.0, 0.5))
 
 

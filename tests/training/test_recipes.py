@@ -36,13 +36,15 @@ def test_activation_options_reach_every_activation_layer():
     model = spiking_cnn((12, 12, 3), 4, "qcfs", filters=(8,), dense=16, levels=4, threshold=2.0)
     qcfs_layers = [layer for layer in model.layers if isinstance(layer, QCFS)]
     assert len(qcfs_layers) == 2 and all(layer.levels == 4 and layer.initial_threshold == 2.0 for layer in qcfs_layers)
-    softlif = [layer for layer in spiking_cnn((12, 12, 3), 4, "softlif", filters=(8,), sigma=0.05).layers if isinstance(layer, SoftLIF)]
+    softlif_model = spiking_cnn((12, 12, 3), 4, "softlif", filters=(8,), sigma=0.05)
+    softlif = [layer for layer in softlif_model.layers if isinstance(layer, SoftLIF)]
     assert len(softlif) == 2 and all(layer.sigma == 0.05 for layer in softlif)
 
 
 def test_the_recipe_options_are_defaults_the_caller_overrides():
     def activation_layers(activation, **options):
-        return [layer for layer in spiking_cnn((12, 12, 1), 2, activation, filters=(4,), **options).layers if isinstance(layer, ACTIVATION_TYPES[activation])]
+        model = spiking_cnn((12, 12, 1), 2, activation, filters=(4,), **options)
+        return [layer for layer in model.layers if isinstance(layer, ACTIVATION_TYPES[activation])]
 
     assert {layer.sigma for layer in activation_layers("softlif")} == {RECIPE_OPTIONS["softlif"]["sigma"]}
     assert {layer.initial_threshold for layer in activation_layers("qcfs")} == {RECIPE_OPTIONS["qcfs"]["threshold"]}
