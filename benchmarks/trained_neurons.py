@@ -37,12 +37,8 @@ TIMESTEPS = (1, 2, 4, 8, 16, 32, 64)
 LOIHI_TIMESTEPS = (16, 32, 64)
 ROWS_FILE = REPO / "docs" / "trained_neurons.json"
 DATASETS = {"MNIST": "mnist", "Fashion-MNIST": "fashion-mnist"}
-#: activation -> options of its layers (see docs/training.md for why these values)
-ACTIVATIONS = {
-    "relu": {},
-    "softlif": {"tau_rc": 0.02, "tau_ref": 0.002, "amplitude": 0.063, "sigma": 0.02, "noise": 10.0},
-    "qcfs": {"levels": 8},
-}
+#: activation -> options of its layers beyond the recipe's defaults (``RECIPE_OPTIONS``)
+ACTIVATIONS = {"relu": {}, "softlif": {}, "qcfs": {"levels": 8}}
 #: seconds per simulation step of the soft-LIF network's LIF neurons (convert_to_spiking{dt})
 SOFTLIF_DT = 0.002
 
@@ -57,15 +53,27 @@ def pipeline(name: str, activation: str) -> str:
     return text
 
 
+def layer_options(activation: str) -> dict:
+    """The options each ``activation`` layer of the benchmark's CNNs gets."""
+    from snnc.training.recipes import RECIPE_OPTIONS
+
+    return {**RECIPE_OPTIONS[activation], **ACTIVATIONS[activation]}
+
+
 def trained_model(dataset: str, activation: str, epochs: int, retrain: bool) -> Path:
-    """The saved ``activation`` CNN for ``dataset`` (trained now unless kept from a run before)."""
-    path = MODELS / f"{dataset}_{activation}_{epochs}ep.h5"
+    """The saved ``activation`` CNN for ``dataset`` (trained now unless kept from a run before
+    with the same options)."""
+    import hashlib
+
+    options = layer_options(activation)
+    key = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
+    path = MODELS / f"{dataset}_{activation}_{epochs}ep_{key}.h5"
     if path.exists() and not retrain:
         return path
     from snnc.training import fit, load_images, spiking_cnn
 
     x, y = load_images(SHARED / dataset, "train")
-    model = spiking_cnn(x.shape[1:], 10, activation, **ACTIVATIONS[activation])
+    model = spiking_cnn(x.shape[1:], 10, activation, **options)
     fit(model, x, y, epochs=epochs, verbose=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.h5")
@@ -74,7 +82,7 @@ def trained_model(dataset: str, activation: str, epochs: int, retrain: bool) -> 
     return path
 
 
-def measure(label: str, dataset: str, examples: int, epochs: int, retrain: bool) -> list[dict]:
+def measure(label: str, dataset: str, activations, examples: int, epochs: int, retrain: bool) -> list[dict]:
     from snnc.compiler import load_model
     from snnc.compiler.datasets import load_dataset
     from snnc.compiler.driver import compile_model, evaluate
@@ -82,7 +90,7 @@ def measure(label: str, dataset: str, examples: int, epochs: int, retrain: bool)
     calibration = load_dataset(SHARED / dataset, split="train").head(1000)
     test = load_dataset(SHARED / dataset, split="test").head(examples)
     rows = []
-    for activation in ACTIVATIONS:
+    for activation in activations:
         start = time.perf_counter()
         path = trained_model(dataset, activation, epochs, retrain)
         trained = time.perf_counter() - start
@@ -106,24 +114,29 @@ def measure(label: str, dataset: str, examples: int, epochs: int, retrain: bool)
     return rows
 
 
+def options(activation: str) -> str:
+    return ", ".join(f"{k}={v}" for k, v in layer_options(activation).items())
+
+
 def markdown(rows, command: str) -> str:
     header = " | ".join(f"T={t}" for t in TIMESTEPS)
     lines = [
         "Test accuracy in % of three CNNs of the same shape (`snnc.training.spiking_cnn`: conv 3×3 32 → act → "
         "avg pool → conv 3×3 64 → act → avg pool → dense 128 → act → 10) trained only with a different "
-        f"activation: ReLU, `SoftLIF({', '.join(f'{k}={v}' for k, v in ACTIVATIONS['softlif'].items())})` and "
-        f"`QCFS(levels={ACTIVATIONS['qcfs']['levels']})`. Converted with snnc's default pipeline (the soft-LIF "
+        f"activation: ReLU, `SoftLIF({options('softlif')})` and `QCFS({options('qcfs')})` (`snnc.training`'s "
+        "recipe, trained with `fit` for the epochs in the table). Converted with snnc's default pipeline (the soft-LIF "
         f"network's LIF neurons at dt = {SOFTLIF_DT} s per step) and run on the spiking interpreter; the ReLU and "
         "soft-LIF networks also with `--target loihi`, run on refsim (the chip's integers). Calibration: the first "
         "1000 training images; test: the first images of the test set (count in the table).",
         "",
-        f"| dataset | trained with | run on | test images | ANN | {header} |",
-        "|---|---|---|---|---|" + "---|" * len(TIMESTEPS),
+        f"| dataset | trained with | run on | epochs | test images | ANN | {header} |",
+        "|---|---|---|---|---|---|" + "---|" * len(TIMESTEPS),
     ]
     for r in rows:
         cells = " | ".join(f"{100 * r['snn_accuracy'][str(t)]:.2f}" if str(t) in r["snn_accuracy"] else "" for t in TIMESTEPS)
-        lines.append(f"| {r['dataset']} | {r['activation']} | {r['where']} | {r['examples']:,} | {100 * r['ann_accuracy']:.2f} | {cells} |")
-    lines += command_lines(command, sum(r["seconds"] for r in rows))
+        lines.append(f"| {r['dataset']} | {r['activation']} | {r['where']} | {r['epochs']} | {r['examples']:,} | {100 * r['ann_accuracy']:.2f} | {cells} |")
+    commands = list(dict.fromkeys(r.get("command", command) for r in rows))
+    lines += command_lines("\n".join(commands), sum(r["seconds"] for r in rows))
     lines += ["", "![accuracy vs time steps, ReLU vs soft-LIF vs QCFS training](trained_neurons.png)"]
     return "\n".join(lines)
 
@@ -164,6 +177,8 @@ def main(argv=None) -> None:
     parser.add_argument("--examples", type=int, default=2000, help="test images per dataset (default 2000)")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs per network (default 3)")
     parser.add_argument("--retrain", action="store_true", help="train anew even where a trained model is kept")
+    parser.add_argument("--activations", default=",".join(ACTIVATIONS),
+                        help="which networks (default: relu,softlif,qcfs); rows of the others are kept")
     parser.add_argument("--replot", action="store_true", help="only redraw the plot from docs/trained_neurons.json")
     args = parser.parse_args(argv)
     if args.replot:
@@ -171,13 +186,25 @@ def main(argv=None) -> None:
         return
     datasets = {"MNIST": "mnist"} if args.quick else DATASETS
     epochs, examples = (1, 300) if args.quick else (args.epochs, args.examples)
-    rows = [row for label, folder in datasets.items() for row in measure(label, folder, examples, epochs, args.retrain)]
+    activations = args.activations.split(",")
+    for a in activations:
+        if a not in ACTIVATIONS:
+            parser.error(f"--activations: {a!r} is not one of {', '.join(ACTIVATIONS)}")
+    rows = [row for label, folder in datasets.items() for row in measure(label, folder, activations, examples, epochs, args.retrain)]
     command = "python benchmarks/trained_neurons.py" + (" --quick" if args.quick else "")
+    if args.activations != parser.get_default("activations"):
+        command += f" --activations {args.activations}"
     if args.quick:
         print(markdown(rows, command))
         return
     from snnc.compiler.fileio import write_text
 
+    for r in rows:
+        r["command"] = command
+    if ROWS_FILE.exists():
+        measured = {(r["dataset"], r["activation"]) for r in rows}
+        kept = [r for r in json.loads(ROWS_FILE.read_text()) if (r["dataset"], r["activation"]) not in measured]
+        rows = sorted(kept + rows, key=lambda r: (list(DATASETS).index(r["dataset"]), list(ACTIVATIONS).index(r["activation"])))
     write_text(ROWS_FILE, json.dumps(rows, indent=1))
     write_section(REPO / "docs" / "results.md", "trained-neurons", markdown(rows, command),
                   "Networks trained for spiking neurons: ReLU vs soft-LIF vs QCFS")
