@@ -1,0 +1,47 @@
+"""Training for the neuron pays: the same small CNN trained with ReLU and with SoftLIF, both run on
+LIF neurons by snnc (the ReLU network through ``convert_to_spiking{neuron=lif}``, the SoftLIF
+network with its own trained time constants), compared against each network's own ANN."""
+
+import numpy as np
+import pytest
+
+from snnc.compiler import compile_model, load_model
+from snnc.compiler.datasets import Dataset
+from snnc.compiler.driver import evaluate
+from snnc.compiler.examples.digits import load_digits_split
+from snnc.compiler.passes import PIPELINES
+from snnc.training import fit, spiking_cnn
+
+DT = 0.002  # seconds per step: tau_ref = 2 ms is one step
+RELU_TO_LIF = f"canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{{neuron=lif,max_rate=0.2,dt={DT}}}"
+SOFTLIF = PIPELINES["default"].replace("convert_to_spiking", f"convert_to_spiking{{dt={DT}}}")
+T = 64
+
+
+@pytest.fixture(scope="module")
+def digits():
+    (x, y), (x_test, y_test) = load_digits_split()
+    return Dataset(x, y, "digits[train]"), Dataset(x_test, y_test, "digits[test]")
+
+
+def trained(activation, data, tmp_path):
+    model = spiking_cnn(data.x.shape[1:], 10, activation, filters=(16,), dense=32)
+    fit(model, data.x, data.y, epochs=6, batch_size=32, learning_rate=1e-2, verbose=0)
+    path = tmp_path / f"{activation}.h5"
+    model.save(path)
+    return load_model(path)
+
+
+def test_a_softlif_trained_network_loses_less_on_lif_neurons_than_a_relu_trained_one(digits, tmp_path):
+    train, test = digits
+    results = {}
+    for activation, pipeline in (("relu", RELU_TO_LIF), ("softlif", SOFTLIF)):
+        compiled = compile_model(trained(activation, train, tmp_path), train, pipeline=pipeline)
+        ev = evaluate(compiled, test, [T], progress=False)
+        results[activation] = (ev.ann_accuracy, ev.snn_accuracy[T])
+    (relu_ann, relu_snn), (soft_ann, soft_snn) = results["relu"], results["softlif"]
+    assert min(relu_ann, soft_ann) > 0.9, results  # both networks learned the digits
+    # the loss each network's conversion to LIF neurons costs, in accuracy points
+    relu_loss, soft_loss = relu_ann - relu_snn, soft_ann - soft_snn
+    assert soft_loss < relu_loss - 0.05, results
+    assert soft_snn > relu_snn, results
