@@ -23,6 +23,13 @@ L = tf.keras.layers
 FLOOR_MARGIN = 1e-3
 
 
+@pytest.fixture(autouse=True)
+def seeded():
+    """Fixed initial weights and training: whether a layer's inputs span several quantization
+    levels must not depend on which tests ran before (TensorFlow's global random state)."""
+    tf.keras.utils.set_random_seed(0)
+
+
 def trained(model, rng):
     """``model`` after a few small training steps on random targets: every QCFS threshold
     moves from its initial value (what the frontend must read), the rest stays near its
