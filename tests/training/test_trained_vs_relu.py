@@ -45,3 +45,22 @@ def test_a_softlif_trained_network_loses_less_on_lif_neurons_than_a_relu_trained
     relu_loss, soft_loss = relu_ann - relu_snn, soft_ann - soft_snn
     assert soft_loss < relu_loss - 0.05, results
     assert soft_snn > relu_snn, results
+
+
+def test_a_qcfs_trained_network_converts_at_few_steps_better_than_a_relu_trained_one(digits, tmp_path):
+    """QCFS(levels=4) against the same CNN trained with ReLU, both through snnc's default
+    pipeline (IF neurons): at T = L = 4 the QCFS network is within 2 points of its ANN (the IF
+    neurons compute its activation exactly on constant inputs; the rest is the uneven spike
+    trains of later layers), and at T = 2 it loses less than the ReLU network does."""
+    train, test = digits
+    losses = {}
+    for activation, options in (("relu", {}), ("qcfs", {"levels": 4})):
+        model = spiking_cnn(train.x.shape[1:], 10, activation, filters=(16,), dense=32, **options)
+        fit(model, train.x, train.y, epochs=6, batch_size=32, learning_rate=1e-2, verbose=0)
+        model.save(tmp_path / f"{activation}.h5")
+        compiled = compile_model(load_model(tmp_path / f"{activation}.h5"), train)
+        ev = evaluate(compiled, test, [2, 4], progress=False)
+        assert ev.ann_accuracy > 0.9, (activation, ev.ann_accuracy)
+        losses[activation] = {t: ev.ann_accuracy - a for t, a in ev.snn_accuracy.items()}
+    assert losses["qcfs"][4] < 0.02, losses
+    assert losses["qcfs"][2] < losses["relu"][2], losses
