@@ -76,7 +76,7 @@ def main() -> None:
         rows.append(f"| {1000 * tau_s:g} ms{' (snnc today)' if tau_s == 0 else ''} | " + " | ".join(f"{100 * a:.2f}" for a in accs) + " |")
         print(rows[-1], file=sys.stderr)
     text = "\n".join([
-        f"The SoftLIF MNIST network of the table above (ANN {100 * ann:.2f} % on these {EXAMPLES} test images), its LIF "
+        f"The SoftLIF MNIST network of `trained_neurons.py` (its table above; ANN {100 * ann:.2f} % on these {EXAMPLES} test images), its LIF "
         f"neurons (snnc's definition, dt = {SOFTLIF_DT} s) fed through a lowpass synapse of time constant tau_s; "
         "stepped by this script, not yet by snnc (the IR has no synapse on neurons).",
         "",
