@@ -21,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from doc_sections import command_lines, write_section
+from doc_sections import command_lines, save_png, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SNNC_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -116,9 +116,7 @@ def plot(rows, path: Path) -> None:
         ax.annotate(f"not shown: {r['model'].replace('`', '')}, {r['method']} (best {best:.1f} %)",
                     (0.01, 0.02 + 0.04 * i), xycoords="axes fraction", fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    save_png(fig, path, dpi=120, bbox_inches="tight")
 
 
 def main():

@@ -39,3 +39,13 @@ def publish(text: str, print_only: bool, path: Path, name: str, heading: str) ->
         print(text)
     else:
         write_section(path, name, text, heading)
+
+
+def save_png(fig, path: Path, **options) -> None:
+    """Write matplotlib figure ``fig`` to ``path`` atomically (a temporary file, then a rename),
+    so a plot is never left half-written; ``options`` go to ``savefig`` (``dpi``, ...)."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, **options)
+    os.replace(tmp, path)

@@ -197,6 +197,7 @@ def plot(ev, keras_acc: float, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from doc_sections import save_png
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.semilogx(ev.timesteps, [100 * ev.snn_accuracy[t] for t in ev.timesteps], "o-", base=2, label="SNN (IF)")
@@ -206,7 +207,7 @@ def plot(ev, keras_acc: float, path: Path) -> None:
     ax.set_title("FSDD Conv1D")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_png(fig, path, dpi=100)
     plt.close(fig)
 
 

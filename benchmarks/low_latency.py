@@ -24,7 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from doc_sections import command_lines, write_section
+from doc_sections import command_lines, save_png, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SNNC_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -144,9 +144,7 @@ def plot(rows, path: Path) -> None:
     handles = {h.get_label(): h for ax in axes[0] for h in ax.get_lines()}  # every method, each once
     fig.legend(list(handles.values()), list(handles), fontsize=8, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.12, 1, 1))
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    save_png(fig, path, dpi=110)
 
 
 def merged(previous: list[dict], new: list[dict]) -> list[dict]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from doc_sections import command_lines, publish
+from doc_sections import command_lines, publish, save_png
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SNNC_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -146,7 +146,7 @@ def plot(ev, per_neuron, path: Path) -> None:
     ax.set_title("MNIST row by row (SimpleRNN)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_png(fig, path, dpi=100)
     plt.close(fig)
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from doc_sections import command_lines, write_section
+from doc_sections import command_lines, save_png, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SNNC_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -166,7 +166,7 @@ def plot(rows, path: Path) -> None:
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
-        for i, r in enumerate(r for r in rows if r["dataset"] == dataset):
+        for r in (r for r in rows if r["dataset"] == dataset):
             steps = [int(t) for t in r["snn_accuracy"]]
             color = f"C{list(ACTIVATIONS).index(r['activation'])}"
             style = "--" if "Loihi" in r["where"] else (":" if "neuron=lif" in r["where"] else "-")
@@ -183,9 +183,7 @@ def plot(rows, path: Path) -> None:
     handles = {h.get_label(): h for ax in axes[0] for h in ax.get_lines() if not h.get_label().startswith("_")}
     fig.legend(list(handles.values()), list(handles), fontsize=8, loc="lower center", ncol=3)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    save_png(fig, path, dpi=110)
 
 
 def main(argv=None) -> None:
