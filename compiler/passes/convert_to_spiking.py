@@ -136,6 +136,10 @@ def convert_to_spiking(
             rw.keep(node, op=trained_op, meta={**node.meta, "trained": op.NAME})
             if isinstance(op, ops.Qcfs) and neuron != "if":
                 rw.note(node, f"qcfs layers stay integrate-and-fire neurons (neuron={neuron} applies to relu layers)")
+            if isinstance(op, ops.SoftLif) and op.sigma > 0:
+                # the float graph keeps the softened curve; say where the two part
+                rw.note(node, f"LIF neurons fire on the hard LIF curve: the trained curve's smoothing sigma={op.sigma:g} "
+                              "(below and just above the threshold) is not kept")
         elif isinstance(op, ops.MaxPool2d):
             if maxpool == "gate":
                 rw.keep(node, op=ops.SpikeMaxPool2d(op.kernel, op.stride, op.pads))

@@ -129,6 +129,14 @@ def test_qcfs_layers_stay_integrate_and_fire_with_neuron_lif(rng):
     assert ("q", "qcfs layers stay integrate-and-fire neurons (neuron=lif applies to relu layers)") in notes(spiking)
 
 
+@pytest.mark.parametrize("sigma", [0.0, 0.02])
+def test_a_softened_lif_curve_is_noted_where_the_neurons_take_the_hard_one(sigma):
+    spiking = convert_to_spiking(single(ops.SoftLif(sigma=sigma), 4))
+    noted = [message for node, message in notes(spiking) if node == "act" and "sigma" in message]
+    assert len(noted) == (sigma > 0), notes(spiking)
+    assert isinstance(spiking.node("act").op, ops.LifNeuron)
+
+
 def test_bistable_neurons_refuse_trained_activations(rng):
     with pytest.raises(PassError, match=r"%q = qcfs: neuron=bistable cannot convert activations trained for IF or LIF"):
         convert_to_spiking(mixed_mlp(rng), neuron="bistable")
