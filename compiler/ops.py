@@ -778,7 +778,9 @@ class LoihiCompartments(Op):
     ``format="float"`` holds NengoLoihi's float parameters: the ensemble ``gain`` (folded into
     the synapse weights) and ``bias`` (one per compartment); ``neuron="relu"`` is
     ``configure_relu`` (threshold ``1/dt``, no leak), ``neuron="lif"`` is ``configure_lif``
-    (``tau_rc``, ``tau_ref`` in seconds at step ``dt``, threshold 1). ``format="int"`` holds the
+    (``tau_rc``, ``tau_ref`` in seconds at step ``dt``, threshold 1); ``tau_s > 0`` is the
+    synapse NengoLoihi's ``configure_filter(tau_s)`` gives the current (``decay_u = 1 -
+    exp(-dt/tau_s)``; 0: none, ``decay_u = 1``). ``format="int"`` holds the
     discretized ``vth``, ``bias`` (``mantissa << exponent``), ``vmin`` and ``vmax`` per
     compartment (each is per core block on the chip), the 12-bit decays and the refractory
     delay. The output spikes are worth ``amplitude`` each on the host. ``vmin`` (float
@@ -800,6 +802,7 @@ class LoihiCompartments(Op):
     dt: float = 0.001
     tau_rc: float = 0.02
     tau_ref: float = 0.0
+    tau_s: float = 0.0
     decay_u: int = 0
     decay_v: int = 0
     refract_delay: int = 1
@@ -822,6 +825,8 @@ class LoihiCompartments(Op):
         expect_positive(self, "gain", "amplitude", "dt")
         if not self.vmin <= 0:
             raise OpTypeError(f"loihi_compartments vmin={self.vmin:g} must be at most 0 (thresholds)")
+        if self.tau_s < 0:
+            raise OpTypeError(f"loihi_compartments tau_s={self.tau_s:g} must not be negative")
         want = "f32" if self.format == "float" else "i32"
         first = inputs[0]
         for t in inputs:

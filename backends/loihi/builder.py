@@ -264,7 +264,7 @@ def _host_population(lw: Lowering, built: BuiltLoihi, node: Node):
         n, 1, neuron_type=form.neuron_type, gain=np.full(n, form.gain), bias=np.full(n, form.bias), label=node.name
     )
     built.network.config[ens].on_chip = False
-    nengo.Connection(lw.source(node.inputs[0]), ens.neurons, synapse=None)
+    nengo.Connection(lw.source(node.inputs[0]), ens.neurons, synapse=form.synapse)
     probe = nengo.Probe(ens.neurons, synapse=None, label=f"{node.name}_spikes")
     built.host[node.name] = HostPopulation(ens, probe, node.type.shape, op.amplitude)
     return ens.neurons
@@ -291,6 +291,12 @@ def chip_neuron_type(node: Node):
         min_voltage=op.vmin,
         initial_state={"voltage": zero, "refractory_time": zero},
     )
+
+
+def chip_synapse(op: ops.LoihiCompartments):
+    """The synapse of the connections into a chip population: ``nengo.Lowpass(tau_s)``,
+    which NengoLoihi makes the compartments' current decay, or None (``decay_u = 1``)."""
+    return nengo.Lowpass(op.tau_s) if op.tau_s > 0 else None
 
 
 @functools.cache
@@ -353,7 +359,7 @@ def _chip_population(lw: Lowering, built: BuiltLoihi, node: Node, block_shapes: 
         pres.add(pre_name)
         built.synapse_pre[name] = pre_name
         transform = synapse_transform(synapse, lw.shape(synapse.inputs[0]))
-        nengo.Connection(pre, ens.neurons, transform=transform, synapse=None, label=name)
+        nengo.Connection(pre, ens.neurons, transform=transform, synapse=chip_synapse(op), label=name)
     built.chip[node.name] = ChipPopulation(
         ensemble=ens,
         spikes=nengo.Probe(ens.neurons, synapse=None, label=f"{node.name}_spikes"),

@@ -345,14 +345,14 @@ def _close_delay(lw: Lowering, node: Node) -> None:
         lw.constant(out, init, f"{node.name}_init_value")
 
 
-def _probed_ensemble(lw: Lowering, node: Node, neuron_type, gain, bias, spike_value: float):
-    """An ensemble of ``node``'s neurons fed ``node``'s input as the current ``J``, with a
-    probe counting its spikes."""
+def _probed_ensemble(lw: Lowering, node: Node, neuron_type, gain, bias, spike_value: float, synapse=None):
+    """An ensemble of ``node``'s neurons fed ``node``'s input as the current ``J`` (through
+    ``synapse``), with a probe counting its spikes."""
     n = node.type.size
     ens = nengo.Ensemble(
         n, 1, neuron_type=neuron_type, gain=np.full(n, gain), bias=np.full(n, bias), label=node.name
     )
-    lw.connect(lw.source(node.inputs[0]), ens.neurons)
+    lw.connect(lw.source(node.inputs[0]), ens.neurons, synapse=synapse)
     probe = nengo.Probe(ens.neurons, synapse=SPIKE_COUNTER, label=f"{node.name}_spikes")
     lw.model.neurons[node.name] = NeuronProbe(ens, probe, node.type.shape, spike_value, node.op)
     return ens.neurons
@@ -365,7 +365,7 @@ def _neurons(lw: Lowering, node: Node):
         form = neurons.form(node.op, "nengo")(node.op, lw.model.dt)
     except neurons.NeuronError as e:
         raise BuildError(f"%{node.name}: {e}") from None
-    return _probed_ensemble(lw, node, form.neuron_type, form.gain, form.bias, node.op.amplitude)
+    return _probed_ensemble(lw, node, form.neuron_type, form.gain, form.bias, node.op.amplitude, form.synapse)
 
 
 @lowers(ops.SpikeMaxPool2d)

@@ -30,7 +30,7 @@ from . import hardware
 class CompartmentParams:
     """A population's (or one core block's) compartment parameters before discretization,
     as NengoLoihi's ``Compartment`` holds them after ``configure_relu``/``configure_lif`` and
-    ``configure_filter(0.0, dt)``.
+    ``configure_filter(tau_s, dt)``.
 
     ``vth`` and ``bias`` have one entry per compartment (float32 values, held in float64);
     ``decay_u``/``decay_v`` are the float32 decays (``1 - exp(-dt/tau)``), shared by all
@@ -68,8 +68,9 @@ def compartment_params(graph: Graph, node: Node) -> CompartmentParams:
       ``vth = 1``, ``vmin = 0``, ``scale_v = decay_v > 0.5/2^12`` (required).
     - ``vmin = op.vmin * vth`` (0 unless the op lowers the floor: NengoLoihi's
       ``configure_relu`` sets 0, snnc's builder then sets the block's ``vmin``).
-    - then ``configure_filter(tau_s=0, dt)`` (synapse=None): ``decay_u = 1``,
-      ``scale_u = True``; ``vmax = inf``; ``bias`` is the ensemble bias.
+    - then ``configure_filter(tau_s, dt)``: ``decay_u = 1`` for ``tau_s = 0`` (synapse=None),
+      else ``-expm1(-dt/tau_s)`` (``nengo.Lowpass(tau_s)``), ``scale_u = decay_u > 0.5/2^12``;
+      ``vmax = inf``; ``bias`` is the ensemble bias.
 
     (The ensemble builder first sets the default ``decode_tau`` filter, which the
     connection's ``configure_filter(0.0)`` then overwrites: every chip population here has
@@ -94,13 +95,19 @@ def compartment_params(graph: Graph, node: Node) -> CompartmentParams:
             )
     # int32 array in NengoLoihi: round() then the float-to-int cast
     refract_delay = int(np.int32(np.round(tau_ref / dt) + 1))
-    decay_u = 1.0  # _configure_filter(0): "decay_u = 1 if tau_s == 0"
+    # _configure_filter: "decay_u = 1 if tau_s == 0 else -np.expm1(-dt / np.asarray(tau_s))"
+    decay_u = 1.0 if op.tau_s == 0 else _f32(-np.expm1(-dt / np.asarray(op.tau_s)))
+    if not decay_u > hardware.DECAY_SCALE_TH:
+        raise PassError(
+            f"%{node.name}: synapse tau_s={op.tau_s} s is too long for dt={dt} s: Loihi's current decay "
+            f"1-exp(-dt/tau_s) must exceed 0.5/2^12 (NengoLoihi's configure_filter)"
+        )
     return CompartmentParams(
         vth=np.full(n, _f32(vth)),
         bias=bias,
         decay_u=decay_u,
         decay_v=decay_v,
-        scale_u=decay_u > hardware.DECAY_SCALE_TH,
+        scale_u=True,
         scale_v=bool(scale_v),
         refract_delay=refract_delay,
         vmin=_f32(op.vmin * vth),

@@ -68,12 +68,14 @@ class LoihiForm:
 
 @dataclass(frozen=True)
 class NengoNeuron:
-    """A population's Nengo form: the ``nengo.neurons.NeuronType`` and the ensemble's gain
-    and bias (``J = gain * x + bias`` with ``x`` the population's input)."""
+    """A population's Nengo form: the ``nengo.neurons.NeuronType``, the ensemble's gain
+    and bias (``J = gain * x + bias`` with ``x`` the population's input) and the synapse of
+    the connection that brings ``x`` (None: unfiltered, in the same step)."""
 
     neuron_type: Any
     gain: float
     bias: float
+    synapse: Any = None
 
 
 class NeuronError(SnncError):

@@ -17,7 +17,14 @@ from . import NUMPY, ChipDifference, LoihiForm, NengoNeuron, Neuron, register
 @dataclass(frozen=True)
 class LifNeuron(ops.Op):
     """Leaky integrate-and-fire neurons, exactly as ``nengo.LIF`` steps them (dt in seconds),
-    with input current ``J = gain * x_t + bias``::
+    with input current ``J = gain * u_t + bias``, where ``u_t = x_t`` (``tau_s = 0``: each
+    presynaptic spike is a one-step current pulse) or, with a synapse of time constant
+    ``tau_s > 0`` seconds, the input lowpass-filtered as a ``nengo.Lowpass(tau_s)`` synapse
+    filters it (and Loihi's current decay ``decay_u``): ``u_t = a u_{t-1} + (1 - a) x_{t-1}``,
+    ``a = exp(-dt / tau_s)``, ``u_1 = 0`` (Nengo updates a synapse after the step that reads
+    it, hence one step of delay). A LIF neuron resets to zero, so the part of a pulse beyond
+    the threshold is lost and a spiking input fires it below its mean current's rate; the
+    synapse spreads each pulse over steps and gives most of that rate back::
 
         r  = r - dt ;  dt_eff = clip(dt - r, 0, dt)               (r: refractory time left)
         v  = v - (J - v) * expm1(-dt_eff / tau_rc)
@@ -37,11 +44,13 @@ class LifNeuron(ops.Op):
     gain: float = 1.0
     bias: float = 1.0
     amplitude: float = 1.0
+    tau_s: float = 0.0
 
     def infer_type(self, inputs):
         ops.expect_positive(self, "tau_rc", "dt", "gain", "amplitude")
-        if self.tau_ref < 0:
-            raise ops.OpTypeError(f"lif_neuron tau_ref must not be negative, got {self.tau_ref}")
+        for key in ("tau_ref", "tau_s"):
+            if getattr(self, key) < 0:
+                raise ops.OpTypeError(f"lif_neuron {key} must not be negative, got {getattr(self, key)}")
         return ops.spikes_like(inputs[0])
 
 
@@ -81,13 +90,21 @@ class LIF(Neuron):
     OP = LifNeuron
 
     def initial_state(self, p, shape):
-        return {"v": np.zeros(shape), "refractory": np.zeros(shape)}
+        synapse = {"current": np.zeros(shape)} if p.tau_s > 0 else {}
+        return {"v": np.zeros(shape), "refractory": np.zeros(shape), **synapse}
 
     def step(self, p, state, x, xp=NUMPY):
-        """``nengo.LIF.step`` (the op's equations) with ``J = gain * x + bias``; returns
-        ``({"v": v, "refractory": r}, s)``. The spike time's ``log1p`` is evaluated everywhere
-        and kept where ``s`` (elementwise: the same numbers as on the spiking neurons alone)."""
+        """``nengo.LIF.step`` (the op's equations) with ``J = gain * u + bias``; returns
+        ``({"v": v, "refractory": r[, "current": u_next]}, s)``. The spike time's ``log1p`` is
+        evaluated everywhere and kept where ``s`` (elementwise: the same numbers as on the
+        spiking neurons alone)."""
         v, ref = state["v"], state["refractory"]
+        synapse = {}
+        if p.tau_s > 0:
+            u = state["current"]
+            decay = math.exp(-p.dt / p.tau_s)
+            synapse = {"current": decay * u + (1.0 - decay) * x}
+            x = u
         j = p.gain * x + p.bias
         ref = ref - p.dt
         dt_eff = xp.clip(p.dt - ref, 0.0, p.dt)
@@ -98,7 +115,7 @@ class LIF(Neuron):
         zero = xp.zeros_like(v)
         v = xp.where(spiked | (v < 0.0), zero, v)
         ref = xp.where(spiked, p.tau_ref + t_spike, ref)
-        return {"v": v, "refractory": ref}, spiked
+        return {"v": v, "refractory": ref, **synapse}, spiked
 
     def rates(self, p, x):
         """``amplitude * dt / (tau_ref + tau_rc * log1p(1 / (J - 1)))`` per step where
@@ -106,9 +123,10 @@ class LIF(Neuron):
         j = p.gain * np.asarray(x, dtype=np.float64) + p.bias
         return p.amplitude * p.dt * soft_lif_rate(j - 1.0, p.tau_rc, p.tau_ref, 0.0)
 
-    def from_relu(self, *, max_rate, tau_rc=0.02, tau_ref=0.002, dt=0.001, bursts=1, **_):
+    def from_relu(self, *, max_rate, tau_rc=0.02, tau_ref=0.002, dt=0.001, bursts=1, tau_s=0.0, **_):
         """Bias 1 (the threshold at ``a = 0``) and the gain at which ``a = 1`` fires
-        ``max_rate`` spikes per step (:func:`lif_gain`). One spike per step at most: no bursts."""
+        ``max_rate`` spikes per step (:func:`lif_gain`), inputs through a synapse ``tau_s``.
+        One spike per step at most: no bursts."""
         if bursts != 1:
             raise PassError(f"option bursts={bursts}: lif neurons fire at most once per step; burst spikes need neuron=if")
         rate_hz = max_rate / dt
@@ -118,7 +136,7 @@ class LIF(Neuron):
                 f"neuron's limit 1/tau_ref = {1 / tau_ref:g} Hz; use max_rate < {dt / tau_ref:g}"
             )
         gain = lif_gain(rate_hz, tau_rc, tau_ref)
-        return LifNeuron(tau_rc=tau_rc, tau_ref=tau_ref, dt=dt, gain=gain, bias=1.0, amplitude=1.0 / max_rate)
+        return LifNeuron(tau_rc=tau_rc, tau_ref=tau_ref, dt=dt, gain=gain, bias=1.0, amplitude=1.0 / max_rate, tau_s=tau_s)
 
     def forms(self):
         return {"loihi": loihi_form, "nengo": nengo_form, "loihi_host": loihi_host_form, "nengo_dl": nengo_dl_form}
@@ -131,7 +149,8 @@ def loihi_form(op: LifNeuron, bias: np.ndarray, dt: float) -> LoihiForm:
     not a multiple of ``dt`` (e.g. a soft-LIF trained with another ``tau_ref``) that rounding
     is reported as ``differs``."""
     compartments = ops.LoihiCompartments(
-        neuron="lif", gain=op.gain * op.dt, amplitude=op.amplitude, dt=op.dt, tau_rc=op.tau_rc, tau_ref=op.tau_ref
+        neuron="lif", gain=op.gain * op.dt, amplitude=op.amplitude, dt=op.dt, tau_rc=op.tau_rc, tau_ref=op.tau_ref,
+        tau_s=op.tau_s,
     )
     steps = op.tau_ref / op.dt
     if math.isclose(steps, round(steps), rel_tol=1e-9, abs_tol=1e-9):
@@ -157,12 +176,14 @@ def _nengo_lif(op: LifNeuron, amplitude: float) -> NengoNeuron:
         amplitude=amplitude,
         initial_state={"voltage": Choice([0.0]), "refractory_time": Choice([0.0])},
     )
-    return NengoNeuron(neuron_type, op.gain, op.bias)
+    synapse = nengo.Lowpass(op.tau_s) if op.tau_s > 0 else None
+    return NengoNeuron(neuron_type, op.gain, op.bias, synapse)
 
 
 def nengo_form(op: LifNeuron, dt: float) -> NengoNeuron:
     """``nengo.LIF`` (it steps as the op), ensemble gain ``gain`` and bias ``bias``, state
-    starting at 0, each spike output as the op's ``amplitude`` (:func:`lif_amplitude`)."""
+    starting at 0, each spike output as the op's ``amplitude`` (:func:`lif_amplitude`), the
+    input through ``nengo.Lowpass(tau_s)`` where ``tau_s > 0``."""
     return _nengo_lif(op, lif_amplitude(op.amplitude, dt))
 
 

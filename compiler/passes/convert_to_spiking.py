@@ -36,6 +36,7 @@ def convert_to_spiking(
     tau_ref: float = 0.002,
     dt: float = 0.001,
     period: int = 2,
+    synapse: float = 0.01,
 ) -> Graph:
     """Replace each ReLU by a neuron population and read the outputs out over time.
 
@@ -59,6 +60,12 @@ def convert_to_spiking(
     - ``neuron=lif``: ``nengo.LIF`` dynamics (``tau_rc``, ``tau_ref``, step ``dt`` seconds),
       gain set so ``a = 1`` fires at ``max_rate`` spikes per step; its rate curve is not
       linear, so expect lower accuracy than ``if`` on ReLU-trained networks.
+    - ``synapse``: the time constant ``tau_s`` (seconds) of a lowpass synapse on the input of
+      every LIF population (``lif_neuron{tau_s}``: ``nengo.Lowpass`` on Nengo, the current
+      decay on Loihi); ``0``: none, each spike a one-step current pulse. A LIF neuron resets
+      to zero, so pulses fire it below its mean current's rate; the synapse gives that rate
+      back (docs/results.md, ``softlif-synapse``) at the cost of about ``tau_s / dt`` steps of
+      latency per layer. IF neurons integrate exactly and take no synapse.
     - ``neuron=bistable``: bistable integrate-and-fire (BSNN, docs/bsnn.md), cycles of
       ``period`` steps, each layer integrating during one cycle and firing during the next;
       phases follow the levels of the graph and synchronous neurons delay early residual
@@ -91,9 +98,10 @@ def convert_to_spiking(
       population bistable).
 
       ``soft_lif{tau_rc, tau_ref, amplitude, sigma}`` becomes ``lif_neuron{tau_rc, tau_ref,
-      gain=1, bias=1, amplitude=amplitude/dt, dt}`` (``dt``: this pass's option, seconds per
-      step): its mean output per step is ``amplitude`` times the hard LIF rate curve in Hz, the
-      trained curve with ``sigma = 0`` (the smoothing only served the gradients).
+      gain=1, bias=1, amplitude=amplitude/dt, dt, tau_s}`` (``dt``: this pass's option, seconds
+      per step; ``tau_s``: ``synapse``): its mean output per step is ``amplitude`` times the hard
+      LIF rate curve in Hz, the trained curve with ``sigma = 0`` (the smoothing only served the
+      gradients).
     - sigmoid, tanh and softmax cannot spike: just before an output they run on the host on
       the readout's time-averaged value, ``output(f(readout(x)))``; anywhere else they are
       refused.
@@ -109,10 +117,13 @@ def convert_to_spiking(
     if neuron == "bistable" and graph.sequence:
         raise PassError("neuron=bistable needs constant inputs: its cycles would cut across the input steps of a sequence")
     floored = floor == "zero" or (floor == "auto" and graph.sequence)
+    if synapse < 0:
+        raise PassError(f"option synapse={synapse} must be 0 (none) or a positive time constant in seconds")
     options = dict(
         threshold=threshold, reset=reset, v_init=v_init, v_min=0.0 if floored else None, tau_rc=tau_rc, tau_ref=tau_ref, dt=dt,
         period=period,
         bursts=bursts,
+        tau_s=synapse,
     )
     neuron_op = neurons.by_name(neuron).from_relu(max_rate=max_rate, **options)
     if graph.stage != ops.FLOAT:
@@ -132,7 +143,7 @@ def convert_to_spiking(
             _check_relu(rw, node, max_rate)
             rw.keep(node, op=neuron_op)
         elif isinstance(op, ops.TRAINED_OPS):
-            trained_op = qcfs_neurons(op, floored) if isinstance(op, ops.Qcfs) else soft_lif_neurons(op, dt)
+            trained_op = qcfs_neurons(op, floored) if isinstance(op, ops.Qcfs) else soft_lif_neurons(op, dt, synapse)
             rw.keep(node, op=trained_op, meta={**node.meta, "trained": op.NAME})
             if isinstance(op, ops.Qcfs) and neuron != "if":
                 rw.note(node, f"qcfs layers stay integrate-and-fire neurons (neuron={neuron} applies to relu layers)")
@@ -194,11 +205,11 @@ def qcfs_neurons(op: ops.Qcfs, floored: bool) -> IfNeuron:
     )
 
 
-def soft_lif_neurons(op: ops.SoftLif, dt: float) -> LifNeuron:
+def soft_lif_neurons(op: ops.SoftLif, dt: float, tau_s: float) -> LifNeuron:
     """The LIF population with the trained time constants whose mean output per step of ``dt``
     seconds is ``op.amplitude`` times its rate in Hz (bias 1: the input is the current above
-    the threshold, as in the op)."""
-    return LifNeuron(tau_rc=op.tau_rc, tau_ref=op.tau_ref, dt=dt, gain=1.0, bias=1.0, amplitude=op.amplitude / dt)
+    the threshold, as in the op), its input through a synapse of ``tau_s`` seconds."""
+    return LifNeuron(tau_rc=op.tau_rc, tau_ref=op.tau_ref, dt=dt, gain=1.0, bias=1.0, amplitude=op.amplitude / dt, tau_s=tau_s)
 
 
 def _read_out(rw: Rewriter, name: str, readout: str, neuron_op) -> str:

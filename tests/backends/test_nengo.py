@@ -173,9 +173,9 @@ def parallel_bursts_net(rng):
     return b.build()
 
 
-def lif_net(rng, dt=0.001):
+def lif_net(rng, dt=0.001, tau_s=0.0):
     b = spiking("lif")
-    lif = ops.LifNeuron(tau_rc=0.02, tau_ref=0.002, dt=dt, gain=30.0, bias=1.0, amplitude=0.5)
+    lif = ops.LifNeuron(tau_rc=0.02, tau_ref=0.002, dt=dt, gain=30.0, bias=1.0, amplitude=0.5, tau_s=tau_s)
     h = b.add(lif, [dense(b, rng, b.input("x", (6,)), 10)])
     b.output(h, name="lif_out")
     h = b.add(ops.IfNeuron(v_init=0.5), [dense(b, rng, h, 8)])
@@ -247,6 +247,17 @@ def test_conv_graphs(make, simulator, rng):
 def test_lif(simulator, rng):
     graph = lif_net(rng)
     assert_agree(graph, inputs(rng, graph), 60, simulator)
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_lif_with_a_synapse_is_nengo_lowpass(simulator, rng):
+    """tau_s: the interpreter's filtered current is the connection's ``nengo.Lowpass`` (one
+    step late, as Nengo updates synapses), spike for spike."""
+    graph = lif_net(np.random.default_rng(5), tau_s=0.005)
+    x = inputs(rng, graph)
+    want, _ = assert_agree(graph, x, 60, simulator)
+    unfiltered = simulate(lif_net(np.random.default_rng(5)), x, [60], precision="float64")
+    assert not np.array_equal(want.outputs[60]["lif_out"], unfiltered.outputs[60]["lif_out"])
 
 
 GATES = {

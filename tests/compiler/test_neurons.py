@@ -25,6 +25,7 @@ LIF_OPS = [
     ops.LifNeuron(),
     ops.LifNeuron(tau_rc=0.05, tau_ref=0.004, dt=0.001, gain=3.0, bias=1.0, amplitude=0.5),
     ops.LifNeuron(tau_rc=0.02, tau_ref=0.001, dt=0.0005, gain=5.0, bias=0.5),
+    ops.LifNeuron(tau_rc=0.02, tau_ref=0.002, dt=0.002, gain=2.0, bias=1.0, tau_s=0.005),
 ]
 
 
