@@ -392,6 +392,9 @@ class Evaluation:
     input_steps: int = 0
     #: the sequences are frames for a model with constant inputs (:mod:`.frames`)
     frames: bool = False
+    #: over all neuron populations (:func:`~.simulate.overall_bits`); None: not measured
+    bits_per_activity: float | None = None
+    significant_bits_per_weight: float | None = None
 
     def to_json(self) -> dict:
         sequence = {}
@@ -412,6 +415,8 @@ class Evaluation:
             "float_accuracy": self.float_accuracy,
             "snn_accuracy": {str(t): a for t, a in self.snn_accuracy.items()},
             "agreement_with_ann": {str(t): a for t, a in self.agreement.items()},
+            "bits_per_activity": self.bits_per_activity,
+            "significant_bits_per_weight": self.significant_bits_per_weight,
             "layers": self.layers,
             "seconds": round(self.seconds, 3),
         }
@@ -485,6 +490,7 @@ def evaluate(
     average over that frame's window). ``backend`` defaults to the interpreter, or
     refsim for networks compiled for Loihi."""
     from . import interpreter
+    from .simulate import overall_bits
 
     if backend is not None:
         backends.get(backend)  # an unknown name first: it is a typo whatever else is wrong
@@ -505,6 +511,13 @@ def evaluate(
     float_pred = _predictions(interpreter.run(compiled.float, x, batch_size=batch_size, progress=progress), per_step)
     result = _simulate(compiled, spec, x, timesteps, batch_size=batch_size, progress=progress, precision=precision)
     snn_pred = {t: _predictions(outs, per_step) for t, outs in result.outputs.items()}
+    unmeasured = [name for name, a in result.activity.items() if not a.bits_measured]
+    if unmeasured:
+        notes.append(
+            f"backend {spec.name} gives each neuron's spike total, not its events per step: bits per activity "
+            f"and significant bits per weight are not measured for {', '.join('%' + n for n in unmeasured)} "
+            "(more than one spike per step; the interpreter measures them)"
+        )
     return Evaluation(
         input_steps=input_steps,
         frames=is_frames(compiled.ann),
@@ -518,6 +531,7 @@ def evaluate(
         layers={name: a.to_dict() for name, a in result.activity.items()},
         seconds=time.perf_counter() - start,
         notes=notes,
+        **overall_bits(result.activity),
     )
 
 
@@ -583,8 +597,9 @@ def format_evaluation(ev: Evaluation) -> str:
         lines += [
             "",
             f"  firing (spikes per neuron per step, over {over}); error: the layer's mean output vs the float network's;",
-            "  SIN: spikes of neurons whose float activation is 0 (Li et al. 2021), as a share of the layer's spikes",
-            "  layer                 neurons   mean    max   silent  saturated    error      SIN",
+            "  SIN: spikes of neurons whose float activation is 0 (Li et al. 2021), as a share of the layer's spikes;",
+            "  bits: bits per activity; sig: significant bits multiplying each weight (Voelker et al. 2020)",
+            "  layer                 neurons   mean    max   silent  saturated    error      SIN   bits    sig",
         ]
         for name, a in ev.layers.items():
             error = "" if a.get("error_vs_ann") is None else f"{100 * a['error_vs_ann']:6.2f} %"
@@ -592,9 +607,22 @@ def format_evaluation(ev: Evaluation) -> str:
             bits = f"  {a['bits_per_event']:.2f} bits per event" if "bits_per_event" in a else ""
             lines.append(
                 f"  {name:<20} {a['neurons']:8d}  {a['mean_rate']:5.3f}  {a['max_neuron_rate']:5.3f}"
-                f"  {100 * a['silent_fraction']:5.1f} %  {100 * a['saturated_fraction']:6.2f} %  {error:>8} {sin:>8}{bits}"
+                f"  {100 * a['silent_fraction']:5.1f} %  {100 * a['saturated_fraction']:6.2f} %  {error:>8} {sin:>8}"
+                f" {_bits(a['bits_per_activity'])} {_bits(a['significant_bits_per_weight'])}{bits}"
+            )
+        if ev.bits_per_activity is None:
+            lines.append(f"  all layers: bits not measured on backend {ev.backend} (it gives spike totals only)")
+        else:
+            lines.append(
+                f"  all layers: {ev.bits_per_activity:.2f} bits per activity, "
+                f"{ev.significant_bits_per_weight:.2f} significant bits multiplying each weight"
             )
     return "\n".join(lines) + "\n"
+
+
+def _bits(value: float | None) -> str:
+    """A bits measure in the evaluation table (``-``: not measured on this backend)."""
+    return "     -" if value is None else f"{value:6.2f}"
 
 
 def parse_timesteps(text: str) -> list[int]:

@@ -54,19 +54,25 @@ def steps(op_type):
 class NeuronStepper(Stepper):
     """A neuron population stepping with its type's :meth:`~.neurons.Neuron.step` (float64
     state); counts each neuron's spikes (a burst counts its events) for the firing-rate
-    statistics. ``fire`` advances one step and returns the events, who spiked or how many
-    times (refsim feeds these to chip synapses); ``step`` gives their values, ``amplitude``
-    per spike."""
+    statistics, and tallies events that are counts rather than booleans step by step
+    (``tally``, for their bits; binary events' bits follow from the counts). ``fire``
+    advances one step and returns the events, who spiked or how many times (refsim feeds
+    these to chip synapses); ``step`` gives their values, ``amplitude`` per spike."""
 
     def __init__(self, node, batch):
         super().__init__(node, batch)
         self.neuron: neurons.Neuron = neurons.by_op(node.op)
         self.state = self.neuron.initial_state(self.op, self.shape)
         self.spike_count = np.zeros(self.shape, dtype=np.int32)
+        self.tally: EventTally | None = None
 
     def fire(self, t: int, xs: list[np.ndarray]) -> np.ndarray:
         self.state, spiked = self.neuron.step(self.op, self.state, xs[0])
         np.add(self.spike_count, spiked, out=self.spike_count, casting="unsafe")
+        if spiked.dtype != bool:
+            if self.tally is None:
+                self.tally = EventTally(self.shape)
+            self.tally.add(spiked)
         return spiked
 
     def step(self, t, xs):
@@ -143,14 +149,60 @@ class DelayLine:
 # ----------------------------------------------------------------------------- statistics
 
 
+def significant_bits(sizes: np.ndarray) -> int:
+    """The significant bits of the event sizes ``|n|`` summed: each size's binary digits from
+    the leading 1, ``floor(log2 |n|) + 1`` (0 for no event, 1 for a spike, 2 for 2 or 3
+    spikes, 3 for 4..7), counted as ``sum over k >= 0 of #(|n| >= 2**k)``: one comparison per
+    bit of the largest size, cheaper per step than a logarithm of each."""
+    total, power = 0, 1.0
+    while count := int(np.count_nonzero(sizes >= power)):
+        total += count
+        power *= 2.0
+    return total
+
+
+class EventTally:
+    """What a population's events over a run say about their bits: per (example, neuron) the
+    largest and the smallest event (``high``, ``low``; 0, no event, counts as one of its
+    values), and over all the nonzero events their number and their :func:`significant_bits`."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.high = np.zeros(shape)
+        self.low = np.zeros(shape)
+        self.nonzero = 0
+        self.significant_bits = 0
+
+    def add(self, events: np.ndarray) -> None:
+        """Add one step's events (counts, or booleans: who spiked)."""
+        np.maximum(self.high, events, out=self.high)
+        self.nonzero += int(np.count_nonzero(events))
+        if events.min() < 0:  # signed events: their sizes, and the low end of the range
+            np.minimum(self.low, events, out=self.low)
+            events = np.abs(events)
+        self.significant_bits += significant_bits(events)
+
+    @classmethod
+    def of_binary(cls, counts: np.ndarray) -> "EventTally":
+        """The exact tally of binary events (a spike or none at each step) from each neuron's
+        count of them over the run: every spike is a nonzero event of 1 significant bit."""
+        tally = cls(counts.shape)
+        tally.high = (counts > 0).astype(np.float64)
+        tally.nonzero = tally.significant_bits = int(counts.sum())
+        return tally
+
+
 @dataclass
 class LayerActivity:
     """Spike statistics of one neuron population over a simulation (rates in spikes per
     neuron per time step) and, where the float network's activations are given, how far the
     population's mean output is from them: where accuracy is lost; and its spikes of
     inactivated neurons (SIN, Li et al. 2021): spikes of neurons whose float activation is 0
-    for that example. ``bits_per_event``: what one event carries (1 for binary spikes;
-    ``log2(G + 1)`` for bursts of up to ``G`` spikes, which saturate at ``G`` per step)."""
+    for that example. ``bits_per_event``: what one event can carry, as the neuron type
+    declares it (1 for binary spikes; ``log2(G + 1)`` for bursts of up to ``G`` spikes, which
+    saturate at ``G`` per step); :attr:`bits_per_activity` and
+    :attr:`significant_bits_per_weight`: what the events the run produced took (Voelker et
+    al. 2020's activity measures). ``nonzero_events``: (example, neuron, step) triples with
+    an event; ``significant_bits_sum``: their :func:`significant_bits`."""
 
     neurons: int
     bits_per_event: float = 1.0
@@ -158,6 +210,11 @@ class LayerActivity:
     examples: int = 0
     timesteps: int = 0
     max_neuron_rate: float = 0.0
+    nonzero_events: int = 0
+    significant_bits_sum: int = 0
+    _event_high: np.ndarray | None = field(default=None, repr=False)
+    _event_low: np.ndarray | None = field(default=None, repr=False)
+    _bits_unmeasured: bool = False
     _ever_fired: np.ndarray | None = field(default=None, repr=False)
     _saturated: int = 0
     _error_sum: float = 0.0
@@ -165,12 +222,16 @@ class LayerActivity:
     _sin_spikes: int | None = None
 
     def add_batch(self, counts: np.ndarray, timesteps: int, amplitude: float = 1.0, expected=None,
-                  output_steps: int | None = None) -> None:
+                  output_steps: int | None = None, events: EventTally | None = None) -> None:
         """Add a batch's spike counts over ``timesteps`` steps; ``expected``: the float
         network's activations for the same examples, which the mean output
         ``counts * amplitude / output_steps`` approximates (``output_steps``: the steps the
-        output stands for, :meth:`~.neurons.Neuron.output_steps`; default ``timesteps``)."""
+        output stands for, :meth:`~.neurons.Neuron.output_steps`; default ``timesteps``).
+        ``events``: the batch's events tallied step by step; without it the counts give the
+        tally of binary events (``bits_per_event == 1``), and the bits of events that may be
+        more than one spike are not measured."""
         flat = counts.reshape(counts.shape[0], -1)
+        self._add_events(events if events is not None or self.bits_per_event != 1 else EventTally.of_binary(flat))
         window = timesteps if output_steps is None else output_steps
         if expected is not None:
             reference = expected.reshape(flat.shape)
@@ -185,10 +246,52 @@ class LayerActivity:
         self._saturated += int((flat >= max(window, 1) * self.max_spikes_per_step).sum())
         self.max_neuron_rate = max(self.max_neuron_rate, float(flat.max(initial=0)) / timesteps)
 
+    def _add_events(self, events: EventTally | None) -> None:
+        if events is None:
+            self._bits_unmeasured = True
+            return
+        high = events.high.reshape(events.high.shape[0], -1).max(axis=0)
+        low = events.low.reshape(events.low.shape[0], -1).min(axis=0)
+        self._event_high = high if self._event_high is None else np.maximum(self._event_high, high)
+        self._event_low = low if self._event_low is None else np.minimum(self._event_low, low)
+        self.nonzero_events += events.nonzero
+        self.significant_bits_sum += events.significant_bits
+
     @classmethod
     def of(cls, op, size: int) -> "LayerActivity":
-        """An empty record for ``size`` neurons of op ``op`` (its neuron type's bits per event)."""
+        """An empty record for ``size`` neurons of op ``op``: its neuron type's bits per event
+        (chip compartments, ``loihi_compartments``: 1, the chip's spikes are binary)."""
+        if isinstance(op, ops.LoihiCompartments):
+            return cls(size)
         return cls(size, neurons.by_op(op).bits_per_event(op))
+
+    @property
+    def bits_measured(self) -> bool:
+        """Whether the run gave what the bits of this population's events need: events step by
+        step, or spike totals of binary events."""
+        return not self._bits_unmeasured and self._event_high is not None
+
+    @property
+    def bits_per_activity(self) -> float | None:
+        """Bits per activity: ``log2(1 + max n - min n)`` averaged over the neurons, with ``max
+        n`` and ``min n`` the largest and smallest event a neuron emitted at any step of any
+        example, 0 (no event) included: the width of the one code that carries every value the
+        neuron sent, as hardware provisions it once for all inputs (a neuron that spiked: 1
+        bit; a silent one: 0; bursts of up to 3: 2 bits; a graded event of up to 12: log2 13).
+        None where the bits were not measured (:attr:`bits_measured`)."""
+        if not self.bits_measured:
+            return None
+        return float(np.log2(1.0 + self._event_high - self._event_low).mean())
+
+    @property
+    def significant_bits_per_weight(self) -> float | None:
+        """Significant bits multiplying each weight: the nonzero events' mean number of
+        significant bits (:func:`significant_bits`), as each event multiplies the neuron's
+        outgoing weights by its size (1 for binary spikes: an addition of the weight); 0 where
+        no event was sent, None where the bits were not measured (:attr:`bits_measured`)."""
+        if not self.bits_measured:
+            return None
+        return self.significant_bits_sum / max(self.nonzero_events, 1)
 
     @property
     def max_spikes_per_step(self) -> int:
@@ -237,9 +340,26 @@ class LayerActivity:
             "silent_fraction": self.silent_fraction,
             "saturated_fraction": self.saturated_fraction,
             "spikes_per_example": self.spikes / max(self.examples, 1),
+            "bits_per_activity": self.bits_per_activity,
+            "significant_bits_per_weight": self.significant_bits_per_weight,
             "error_vs_ann": self.error_vs_ann,
             **sin,
         }
+
+
+def overall_bits(activity: dict[str, LayerActivity]) -> dict[str, float | None]:
+    """``bits_per_activity`` over all the neurons of all populations and
+    ``significant_bits_per_weight`` over all their nonzero events (both None where some
+    population's bits were not measured, or there is none)."""
+    layers = list(activity.values())
+    if not layers or not all(a.bits_measured for a in layers):
+        return {"bits_per_activity": None, "significant_bits_per_weight": None}
+    neurons_total = sum(a.neurons for a in layers)
+    events_total = sum(a.nonzero_events for a in layers)
+    return {
+        "bits_per_activity": sum(a.bits_per_activity * a.neurons for a in layers) / neurons_total,
+        "significant_bits_per_weight": sum(a.significant_bits_sum for a in layers) / max(events_total, 1),
+    }
 
 
 @dataclass
@@ -388,7 +508,9 @@ def _run(graph: Graph, arrays, schedule: Schedule, wanted: set, activity, dtype,
                 activity.setdefault(name, LayerActivity.of(stepper.op, graph.node(name).type.size))
                 reference = expected_activation(graph, expected, name)
                 window = stepper.neuron.output_steps(stepper.op, schedule.steps)
-                activity[name].add_batch(stepper.spike_count, schedule.steps, stepper.op.amplitude, reference, window)
+                activity[name].add_batch(
+                    stepper.spike_count, schedule.steps, stepper.op.amplitude, reference, window, stepper.tally
+                )
     if not graph.sequence:
         return recorded
     return window_outputs(graph, windows)

@@ -157,7 +157,7 @@ def _run_all(
     for part, expected in progress_bar(_in_threads(run, starts, workers), len(starts), label, progress):
         for name, count in {**part.host_counts, **part.counts}.items():
             node = graph.node(name)
-            activity.setdefault(name, LayerActivity(node.type.size))
+            activity.setdefault(name, LayerActivity.of(node.op, node.type.size))
             activity[name].add_batch(count, steps, node.op.amplitude, expected_activation(graph, expected, name))
         parts.append(part)
     result = _gather(parts, ts, activity, rasters, prepared.mode)

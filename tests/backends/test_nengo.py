@@ -97,7 +97,10 @@ def assert_agree(graph, x, steps, simulator, batch_size=3):
     assert fired > 0, "the test is vacuous: nothing spiked"
     assert got.activity.keys() == want.activity.keys()
     for name, activity in want.activity.items():
-        assert got.activity[name].to_dict() == activity.to_dict(), name
+        expected = activity.to_dict()
+        if activity.bits_per_event != 1:  # Nengo's spike totals cannot tell a burst of 2 from 2 spikes
+            expected.update(bits_per_activity=None, significant_bits_per_weight=None)
+        assert got.activity[name].to_dict() == expected, name
     return want, got
 
 

@@ -604,6 +604,9 @@ def test_readout_and_activity_follow_the_chip_spikes(rng):
     act = result.activity["pop"]
     assert act.spikes == result.spike_counts["pop"].sum() and act.examples == 4 and act.timesteps == 20
     assert result.activity["inp"].spikes > 0  # the host input layer is counted too
+    # the chip's spikes are binary: their bits follow from the raster (a neuron that spiked: 1 bit)
+    assert act.spikes > 0 and act.significant_bits_per_weight == 1.0
+    assert act.bits_per_activity == pytest.approx(result.spikes["pop"].any(axis=(0, 1)).mean())
     assert act.error_vs_ann is None
     # with the float network, each population's mean output is compared with its activations
     b = GraphBuilder("ann")

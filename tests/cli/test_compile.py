@@ -58,6 +58,15 @@ def test_evaluate_json_reports_ann_and_snn_accuracy(compiled, digits, capsys):
     assert set(report["layers"]) == {"conv1_relu", "conv2_relu"}
     assert 0 < report["layers"]["conv1_relu"]["mean_rate"] < 1
     assert 0 < report["layers"]["conv1_relu"]["error_vs_ann"] < 0.5  # where accuracy goes, per layer
+    # binary spikes: 1 bit for each neuron that ever spiked, each spike adds its weights once
+    layers = report["layers"].values()
+    for layer in layers:
+        assert layer["bits_per_activity"] == pytest.approx(1 - layer["silent_fraction"])
+        assert layer["significant_bits_per_weight"] == 1.0
+    neurons = sum(a["neurons"] for a in layers)
+    weighted = sum(a["bits_per_activity"] * a["neurons"] for a in layers)
+    assert report["bits_per_activity"] == pytest.approx(weighted / neurons)
+    assert report["significant_bits_per_weight"] == 1.0
 
 
 def test_evaluate_table_compiles_a_model_first(digits, tmp_path, capsys):
@@ -75,10 +84,30 @@ def test_evaluate_reports_bits_per_event_of_burst_layers(digits, capsys):
     args = ["evaluate", EXAMPLE, "--data", str(digits / "test.npz"), "--calib", str(digits / "train.npz"), "--timesteps", "4",
             "-n", "20", "--pipeline", "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{bursts=3}"]
     assert main([*args, "--json"]) == 0
-    layer = json.loads(capsys.readouterr().out)["layers"]["conv1_relu"]
+    report = json.loads(capsys.readouterr().out)
+    layer = report["layers"]["conv1_relu"]
     assert layer["bits_per_event"] == 2.0 and layer["max_neuron_rate"] <= 3
+    # events of 1..3 spikes: 1 or 2 significant bits each, more than 1 on average where bursts happen
+    assert 1.0 < layer["significant_bits_per_weight"] <= 2.0
+    assert 1.0 < layer["bits_per_activity"] <= 2.0  # log2(1 + largest event) per neuron, at most log2 4
+    assert 1.0 < report["significant_bits_per_weight"] <= 2.0 and 0 < report["bits_per_activity"] <= 2.0
     assert main(args) == 0
     assert "conv1_relu" in (out := capsys.readouterr().out) and "2.00 bits per event" in out
+    bits, significant = report["bits_per_activity"], report["significant_bits_per_weight"]
+    assert f"all layers: {bits:.2f} bits per activity, {significant:.2f} significant bits" in out
+
+
+def test_evaluate_on_a_backend_that_counts_spikes_says_burst_bits_are_not_measured(digits, capsys):
+    args = ["evaluate", EXAMPLE, "--data", str(digits / "test.npz"), "--calib", str(digits / "train.npz"), "--timesteps",
+            "4", "-n", "3", "--backend", "nengo",
+            "--pipeline", "canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{bursts=3}"]
+    assert main([*args, "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["bits_per_activity"] is None and report["significant_bits_per_weight"] is None
+    assert all(a["bits_per_activity"] is None for a in report["layers"].values())
+    assert "snnc: note: backend nengo gives each neuron's spike total, not its events per step" in captured.err
+    assert "%conv1_relu" in captured.err
 
 
 def test_run_a_compiled_network(compiled, digits, tmp_path):

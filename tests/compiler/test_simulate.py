@@ -1,6 +1,8 @@
 """The spiking interpreter: each stateful op against a plain-Python (or nengo) reference run
 step by step, the readout, outputs at several T from one run, precision, and errors."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from snnc.compiler import ops
 from snnc.compiler.errors import DataError, SnncError
 from snnc.compiler.graph import GraphBuilder
 from snnc.compiler.passes import PassManager
-from snnc.compiler.simulate import simulate
+from snnc.compiler.simulate import EventTally, LayerActivity, overall_bits, significant_bits, simulate
 
 
 def per_step(graph, x, steps, name="output"):
@@ -195,6 +197,102 @@ def test_burst_activity_counts_events_and_reports_bits():
     assert "bits_per_event" not in binary and binary["saturated_fraction"] == pytest.approx(2 / 3)
 
 
+def test_significant_bits_are_the_binary_digits_of_the_event_sizes():
+    for size in range(300):
+        assert significant_bits(np.array([float(size)])) == size.bit_length(), size
+    sizes = np.arange(0, 70).reshape(7, 10)
+    assert significant_bits(sizes) == sum(int(n).bit_length() for n in sizes.ravel())
+    assert significant_bits(np.array([True, False, True])) == 2
+
+
+def test_event_bits_in_closed_form():
+    """Two examples, three neurons, three steps of known events (one neuron sends negative
+    ones): per neuron the widest range over steps and examples, 0 included."""
+    events = np.array([  # (step, example, neuron)
+        [[0, 3, -2], [0, 1, 0]],
+        [[1, 0, 0], [0, 12, 1]],
+        [[0, 3, -1], [0, 0, 0]],
+    ], dtype=np.float64)
+    tally = EventTally((2, 3))
+    for step in events:
+        tally.add(step)
+    activity = LayerActivity(3, bits_per_event=np.log2(13))
+    activity.add_batch(np.abs(events).sum(axis=0), 3, events=tally)
+    # ranges: {0, 1} -> log2 2; {0, 1, 3, 12} -> log2 13; {-2, -1, 0, 1} -> log2 4
+    assert activity.bits_per_activity == pytest.approx((1 + np.log2(13) + 2) / 3)
+    # nonzero events 1, 3, 1, 3, 12, -2, 1, -1: 1 + 2 + 1 + 2 + 4 + 2 + 1 + 1 significant bits
+    assert activity.nonzero_events == 8
+    assert activity.significant_bits_per_weight == pytest.approx(14 / 8)
+
+
+def test_binary_event_bits_follow_from_the_spike_counts(rng):
+    """Binary events tallied step by step and derived from their counts alone (what backends
+    that report counts give) agree exactly."""
+    raster = rng.random((20, 5, 7)) < 0.1  # (step, example, neuron)
+    raster[:, :, 0] = False  # a silent neuron
+    stepped = EventTally((5, 7))
+    for step in raster:
+        stepped.add(step)
+    counts = raster.sum(axis=0)
+    derived = EventTally.of_binary(counts)
+    np.testing.assert_array_equal(derived.high, stepped.high)
+    np.testing.assert_array_equal(derived.low, stepped.low)
+    assert derived.nonzero == stepped.nonzero == counts.sum()
+    assert derived.significant_bits == stepped.significant_bits == counts.sum()
+    from_counts, from_steps = LayerActivity(7), LayerActivity(7)
+    from_counts.add_batch(counts, 20)
+    from_steps.add_batch(counts, 20, events=stepped)
+    assert from_counts.to_dict() == from_steps.to_dict()
+    assert from_counts.bits_per_activity == pytest.approx(np.mean(raster.any(axis=(0, 1))))
+
+
+def test_burst_bits_against_a_hand_count_of_the_interpreters_events(rng):
+    """IF with bursts=3 on a small graph: bits per activity and significant bits from the
+    events the interpreter emitted at every step (its outputs), counted by hand."""
+    b = GraphBuilder("g", stage="spiking")
+    x = b.input("x", (6,))
+    first = b.add(ops.IfNeuron(bursts=3, amplitude=0.5, gain=1.7), [x], name="first")
+    b.output(first, name="first_out")
+    second = b.add(ops.IfNeuron(bursts=3, amplitude=0.5, threshold=2.0), [dense(b, rng, first, 4)], name="second")
+    b.output(second, name="second_out")
+    graph = b.build()
+    data = rng.uniform(-0.5, 2.5, (5, 6)).astype(np.float32)
+    steps = 12
+    result = simulate(graph, data, range(1, steps + 1), batch_size=2)  # several batches
+    overall_bits_sum, overall_events, overall_neurons, overall_width = 0, 0, 0, 0.0
+    for name in ("first", "second"):
+        # events per (step, example, neuron), exact small integers: output / amplitude
+        events = np.stack([result.outputs[t][f"{name}_out"] for t in range(1, steps + 1)]) / 0.5
+        sizes = [int(n) for n in np.rint(events).ravel() if n]
+        widths = [math.log2(1 + int(np.rint(events[:, :, i].max()))) for i in range(events.shape[2])]
+        assert 1 in sizes and max(sizes) > 1, "vacuous: the layer needs single spikes and bursts"
+        activity = result.activity[name]
+        assert activity.nonzero_events == len(sizes)
+        assert activity.significant_bits_per_weight == pytest.approx(sum(n.bit_length() for n in sizes) / len(sizes))
+        assert activity.bits_per_activity == pytest.approx(sum(widths) / len(widths))
+        overall_bits_sum += sum(n.bit_length() for n in sizes)
+        overall_events += len(sizes)
+        overall_neurons += len(widths)
+        overall_width += sum(widths)
+    assert overall_bits(result.activity) == {
+        "bits_per_activity": pytest.approx(overall_width / overall_neurons),
+        "significant_bits_per_weight": pytest.approx(overall_bits_sum / overall_events),
+    }
+
+
+def test_bits_of_multi_spike_events_from_counts_alone_are_not_measured():
+    """A backend that reports only spike totals cannot tell a burst of 2 from two single
+    spikes: the bits are None (and so is the overall measure), not a guess."""
+    bursts = LayerActivity(2, bits_per_event=2.0)
+    bursts.add_batch(np.array([[4, 0]]), 4)
+    binary = LayerActivity(2)
+    binary.add_batch(np.array([[3, 0]]), 4)
+    assert bursts.to_dict()["bits_per_activity"] is None and bursts.to_dict()["significant_bits_per_weight"] is None
+    assert not bursts.bits_measured and binary.bits_measured
+    assert overall_bits({"a": bursts, "b": binary}) == {"bits_per_activity": None, "significant_bits_per_weight": None}
+    assert overall_bits({"b": binary}) == {"bits_per_activity": 0.5, "significant_bits_per_weight": 1.0}
+
+
 def test_readout_is_the_running_mean(rng):
     x = rng.uniform(0, 1, (3, 5)).astype(np.float32)
     b = GraphBuilder("g", stage="spiking")
@@ -269,6 +367,8 @@ def test_activity_statistics():
         "silent_fraction": pytest.approx(1 / 3),
         "saturated_fraction": pytest.approx(1 / 3),
         "spikes_per_example": 6.0,
+        "bits_per_activity": pytest.approx(2 / 3),  # two of three neurons spiked: 1 bit each
+        "significant_bits_per_weight": 1.0,  # every event is one spike
         "error_vs_ann": None,  # no reference given
     }
 
