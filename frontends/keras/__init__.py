@@ -10,7 +10,8 @@ the live model's config and weights go through the same converters.
 Modules: :mod:`.files` opens files, :mod:`.config` normalizes configs across Keras
 generations, :mod:`.weights` finds each layer's arrays, :mod:`.layout` tracks channels-last
 vs the IR's channels-first, :mod:`.layers` holds one converter per layer type, :mod:`.recurrent` the recurrent
-models' (sequence inputs, SimpleRNN, layers applied per step), :mod:`.trained` the layers
+models' (sequence inputs, SimpleRNN, layers applied per step), :mod:`.spiking` keras-spiking's
+layers, :mod:`.lmu` keras-lmu's LMU, :mod:`.trained` the layers
 trained for spiking neurons (``snnc.training``'s SoftLIF and QCFS, nengo-extras' SoftLIF), and
 :mod:`.convert` builds the graph.
 """

@@ -26,12 +26,14 @@ from dataclasses import dataclass
 from snnc.compiler.errors import UnsupportedError
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
-#: Layers that train networks for spiking neurons, not built into Keras, which snnc reads as
-#: data (converters in :mod:`.trained`): the name a config gives them -> the class name the
-#: converters use. Keras 2 writes a registered class's ``package>Class`` name as its
-#: ``class_name``; Keras 3 writes ``Class`` with the registered name beside it; nengo-extras'
-#: ``SoftLIF`` is not registered, so files name it ``SoftLIF`` alone.
-TRAINED_LAYERS = {"snnc>SoftLIF": "SoftLIF", "snnc>QCFS": "QCFS", "SoftLIF": "SoftLIF", "QCFS": "QCFS"}
+#: Layers not built into Keras which snnc reads as data: those that train networks for spiking
+#: neurons (converters in :mod:`.trained`) and keras-lmu's LMU (:mod:`.lmu`); the name a config
+#: gives them -> the class name the converters use. Keras 2 writes a registered class's
+#: ``package>Class`` name as its ``class_name``; Keras 3 writes ``Class`` with the registered
+#: name beside it; nengo-extras' ``SoftLIF`` is not registered, so files name it ``SoftLIF`` alone.
+TRAINED_LAYERS = {
+    "snnc>SoftLIF": "SoftLIF", "snnc>QCFS": "QCFS", "SoftLIF": "SoftLIF", "QCFS": "QCFS", "keras-lmu>LMU": "LMU",
+}
 CONSTANT = "_CONSTANT_VALUE"  # Keras 2's marker for a non-tensor call argument
 
 

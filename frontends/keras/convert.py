@@ -13,6 +13,7 @@ from .layers import CONVERTERS, SIGNAL_LAYERS
 from .layout import IMAGE_PERMS, Tensor, identity, image_perm, ir_rank, ir_shape, signal_perm, source_layout
 from .recurrent import SEQUENCE_CONVERTERS, is_recurrent, sequence_converter, sequence_input, takes_sequences
 from . import spiking  # noqa: F401  (registers keras-spiking's layers)
+from . import lmu  # noqa: F401  (registers keras-lmu's LMU)
 from .weights import WeightStore
 from . import trained  # noqa: F401  (registers the SoftLIF and QCFS converters)
 

@@ -76,10 +76,13 @@ class KerasArchiveWeights:
     A wrapper without arrays of its own (SimpleRNN, TimeDistributed) has those of the layer it
     holds, in a group named after the attribute holding it (:attr:`WRAPPED`), maybe through
     more than one (a keras-spiking layer holds an RNN, which holds the cell: ``layer/cell``).
+    A layer holding several (keras-lmu's LMU: ``hidden_cell``, then ``layer`` or ``layer/cell``
+    for the memory) has theirs one after the other, in :attr:`WRAPPED`'s order, which is the
+    order in which Keras lists them.
     """
 
     CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
-    WRAPPED = ("cell", "layer")
+    WRAPPED = ("hidden_cell", "cell", "layer")
 
     def __init__(self, root):
         self.root = root
@@ -88,10 +91,14 @@ class KerasArchiveWeights:
         group = self.root
         for spec in scope:
             group = self._layer_group(group, spec)
+        return self._arrays(group)
+
+    def _arrays(self, group) -> list[np.ndarray]:
+        """A layer group's own arrays, else those of the layers it wraps."""
         arrays = group.get("vars", {})
-        while not len(arrays) and (inner := next((group[w] for w in self.WRAPPED if w in group), None)):
-            group, arrays = inner, inner.get("vars", {})
-        return [np.asarray(arrays[str(i)][()]) for i in range(len(arrays))]
+        if len(arrays):
+            return [np.asarray(arrays[str(i)][()]) for i in range(len(arrays))]
+        return [array for w in self.WRAPPED if w in group for array in self._arrays(group[w])]
 
     def _layer_group(self, model_group, spec: LayerSpec):
         container = next((model_group[c] for c in self.CONTAINERS if c in model_group), None)

@@ -137,12 +137,13 @@ def test_layer(case, fmt, tmp_path, rng):
 
 def test_every_registered_layer_is_tested():
     from test_keras_signals import SIGNAL_LAYER_CASES, SIGNAL_MODEL_CASES
+    from test_keras_lmu import CASES as LMU_CASES
     from test_keras_spiking import CASES as SPIKING_CASES
     from test_keras_trained import conv_model, dense_model
 
     cases = [
         *LAYER_CASES.values(), *MODEL_CASES.values(), *SIGNAL_LAYER_CASES.values(), *SIGNAL_MODEL_CASES.values(),
-        *SPIKING_CASES.values(), dense_model, conv_model,  # keras-spiking; SoftLIF and QCFS
+        *SPIKING_CASES.values(), *LMU_CASES.values(), dense_model, conv_model,  # keras-spiking, keras-lmu; SoftLIF and QCFS
     ]
     tested = {type(layer).__name__ for case in cases for layer in case().layers}
     assert set(SUPPORTED_LAYERS) - tested - {"Sequential", "Functional"} <= {
