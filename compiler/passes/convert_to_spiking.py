@@ -30,6 +30,7 @@ def convert_to_spiking(
     floor: str = "auto",
     max_rate: float = 1.0,
     bursts: int = 1,
+    bits: int = 1,
     readout: str = "membrane",
     maxpool: str = "gate",
     tau_rc: float = 0.02,
@@ -66,6 +67,15 @@ def convert_to_spiking(
       to zero, so pulses fire it below its mean current's rate; the synapse gives that rate
       back (docs/results.md, ``softlif-synapse``) at the cost of about ``tau_s / dt`` steps of
       latency per layer. IF neurons integrate exactly and take no synapse.
+    - ``neuron=sigma_delta``: sigma-delta neurons over a relu (Voelker et al. 2020): each step
+      adds ``max_rate * (2^bits - 1) * a`` to ``v`` and sends ``floor(v)`` events (at most
+      ``2^bits - 1``, ``bits`` bits), each worth ``1 / (max_rate * (2^bits - 1))``, keeping the
+      rest; ``v_init`` as for ``if``. ``bits`` and ``bursts`` both cap the events per step
+      (``bits=B`` as ``bursts=2^B - 1``) but quantize different things: an IF membrane
+      integrates the input and rectifies its output, a sigma-delta neuron rectifies each
+      step's input (negative input is ignored, not subtracted from what came before), as
+      models trained with keras-spiking's ``SpikingActivation`` expect. ``bits`` is
+      sigma-delta's option, ``bursts`` IF's; Loihi 1 refuses ``bits > 1``.
     - ``neuron=bistable``: bistable integrate-and-fire (BSNN, docs/bsnn.md), cycles of
       ``period`` steps, each layer integrating during one cycle and firing during the next;
       phases follow the levels of the graph and synchronous neurons delay early residual
@@ -111,7 +121,7 @@ def convert_to_spiking(
     check_choice("readout", readout, READOUTS)
     check_choice("maxpool", maxpool, MAXPOOLS)
     check_choice("floor", floor, FLOORS)
-    for key, value in (("threshold", threshold), ("max_rate", max_rate), ("dt", dt), ("tau_rc", tau_rc), ("bursts", bursts)):
+    for key, value in (("threshold", threshold), ("max_rate", max_rate), ("dt", dt), ("tau_rc", tau_rc), ("bursts", bursts), ("bits", bits)):
         if not value > 0:
             raise PassError(f"option {key}={value} must be positive")
     if neuron == "bistable" and graph.sequence:
@@ -122,10 +132,12 @@ def convert_to_spiking(
     options = dict(
         threshold=threshold, reset=reset, v_init=v_init, v_min=0.0 if floored else None, tau_rc=tau_rc, tau_ref=tau_ref, dt=dt,
         period=period,
-        bursts=bursts,
+        bursts=bursts, bits=bits,
         tau_s=synapse,
     )
     neuron_op = neurons.by_name(neuron).from_relu(max_rate=max_rate, **options)
+    if bits != 1 and neurons.by_name(neuron).bits_per_event(neuron_op) != bits:
+        raise PassError(f"option bits={bits} sizes sigma-delta events (neuron=sigma_delta); neuron={neuron} does not take it")
     if graph.stage != ops.FLOAT:
         raise PassError(f"runs on float graphs; this one is {graph.stage}")
     graph = split_leaky_relus(graph, "convert_to_spiking")
@@ -142,6 +154,10 @@ def convert_to_spiking(
         if isinstance(op, ops.ReLU):
             _check_relu(rw, node, max_rate)
             rw.keep(node, op=neuron_op)
+            if neuron == "sigma_delta" and node is next(n for n in graph.nodes if isinstance(n.op, ops.ReLU)):
+                # measured in tests/compiler/test_convert_to_spiking.py: bits=1 plateaus far from the ANN
+                rw.note(node, "sigma-delta neurons rectify each step's input: a layer fed by events keeps an error that "
+                              "T does not average away (it shrinks with bits)")
         elif isinstance(op, ops.TRAINED_OPS):
             trained_op = qcfs_neurons(op, floored) if isinstance(op, ops.Qcfs) else soft_lif_neurons(op, dt, synapse)
             rw.keep(node, op=trained_op, meta={**node.meta, "trained": op.NAME})
@@ -181,6 +197,7 @@ def convert_to_spiking(
         )
     cycles = {"period": period} if neuron == "bistable" else {}
     bursting = {"bursts": bursts} if bursts > 1 else {}
+    bursting |= {"bits": bits} if bits > 1 else {}
     levels = {n.name: n.op.levels for n in trained if isinstance(n.op, ops.Qcfs)}
     recommended = {"recommended_timesteps": max(levels.values())} if levels else {}
     if levels:

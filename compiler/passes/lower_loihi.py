@@ -90,8 +90,8 @@ def lower_loihi(graph: Graph, *, dt: float = 0.001, adapt: bool = False, vmin: f
         bits = neurons.by_op(node.op).bits_per_event(node.op)
         if bits > 1:
             raise rw.fail(
-                node, f"sends events of {bits:.2f} bits (burst spikes) to the chip, whose spikes carry 1 bit; "
-                "convert with convert_to_spiking{bursts=1}",
+                node, f"sends events of {bits:.2f} bits (burst or graded spikes) to the chip, whose spikes carry 1 bit "
+                "(graded spikes are Loihi 2); convert with convert_to_spiking{bursts=1} (if) or {bits=1} (sigma_delta)",
             )
     on_host = _host_nodes(graph, {n.name for n in chip_neurons}, sources)
     _check_recurrences(rw, graph, {n.name for n in chip_neurons}, sources)

@@ -187,6 +187,20 @@ def lif_net(rng, dt=0.001, tau_s=0.0):
     return b.build()
 
 
+def sigma_delta_net(rng, **params):
+    """Two sigma-delta layers (spike trains as outputs) and an IF layer between them: the IF
+    layer's input is the first layer's graded events; ``params`` configure the first."""
+    b = spiking("sigma_delta")
+    first = ops.SigmaDeltaNeuron(**{"gain": 4000.0, "bits": 3, "amplitude": 0.25, **params})
+    h = b.add(first, [dense(b, rng, b.input("x", (6,)), 10)])
+    b.output(h, name="first_out")
+    h = neurons(b, dense(b, rng, h, 8), gain=0.5)
+    h = b.add(ops.SigmaDeltaNeuron(gain=900.0, bits=1, v_init=0.25), [dense(b, rng, h, 6)])
+    b.output(h, name="second_out")
+    readout(b, dense(b, rng, h, 3))
+    return b.build()
+
+
 def max_gate_net(rng, kernel=(2, 2), stride=(2, 2), pads=(0, 0, 0, 0)):
     b = spiking("gate")
     h = neurons(b, conv(b, rng, b.input("x", (2, 6, 6)), 3))
@@ -261,6 +275,24 @@ def test_lif_with_a_synapse_is_nengo_lowpass(simulator, rng):
     want, _ = assert_agree(graph, x, 60, simulator)
     unfiltered = simulate(lif_net(np.random.default_rng(5)), x, [60], precision="float64")
     assert not np.array_equal(want.outputs[60]["lif_out"], unfiltered.outputs[60]["lif_out"])
+
+
+SIGMA_DELTA_PARAMS = {
+    "relu_3_bits": dict(),
+    "relu_1_bit": dict(bits=1, gain=800.0, v_init=0.0),
+    "relu_capped": dict(gain=9000.0, bits=2),
+    "lif_2_bits": dict(base="lif", gain=40.0, bits=2, tau_rc=0.03, tau_ref=0.001, v_init=0.1),
+}
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("params", SIGMA_DELTA_PARAMS.values(), ids=SIGMA_DELTA_PARAMS.keys())
+def test_sigma_delta(params, simulator, rng):
+    graph = sigma_delta_net(rng, **params)
+    want, _ = assert_agree(graph, inputs(rng, graph), 40, simulator)
+    first = graph.node(graph.node("first_out").inputs[0]).op
+    most = max(float(want.outputs[t]["first_out"].max()) for t in want.outputs) / first.amplitude
+    assert most == 2**first.bits - 1 if first.base == "relu" else most >= 1  # events up to the cap
 
 
 GATES = {

@@ -27,6 +27,12 @@ LIF_OPS = [
     ops.LifNeuron(tau_rc=0.02, tau_ref=0.001, dt=0.0005, gain=5.0, bias=0.5),
     ops.LifNeuron(tau_rc=0.02, tau_ref=0.002, dt=0.002, gain=2.0, bias=1.0, tau_s=0.005),
 ]
+SIGMA_DELTA_OPS = [
+    ops.SigmaDeltaNeuron(),
+    ops.SigmaDeltaNeuron(gain=700.0, bits=3, amplitude=0.25, v_init=0.0, dt=0.001),
+    ops.SigmaDeltaNeuron(base="lif", gain=3.0, bits=2, dt=0.002, amplitude=0.5),
+    ops.SigmaDeltaNeuron(base="lif", gain=1.5, bits=1, tau_rc=0.05, tau_ref=0.004, dt=0.001, v_init=0.2),
+]
 
 
 def run(op, x, steps):
@@ -53,7 +59,7 @@ def test_lookups_by_name_and_op():
 
 
 def test_unknown_names_and_missing_forms_are_refused_by_name():
-    with pytest.raises(SnncError, match="unknown neuron .izhikevich.; neurons: bistable, if, lif"):
+    with pytest.raises(SnncError, match="unknown neuron .izhikevich.; neurons: bistable, if, lif, sigma_delta"):
         neurons.by_name("izhikevich")
     with pytest.raises(SnncError, match="dense is not a neuron op"):
         neurons.form(ops.Dense(3), "nengo")
@@ -180,7 +186,26 @@ def test_lif_rates_are_simulated_rates(op):
     assert (expected[op.gain * x + op.bias <= 1] == 0).all() and (expected > 0).any()
 
 
-@pytest.mark.parametrize("name, max_rate", [("if", 1.0), ("if", 0.25), ("lif", 0.1), ("lif", 0.4)])
+@pytest.mark.parametrize("op", SIGMA_DELTA_OPS, ids=str)
+def test_sigma_delta_rates_are_simulated_rates(op):
+    """The running error stays below one event, so T steps give the rate curve (the base
+    activation per step, capped at ``2^bits - 1`` events) to within one event in T."""
+    steps = 4000
+    x = np.linspace(-1.0, 3.0, 81) * sigma_delta_scale(op)
+    simulated = run(op, x, steps) * op.amplitude / steps
+    expected = neurons.by_op(op).rates(op, x)
+    np.testing.assert_allclose(simulated, expected, rtol=0, atol=op.amplitude * 1.01 / steps)
+    capped = expected == op.amplitude * (2**op.bits - 1)
+    assert capped.any() == (op.base == "relu") and ((0 < expected) & ~capped).sum() > 10
+
+
+def sigma_delta_scale(op) -> float:
+    """The input that a relu base turns into ``2^bits - 1`` events per step (up to which
+    ``x`` in [-1, 3] times it reaches the cap); LIF-rate bases fire below it anyway."""
+    return (2**op.bits - 1) / (op.gain * op.dt) if op.base == "relu" else 1.0
+
+
+@pytest.mark.parametrize("name, max_rate", [("if", 1.0), ("if", 0.25), ("lif", 0.1), ("lif", 0.4), ("sigma_delta", 1.0)])
 def test_from_relu_fires_max_rate_at_activation_one(name, max_rate):
     neuron = neurons.by_name(name)
     op = neuron.from_relu(max_rate=max_rate)
@@ -218,16 +243,18 @@ def test_from_relu_refuses_rates_the_neuron_cannot_reach():
 # ----------------------------------------------------------------------------- TensorFlow
 
 
-@pytest.mark.parametrize("op", IF_OPS + LIF_OPS, ids=str)
+@pytest.mark.parametrize("op", IF_OPS + LIF_OPS + SIGMA_DELTA_OPS, ids=str)
 def test_tensorflow_step_equals_numpy_step(op, rng):
     tf = pytest.importorskip("tensorflow")
     neuron, xp = neurons.by_op(op), neurons.tensorflow_math()
     x = rng.normal(0.4, 1.0, (5, 40)) * (20 if isinstance(op, ops.LifNeuron) else 1)
+    x *= sigma_delta_scale(op) if isinstance(op, ops.SigmaDeltaNeuron) else 1
     state = neuron.initial_state(op, x.shape)
     tf_state = {k: tf.constant(v) for k, v in state.items()}
     # IF: bit for bit (nengo-dl runs it so); LIF: TensorFlow's expm1 and log1p may differ from
-    # NumPy's in the last bit (nengo-dl steps nengo.LIF with its own builder)
-    exact = isinstance(op, ops.IfNeuron)
+    # NumPy's in the last bit (nengo-dl steps nengo.LIF with its own builder); sigma-delta:
+    # bit for bit with a relu base, as LIF with a LIF-rate base (TensorFlow's log1p)
+    exact = isinstance(op, ops.IfNeuron) or getattr(op, "base", None) == "relu"
     for _ in range(60):
         state, spiked = neuron.step(op, state, x)
         tf_state, tf_spiked = neuron.step(op, tf_state, tf.constant(x), xp)
@@ -297,7 +324,7 @@ def test_lower_loihi_refuses_burst_spikes():
     """The chip's spikes are 1 bit: bursts from a host layer are refused; on a chip layer they
     are a chip difference (refused, or with adapt single spikes worth ``bursts`` of them,
     which keeps the layer's rate curve at binary resolution)."""
-    with pytest.raises(PassError, match=r"%host = if_neuron: sends events of 2.00 bits \(burst spikes\) to the chip.*convert_to_spiking\{bursts=1\}"):
+    with pytest.raises(PassError, match=r"%host = if_neuron: sends events of 2.00 bits \(burst or graded spikes\) to the chip.*convert_to_spiking\{bursts=1\}"):
         lower_loihi(burst_chain(host_bursts=3))
     with pytest.raises(PassError, match=r"%chip = if_neuron: Loihi fires one spike per step at most \(this layer: bursts=4\); convert with convert_to_spiking\{bursts=1\}"):
         lower_loihi(burst_chain(chip_bursts=4))
