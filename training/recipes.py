@@ -27,10 +27,13 @@ ACTIVATIONS = {"relu": tf.keras.layers.ReLU, "softlif": SoftLIF, "qcfs": QCFS}
 
 #: the options :func:`spiking_cnn` gives each activation unless told otherwise, measured on
 #: its MNIST CNN (docs/training.md): a sharper soft-LIF corner (sigma 0.002, not 0.02: 97.9 %
-#: vs 96.9 % after one epoch, and nearer the hard curve of the LIF neurons it converts to), and
+#: vs 96.9 % after one epoch, and nearer the hard curve of the LIF neurons it converts to) and
+#: amplitude 0.02, not nengo-extras' 0.063: the amplitude sets the firing rates (an output of 1
+#: is 1 / amplitude Hz), and at 0.063 most neurons fire under 15 Hz, one or two spikes in the
+#: 128 ms of T = 64 steps of 2 ms, so the spiking network lost 10 points (docs/results.md), and
 #: QCFS's threshold starting at 1, not the authors' 4 (their networks have BatchNorm before
 #: each activation): 98.1 % vs 97.6 %
-RECIPE_OPTIONS = {"relu": {}, "softlif": {"sigma": 0.002}, "qcfs": {"threshold": 1.0}}
+RECIPE_OPTIONS = {"relu": {}, "softlif": {"sigma": 0.002, "amplitude": 0.02}, "qcfs": {"threshold": 1.0}}
 
 
 def activation_layer(activation: str, name: str, **options) -> tf.keras.layers.Layer:
