@@ -8,7 +8,8 @@ average pool, then Dense(128) with the same activation and the 10 logits) on the
 ``keras_spiking.callbacks.DtScheduler`` anneals ``dt`` (events per step per unit of activation)
 from ``--dt-start`` down to ``--dt-end``: the schedule of its docstring,
 ``ExponentialDecay(1.0, decay_steps=5, decay_rate=0.9)``, which takes dt from 1.0 to 0.35 over its
-50 minibatches, with ``decay_steps`` stretched so that dt goes the same way over ours. Saves the model with the final dt as a number, compiles it with
+50 minibatches, with ``decay_steps`` stretched so that dt goes the same way over ours. Saves
+the model with the final dt as a number, compiles it with
 ``canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{bits=B}`` (each
 SpikingActivation becomes sigma-delta neurons with the trained dt, amplitude 1/dt, at most
 2^B - 1 events per step, v from 0.5; calibration: the first 1000 training images) and evaluates

@@ -103,10 +103,15 @@ def sigma_delta_cnn(
     def spikes(name):
         return keras_spiking.SpikingActivation("relu", dt=dt, spiking_aware_training=True, seed=seed, name=name)
 
-    stack = [layers.InputLayer((None, int(np.prod(input_shape))), name="image"), per_step(layers.Reshape(tuple(input_shape), name="unflatten"))]
+    stack = [
+        layers.InputLayer((None, int(np.prod(input_shape))), name="image"),
+        per_step(layers.Reshape(tuple(input_shape), name="unflatten")),
+    ]
     for i, width in enumerate(filters, start=1):
         stack += [
-            per_step(layers.Conv2D(width, 3, kernel_initializer=tf.keras.initializers.GlorotUniform(next(seeds)), name=f"conv{i}")),
+            per_step(layers.Conv2D(
+                width, 3, kernel_initializer=tf.keras.initializers.GlorotUniform(next(seeds)), name=f"conv{i}",
+            )),
             spikes(f"spikes{i}"),
             per_step(layers.AveragePooling2D(2, name=f"pool{i}")),
         ]

@@ -124,7 +124,8 @@ def test_spiking_relu_keeps_the_trained_dt(tmp_path):
 
 
 def test_other_activations_stay_their_rate_network(tmp_path):
-    graph = load_model(save(sequence_model(keras_spiking.SpikingActivation("linear", name="spk"), L.Dense(2, name="head")), tmp_path, "h5"))
+    model = sequence_model(keras_spiking.SpikingActivation("linear", name="spk"), L.Dense(2, name="head"))
+    graph = load_model(save(model, tmp_path, "h5"))
     assert not any(isinstance(n.op, ops.SpikingRelu) for n in graph.nodes)
 
 
