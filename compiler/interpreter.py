@@ -193,6 +193,11 @@ def _qcfs(node, xs):
     return qcfs(xs[0], op.levels, op.threshold, op.shift)
 
 
+@evaluates(ops.SpikingRelu)
+def _spiking_relu(node, xs):
+    return np.maximum(xs[0], 0.0)
+
+
 @evaluates(ops.Add)
 def _add(node, xs):
     return sum(xs[1:], xs[0])

@@ -470,9 +470,32 @@ class Qcfs(Op):
         return inputs[0]
 
 
-#: activations trained for spiking neurons (``snnc.training``): their scale and dynamics are
-#: given by the training, so balancing and calibration keep them
-TRAINED_OPS = (SoftLif, Qcfs)
+@register
+@dataclass(frozen=True)
+class SpikingRelu(Op):
+    """A ReLU trained for sigma-delta neurons stepping every ``dt`` seconds, by keras-spiking's
+    ``SpikingActivation("relu", dt)``. Elementwise (Voelker, Rasmussen & Eliasmith 2020)::
+
+        y = max(x, 0)
+
+    the rate in events per second that keras-spiking trains its spiking neurons on, and its
+    rate network (``spiking_aware_training=False``, or a DtScheduler's large dt) computes.
+    ``convert_to_spiking`` makes it ``sigma_delta_neuron{base=relu, gain=1, dt, amplitude=1/dt}``:
+    each step ``y dt`` events (``floor`` of the running sum) of height ``1 / dt``, keras-spiking's
+    spiking form."""
+
+    NAME: ClassVar[str] = "spiking_relu"
+
+    dt: float = 0.001
+
+    def infer_type(self, inputs):
+        expect_positive(self, "dt")
+        return inputs[0]
+
+
+#: activations trained for spiking neurons (``snnc.training``, keras-spiking): their scale and
+#: dynamics are given by the training, so balancing and calibration keep them
+TRAINED_OPS = (SoftLif, Qcfs, SpikingRelu)
 
 
 @register

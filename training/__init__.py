@@ -14,6 +14,6 @@ no other ``snnc`` package at import time).
 """
 
 from .layers import QCFS, SoftLIF
-from .recipes import ACTIVATIONS, fit, load_images, spiking_cnn
+from .recipes import ACTIVATIONS, fit, fixed_dt, load_images, sigma_delta_cnn, spiking_cnn
 
-__all__ = ["ACTIVATIONS", "QCFS", "SoftLIF", "fit", "load_images", "spiking_cnn"]
+__all__ = ["ACTIVATIONS", "QCFS", "SoftLIF", "fit", "fixed_dt", "load_images", "sigma_delta_cnn", "spiking_cnn"]

@@ -81,6 +81,68 @@ def spiking_cnn(
     return tf.keras.Sequential(stack, name=f"{activation}_cnn")
 
 
+def sigma_delta_cnn(
+    input_shape, classes: int, dt, *, filters=(16, 32), dense: int = 128, seed: int = 0
+) -> tf.keras.Model:
+    """:func:`spiking_cnn`'s layers with keras-spiking's ``SpikingActivation("relu", dt)``
+    (spiking-aware training) as the activation: the sigma-delta network of Voelker et al. (2020),
+    which snnc converts to sigma-delta neurons with the trained ``dt``. keras-spiking's layers run
+    on sequences, so the model takes each image flattened, as a sequence of steps ``(N, steps,
+    height * width * channels)`` (one step to train on images), and gives logits at each step
+    (labels ``(N, steps)``). ``dt`` is a number, or the ``tf.Variable`` a
+    ``keras_spiking.callbacks.DtScheduler`` anneals (then save :func:`fixed_dt`'s copy).
+    Imports keras-spiking."""
+    import keras_spiking
+
+    if len(input_shape) != 3:
+        raise ValueError(f"sigma_delta_cnn needs input_shape (height, width, channels); got {tuple(input_shape)}")
+    _check_room_for_stages(input_shape[:2], len(filters))
+    layers = tf.keras.layers
+    seeds = iter(range(seed, seed + len(filters) + 2))
+
+    def per_step(layer):
+        return layers.TimeDistributed(layer, name=layer.name)
+
+    def spikes(name):
+        return keras_spiking.SpikingActivation("relu", dt=dt, spiking_aware_training=True, seed=seed, name=name)
+
+    stack = [
+        layers.InputLayer((None, int(np.prod(input_shape))), name="image"),
+        per_step(layers.Reshape(tuple(input_shape), name="unflatten")),
+    ]
+    for i, width in enumerate(filters, start=1):
+        stack += [
+            per_step(layers.Conv2D(
+                width, 3, kernel_initializer=tf.keras.initializers.GlorotUniform(next(seeds)), name=f"conv{i}",
+            )),
+            spikes(f"spikes{i}"),
+            per_step(layers.AveragePooling2D(2, name=f"pool{i}")),
+        ]
+    stack += [
+        per_step(layers.Flatten(name="flatten")),
+        per_step(layers.Dense(dense, kernel_initializer=tf.keras.initializers.GlorotUniform(next(seeds)), name="dense")),
+        spikes(f"spikes{len(filters) + 1}"),
+        per_step(layers.Dense(classes, kernel_initializer=tf.keras.initializers.GlorotUniform(next(seeds)), name="logits")),
+    ]
+    return tf.keras.Sequential(stack, name="sigma_delta_cnn")
+
+
+def fixed_dt(model: tf.keras.Model) -> tf.keras.Model:
+    """A copy of ``model`` (same weights) whose keras-spiking layers hold their ``dt``'s current
+    value as a number: a ``tf.Variable`` dt (a DtScheduler's) does not save."""
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(config.get("dt"), tf.Variable):
+            config["dt"] = float(config["dt"].numpy())
+        return type(layer).from_config(config)
+
+    copy = tf.keras.models.clone_model(model, clone_function=clone)
+    # the dt variable is one of the model's weights (tracked by the layers that hold it)
+    dts = {id(layer.dt) for layer in model.layers if isinstance(getattr(layer, "dt", None), tf.Variable)}
+    copy.set_weights([w.numpy() for w in model.weights if id(w) not in dts])
+    return copy
+
+
 def _check_room_for_stages(size, stages: int) -> None:
     """Each stage (3x3 valid convolution, 2x2 pool) maps a side ``s`` to ``(s - 2) // 2``,
     which must stay at least 1."""
@@ -96,13 +158,14 @@ def _check_room_for_stages(size, stages: int) -> None:
 
 def fit(
     model: tf.keras.Model, x, y, *, epochs: int = 3, batch_size: int = 64, learning_rate: float = 1e-3, validation=None,
-    seed: int = 0, verbose: int = 2,
+    seed: int = 0, verbose: int = 2, callbacks=(),
 ) -> tf.keras.callbacks.History:
     """Trains ``model`` (logits out) on integer labels ``y``: Adam with the learning rate
     decaying to 0 along a cosine over the run, sparse cross-entropy from logits, accuracy.
     ``validation``: ``(x, y)`` scored after each epoch. ``seed`` fixes the shuffling and the
     training noise (the same seed, data and model give the same weights). ``verbose=2``
-    prints a line per epoch and the time taken. Returns Keras' ``History``."""
+    prints a line per epoch and the time taken. ``callbacks`` go to Keras (e.g. keras-spiking's
+    ``DtScheduler``). Returns Keras' ``History``."""
     tf.keras.utils.set_random_seed(seed)
     steps = epochs * -(-len(x) // batch_size)
     model.compile(
@@ -112,7 +175,8 @@ def fit(
     )
     start = time.perf_counter()
     history = model.fit(
-        x, y, batch_size=batch_size, epochs=epochs, validation_data=validation, shuffle=True, verbose=verbose
+        x, y, batch_size=batch_size, epochs=epochs, validation_data=validation, shuffle=True, verbose=verbose,
+        callbacks=list(callbacks),
     )
     if verbose:
         print(f"{model.name}: trained {epochs} epochs on {len(x)} examples in {time.perf_counter() - start:.0f} s")

@@ -9,6 +9,7 @@ from ..errors import PassError
 from ..graph import Graph, Node
 from ..neurons.if_ import IfNeuron
 from ..neurons.lif import LifNeuron
+from ..neurons.sigma_delta import SigmaDeltaNeuron
 from .bistable import synchronize
 from .leaky import split_leaky_relus
 from .registry import check_choice, register_pass
@@ -92,8 +93,9 @@ def convert_to_spiking(
       clip is reported.
     - A leaky relu becomes two neuron layers, ``relu(x) - a * relu(-x)`` (:mod:`.leaky`).
     - Activations trained for spiking neurons (``ops.TRAINED_OPS``) convert to the neurons they
-      were trained for, whatever ``neuron``, ``reset``, ``threshold``, ``v_init``, ``max_rate``
-      and ``bursts`` say (those configure the neurons that stand in for ReLUs); each population's
+      were trained for, whatever ``neuron``, ``reset``, ``threshold``, ``max_rate`` and ``bursts``
+      say (those configure the neurons that stand in for ReLUs; ``v_init`` and ``bits`` apply to
+      ``spiking_relu`` too); each population's
       metadata says ``"trained": op name``, which ``calibrate`` and the driver read:
 
       ``qcfs{levels=L, threshold=lambda, shift}`` becomes ``if_neuron{threshold=lambda, gain=1,
@@ -112,6 +114,15 @@ def convert_to_spiking(
       per step; ``tau_s``: ``synapse``): its mean output per step is ``amplitude`` times the hard
       LIF rate curve in Hz, the trained curve with ``sigma = 0`` (the smoothing only served the
       gradients).
+
+      ``spiking_relu{dt}`` (keras-spiking's ``SpikingActivation("relu")``) becomes
+      ``sigma_delta_neuron{base=relu, gain=1, dt, amplitude=1/dt, bits, v_init}`` with the
+      trained ``dt`` (not this pass's) and this pass's ``bits`` and ``v_init``: each step it adds
+      ``relu(x) dt`` to ``v`` and sends ``floor(v)`` events of height ``1 / dt``, keras-spiking's
+      ``call_inference``, except that ``v`` starts at ``v_init`` (keras-spiking draws it from
+      U[0, 1)) and that at most ``2^bits - 1`` events leave per step (keras-spiking has no
+      cap). With sequence inputs held T steps, one input step is T such steps: T = 1 is
+      keras-spiking's own time axis.
     - sigmoid, tanh and softmax cannot spike: just before an output they run on the host on
       the readout's time-averaged value, ``output(f(readout(x)))``; anywhere else they are
       refused.
@@ -136,8 +147,10 @@ def convert_to_spiking(
         tau_s=synapse,
     )
     neuron_op = neurons.by_name(neuron).from_relu(max_rate=max_rate, **options)
-    if bits != 1 and neurons.by_name(neuron).bits_per_event(neuron_op) != bits:
-        raise PassError(f"option bits={bits} sizes sigma-delta events (neuron=sigma_delta); neuron={neuron} does not take it")
+    trained_sigma_delta = any(isinstance(n.op, ops.SpikingRelu) for n in graph.nodes)
+    if bits != 1 and neurons.by_name(neuron).bits_per_event(neuron_op) != bits and not trained_sigma_delta:
+        raise PassError(f"option bits={bits} sizes sigma-delta events (neuron=sigma_delta, or spiking_relu layers); "
+                        f"neuron={neuron} does not take it")
     if graph.stage != ops.FLOAT:
         raise PassError(f"runs on float graphs; this one is {graph.stage}")
     graph = split_leaky_relus(graph, "convert_to_spiking")
@@ -159,7 +172,7 @@ def convert_to_spiking(
                 rw.note(node, "sigma-delta neurons rectify each step's input: a layer fed by events keeps an error that "
                               "T does not average away (it shrinks with bits)")
         elif isinstance(op, ops.TRAINED_OPS):
-            trained_op = qcfs_neurons(op, floored) if isinstance(op, ops.Qcfs) else soft_lif_neurons(op, dt, synapse)
+            trained_op = trained_neurons(op, floored=floored, dt=dt, tau_s=synapse, bits=bits, v_init=v_init)
             rw.keep(node, op=trained_op, meta={**node.meta, "trained": op.NAME})
             if isinstance(op, ops.Qcfs) and neuron != "if":
                 rw.note(node, f"qcfs layers stay integrate-and-fire neurons (neuron={neuron} applies to relu layers)")
@@ -193,7 +206,7 @@ def convert_to_spiking(
         # the "spiking" network would be the ANN itself, its output read as a constant current
         raise PassError(
             f"{graph.name} has no relu layer, so no layer becomes spiking neurons; "
-            "convert_to_spiking turns relu activations (plain or clipped), qcfs and soft_lif into neurons"
+            "convert_to_spiking turns relu activations (plain or clipped), qcfs, soft_lif and spiking_relu into neurons"
         )
     cycles = {"period": period} if neuron == "bistable" else {}
     bursting = {"bursts": bursts} if bursts > 1 else {}
@@ -209,6 +222,15 @@ def convert_to_spiking(
     }}
     spiking = rw.finish(stage=ops.SPIKING, meta=meta)
     return synchronize(spiking, period) if neuron == "bistable" else spiking
+
+
+def trained_neurons(op, *, floored: bool, dt: float, tau_s: float, bits: int, v_init: float):
+    """The population an activation of ``ops.TRAINED_OPS`` was trained for."""
+    if isinstance(op, ops.Qcfs):
+        return qcfs_neurons(op, floored)
+    if isinstance(op, ops.SoftLif):
+        return soft_lif_neurons(op, dt, tau_s)
+    return spiking_relu_neurons(op, bits, v_init)
 
 
 def qcfs_neurons(op: ops.Qcfs, floored: bool) -> IfNeuron:
@@ -227,6 +249,13 @@ def soft_lif_neurons(op: ops.SoftLif, dt: float, tau_s: float) -> LifNeuron:
     seconds is ``op.amplitude`` times its rate in Hz (bias 1: the input is the current above
     the threshold, as in the op), its input through a synapse of ``tau_s`` seconds."""
     return LifNeuron(tau_rc=op.tau_rc, tau_ref=op.tau_ref, dt=dt, gain=1.0, bias=1.0, amplitude=op.amplitude / dt, tau_s=tau_s)
+
+
+def spiking_relu_neurons(op: ops.SpikingRelu, bits: int, v_init: float) -> SigmaDeltaNeuron:
+    """keras-spiking's spiking relu: sigma-delta neurons stepping every trained ``dt``
+    seconds, gain 1, events of height ``1 / dt`` (so the mean output is the trained rate
+    ``relu(x)``), up to ``2^bits - 1`` per step, ``v`` from ``v_init`` of an event."""
+    return SigmaDeltaNeuron(base="relu", gain=1.0, bits=bits, amplitude=1.0 / op.dt, v_init=v_init, dt=op.dt)
 
 
 def _read_out(rw: Rewriter, name: str, readout: str, neuron_op) -> str:

@@ -39,6 +39,9 @@ from .rewrite import Rewriter, f64, input_channel_map
 
 METHODS = ("max", "percentile")
 PER_CHANNEL = ("false", "true", "auto")
+#: trained activations kept at scale 1 in and out (a LIF curve is not linear; a spiking relu's
+#: trained dt fixes its events per step)
+UNSCALED_TRAINED_OPS = (ops.SoftLif, ops.SpikingRelu)
 
 
 class PerLayerOnly(PassError):
@@ -95,6 +98,8 @@ def threshold_balance(
     - ``soft_lif`` is never rescaled: a LIF rate curve is not linear, so its input stays at
       scale 1 (the layer before it absorbs only its own input's scale) and so does its
       output (the trained ``amplitude`` is kept).
+    - ``spiking_relu`` is never rescaled either: its trained ``dt`` sets how many events per
+      step a value makes, so its input and output stay at scale 1 too.
     """
     check_choice("method", method, METHODS)
     per_channel = {"1": "true", "0": "false"}.get(str(per_channel).lower(), str(per_channel).lower())  # bools too
@@ -248,7 +253,7 @@ def _backward_scale(node: Node, want: np.ndarray, in_types) -> list[np.ndarray |
 def _wanted_scales(graph: Graph, lambdas: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """For each value, the scale its users would like it to have (so no rescale is needed):
     a ReLU's input wants the ReLU's lambda (a qcfs's its trained lambda), an output's input
-    and a soft_lif's want 1; carried back through
+    and a soft_lif's or spiking_relu's want 1; carried back through
     scale-carrying ops. Dense/conv layers take any input scale, so they start no demand."""
     wanted: dict[str, np.ndarray] = {}
     for node in reversed(graph.nodes):
@@ -256,7 +261,7 @@ def _wanted_scales(graph: Graph, lambdas: dict[str, np.ndarray]) -> dict[str, np
             wanted[node.name] = lambdas[node.name]
         elif isinstance(node.op, ops.Qcfs):
             wanted[node.name] = _qcfs_scale(node)
-        if isinstance(node.op, (ops.Output, ops.SoftLif, *ops.DECODED_OPS)):
+        if isinstance(node.op, (ops.Output, *UNSCALED_TRAINED_OPS, *ops.DECODED_OPS)):
             demands = [np.ones(graph.node(node.inputs[0]).type.shape[0])]
         elif isinstance(node.op, (*_CARRY, ops.Add, ops.ReLU, ops.Qcfs, ops.Concat, ops.Reshape, ops.Transpose, ops.Delay)):
             if node.name not in wanted:
@@ -307,7 +312,7 @@ def _rescale(graph: Graph, rw: Rewriter, stats: dict, wanted: dict) -> None:
             meta = {**node.meta, "scale": op.threshold, "trained": op.NAME}
             rw.keep(node, op=replace(op, threshold=1.0), inputs=[x], meta=meta)
             scales[node.name] = lam
-        elif isinstance(op, ops.SoftLif):
+        elif isinstance(op, UNSCALED_TRAINED_OPS):
             x = matched(node.inputs[0], ones)
             rw.keep(node, inputs=[x], meta={**node.meta, "scale": 1.0, "trained": op.NAME})
             scales[node.name] = ones

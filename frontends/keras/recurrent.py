@@ -10,8 +10,9 @@ graph runs once per input step. A Keras tensor that holds a time axis is a
 activation and a ``delay`` closing the loop (``h_0 = 0``). Its output is a sequence with
 ``return_sequences=True``; otherwise it is the value at the last step, which the graph's
 output reads there. Layers after it run per step either way. Layers that act on each step
-alone (Dense, ``TimeDistributed(Dense)``, activations, Add, dropout) are converted by their
-feed-forward converters on one step; any other layer taking a sequence is refused by name.
+alone (Dense, ``TimeDistributed`` over Dense, Reshape, Flatten, Conv2D and 2-D pooling,
+activations, Add, dropout) are converted by their feed-forward converters on one step; any
+other layer taking a sequence is refused by name.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ RECURRENT_LAYERS = (
 RNN_ACTIVATIONS = ("relu", "linear")
 #: layers that act on each step of a sequence alone, converted one step at a time
 PER_STEP_LAYERS = ("Dense", "Activation", "ReLU", "LeakyReLU", "Add", *INFERENCE_IDENTITIES)
-#: layers a TimeDistributed wrapper may hold in a recurrent model
-TIME_DISTRIBUTED_LAYERS = ("Dense",)
+#: layers a TimeDistributed wrapper may hold in a recurrent model: a step of images is a step
+#: of vectors reshaped (``TimeDistributed(Reshape((28, 28, 1)))``), then convolved per step
+TIME_DISTRIBUTED_LAYERS = ("Dense", "Reshape", "Flatten", "Conv2D", "AveragePooling2D", "MaxPooling2D")
 
 SEQUENCE_CONVERTERS: dict[str, Converter] = {}
 #: layers besides Keras's recurrent ones that exist only on sequences (keras-spiking's, which

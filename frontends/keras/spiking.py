@@ -5,13 +5,16 @@ keras-spiking models run on the Keras time axis: one Keras step is one simulatio
 ``dt`` seconds. Their layers read sequences only, so a model holding one takes sequences
 (:mod:`.recurrent`): the IR graph runs once per Keras step.
 
-- ``SpikingActivation(activation, dt)`` becomes ``activation`` itself, the rate network that
-  keras-spiking trains against (with ``spiking_aware_training=False``) and that
-  ``convert_to_spiking`` turns into neurons. At inference keras-spiking spikes instead: each
-  unit integrates the *rate*, ``v += f(x) dt; n = floor(v); v -= n; y = n / dt``, from a random
-  ``v`` in [0, 1), so its output averaged over time approaches ``f(x)``; snnc's IF neurons
-  integrate the current ``x`` and approach the same rates after threshold balancing. The
-  node's metadata records ``keras_spiking.dt``.
+- ``SpikingActivation("relu", dt)`` becomes ``spiking_relu{dt}``: as a float op the relu,
+  the rate network that keras-spiking computes with ``spiking_aware_training=False``;
+  ``convert_to_spiking`` turns it into the sigma-delta neurons keras-spiking runs at inference,
+  where each unit integrates the *rate*, ``v += relu(x) dt; n = floor(v); v -= n; y = n / dt``
+  (with the trained ``dt``, and ``v`` from a fixed start instead of keras-spiking's random one
+  in [0, 1)). Threshold balancing leaves it at its trained scale.
+- ``SpikingActivation`` over another activation becomes that activation itself (its rate
+  network), converted as any such activation is (a sigma-delta neuron has no negative
+  events, which keras-spiking gives a ``linear`` or ``tanh`` base).
+- Either node's metadata records ``keras_spiking.dt``.
 - ``Lowpass(tau, dt)`` is exactly its zero-order-hold recurrence,
   ``y_t = (1 - a) x_t + a y_{t-1}``, ``a = exp(-dt / max(tau, 1e-8))`` per unit, ``y_0`` the
   trained ``initial_level``.
@@ -31,7 +34,7 @@ from snnc.compiler import ops
 from snnc.compiler.types import TensorType
 
 from .context import LayerCall
-from .layers import apply_activation
+from .layers import activation_name, apply_activation
 from .layout import Tensor
 from .recurrent import SEQUENCE_ONLY_LAYERS, refuse_rnn_options, sequence_converts
 
@@ -59,11 +62,15 @@ def _dt(call: LayerCall) -> float:
 
 @sequence_converts("SpikingActivation")
 def spiking_activation(call: LayerCall, inputs: list[Tensor]) -> Tensor:
-    """The base activation on each step (the rate network), with ``keras_spiking.dt`` in the
-    node's metadata."""
+    """``spiking_relu{dt}`` over a relu, otherwise the base activation on each step (the rate
+    network), with ``keras_spiking.dt`` in the node's metadata."""
     x = _sequence(call, inputs)
-    meta = {"keras_spiking": {"dt": _dt(call)}}
-    y = apply_activation(call, Tensor(x.value, x.perm), call.config["activation"], suffix="", meta=meta)
+    dt = _dt(call)
+    meta = {"keras_spiking": {"dt": dt}}
+    if activation_name(call.config["activation"]) == "relu":
+        y = Tensor(call.add(ops.SpikingRelu(dt), [x.value], meta=meta), x.perm)
+    else:
+        y = apply_activation(call, Tensor(x.value, x.perm), call.config["activation"], suffix="", meta=meta)
     return Tensor(y.value, y.perm, sequence=bool(call.config.get("return_sequences", True)))
 
 

@@ -158,7 +158,7 @@ def test_ops_without_a_spiking_form(replace, message):
         ({"neuron": "lif", "max_rate": 0.1, "bursts": 2}, r"option bursts=2: lif neurons fire at most once per step"),
         ({"neuron": "bistable", "bursts": 2}, r"option bursts=2: bistable neurons fire at most once per step"),
         ({"bits": 0}, r"option bits=0 must be positive"),
-        ({"bits": 4}, r"option bits=4 sizes sigma-delta events \(neuron=sigma_delta\); neuron=if does not take it"),
+        ({"bits": 4}, r"option bits=4 sizes sigma-delta events \(neuron=sigma_delta, or spiking_relu layers\); neuron=if does not take it"),
         ({"neuron": "sigma_delta", "bursts": 3}, r"option bursts=3 is integrate-and-fire's; sigma-delta events are sized by bits"),
     ],
 )

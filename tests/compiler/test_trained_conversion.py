@@ -13,6 +13,7 @@ from snnc.compiler.errors import PassError
 from snnc.compiler.graph import GraphBuilder
 from snnc.compiler.neurons.if_ import qcfs
 from snnc.compiler.neurons.lif import soft_lif_rate
+from snnc.compiler.neurons.sigma_delta import SigmaDeltaNeuron
 from snnc.compiler.passes.calibrate import calibrate
 from snnc.compiler.passes.convert_to_spiking import convert_to_spiking
 from snnc.compiler.passes.threshold_balance import threshold_balance
@@ -295,3 +296,50 @@ def test_a_tau_ref_between_chip_steps_is_noted_or_refused(rng):
     assert ("l1", "on the chip: a refractory period of 2 steps (0.002 s; tau_ref=0.0025 s is 2.5 steps of dt=0.001 s)") in notes(lowered)
     with pytest.raises(PassError, match=r"%l1 = lif_neuron: Loihi's refractory period is a whole number of steps .*tau_ref=0.0025 s"):
         lower_loihi(spiking, adapt=False)
+
+
+# ----------------------------------------------------------------------------- spiking relu -> sigma-delta
+
+SPIKING_RELU = ops.SpikingRelu(dt=0.05)
+
+
+def relu_then_spiking_relu(rng):
+    """dense -> relu -> dense -> spiking_relu -> dense: a balanced relu beside a trained one."""
+    b = GraphBuilder("spiking_relu")
+    x = b.add(ops.ReLU(), [dense(b, rng, b.input("x", (6,)), 8)], name="r")
+    x = b.add(SPIKING_RELU, [dense(b, rng, x, 5, name="into_spikes")], name="s")
+    b.output(dense(b, rng, x, 3, name="logits"))
+    return b.build()
+
+
+def test_balancing_leaves_a_spiking_relu_at_its_trained_scale(rng):
+    graph = relu_then_spiking_relu(rng)
+    x = 3 * rng.normal(size=(64, 6)).astype(np.float32)
+    after = threshold_balance(graph, calibration=x)
+    assert_same_outputs(graph, after, x)
+    assert after.node("s").op == SPIKING_RELU and dict(after.node("s").meta) == {"scale": 1.0, "trained": "spiking_relu"}
+    assert after.node("r").meta["scale"] != 1.0  # the plain relu is balanced
+    want, got = interpreter.run_batch(graph, {"x": x}), interpreter.run_batch(after, {"x": x})
+    for name in ("into_spikes", "s"):
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bits", [1, 3])
+def test_spiking_relu_neurons_send_its_rate_in_events_of_one_over_dt(bits, rng):
+    """Whatever ``neuron`` says, a spiking relu becomes sigma-delta neurons with its dt and
+    amplitude 1/dt; their mean output over T steps is relu(x) to within one event's worth
+    (1 / (dt T)) below the cap of 2^bits - 1 events per step, the cap's rate above it."""
+    graph = single(SPIKING_RELU, 200)
+    x = rng.uniform(-20, 150, size=(1, 200))
+    spiking = convert_to_spiking(graph, neuron="if", bits=bits, v_init=0.5)
+    op = spiking.node("act").op
+    assert op == SigmaDeltaNeuron(base="relu", gain=1.0, bits=bits, amplitude=20.0, v_init=0.5, dt=0.05)
+    assert spiking.node("act").meta["trained"] == "spiking_relu"
+    cap = (2**bits - 1) / 0.05
+    want = np.minimum(np.maximum(x, 0), cap)
+    assert (x > cap).any() and (want == 0).any()
+    t = 400
+    got = simulate(spiking, {"x": x}, [t]).outputs[t]["output"]
+    below = x < cap
+    assert np.abs(got - want)[below].max() <= 1 / (0.05 * t)
+    np.testing.assert_allclose(got[~below], cap, rtol=1e-12)

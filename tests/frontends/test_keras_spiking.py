@@ -13,7 +13,9 @@ from error_testing import raises  # noqa: E402
 from snnc.compiler import load_model, run_model, run_spiking  # noqa: E402
 from snnc.compiler.datasets import Dataset  # noqa: E402
 from snnc.compiler.driver import compile_model  # noqa: E402
+from snnc.compiler import ops  # noqa: E402
 from snnc.compiler.errors import UnsupportedError  # noqa: E402
+from snnc.compiler.neurons.sigma_delta import SigmaDeltaNeuron  # noqa: E402
 
 L = tf.keras.layers
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -72,7 +74,23 @@ def last_step_activation(seed=0):
     return tf.keras.Model(inputs, L.Dense(3, name="head")(x))
 
 
-CASES = {"trained_lowpass": trained_lowpass_model, "alpha": alpha_model, "last_step_activation": last_step_activation}
+def per_step_cnn(seed=0):
+    """Steps of flattened 8x8 images: TimeDistributed Reshape, Conv2D, AveragePooling2D,
+    Flatten and Dense around a SpikingActivation, the network of ``snnc.training.sigma_delta_cnn``."""
+    tf.keras.utils.set_random_seed(seed)
+    inputs = L.Input((None, FEATURES * FEATURES))
+    x = L.TimeDistributed(L.Reshape((FEATURES, FEATURES, 1)), name="image")(inputs)
+    x = L.TimeDistributed(L.Conv2D(4, 3), name="conv")(x)
+    x = keras_spiking.SpikingActivation("relu", dt=0.02, spiking_aware_training=False, name="spikes")(x)
+    x = L.TimeDistributed(L.AveragePooling2D(2), name="pool")(x)
+    x = L.TimeDistributed(L.Flatten(), name="flatten")(x)
+    return tf.keras.Model(inputs, L.TimeDistributed(L.Dense(3), name="head")(x))
+
+
+CASES = {
+    "trained_lowpass": trained_lowpass_model, "alpha": alpha_model, "last_step_activation": last_step_activation,
+    "per_step_cnn": per_step_cnn,
+}
 
 
 def test_training_moved_tau_and_the_initial_levels():
@@ -87,7 +105,7 @@ def test_training_moved_tau_and_the_initial_levels():
 @pytest.mark.parametrize("case", CASES)
 def test_float_graph_is_the_rate_network(case, fmt, tmp_path, rng):
     model = CASES[case]()
-    x = rng.uniform(-1, 1, (4, STEPS, FEATURES)).astype(np.float32)
+    x = rng.uniform(-1, 1, (4, STEPS, model.input_shape[-1])).astype(np.float32)
     graph = load_model(save(model, tmp_path, fmt))
     (got,) = run_model(graph, x).values()
     want = rates(model, x)
@@ -95,25 +113,80 @@ def test_float_graph_is_the_rate_network(case, fmt, tmp_path, rng):
     np.testing.assert_allclose(got, want, **TOL)
 
 
-def test_spiking_activation_is_its_activation_with_dt_recorded(tmp_path):
+def test_spiking_relu_keeps_the_trained_dt(tmp_path):
     graph = load_model(save(trained_lowpass_model(), tmp_path, "h5"))
     node = graph.node("spikes")
-    assert node.op.NAME == "relu"
+    assert node.op == ops.SpikingRelu(dt=0.01)
     assert node.meta["keras_spiking"]["dt"] == 0.01
     assert graph.inputs[0].op.sequence
     (delay,) = graph.delays
     assert graph.node(delay.inputs[0]).op.NAME == "add"  # the filter's loop
 
 
+def test_other_activations_stay_their_rate_network(tmp_path):
+    model = sequence_model(keras_spiking.SpikingActivation("linear", name="spk"), L.Dense(2, name="head"))
+    graph = load_model(save(model, tmp_path, "h5"))
+    assert not any(isinstance(n.op, ops.SpikingRelu) for n in graph.nodes)
+
+
 # ----------------------------------------------------------------------------- spiking
 
 
+def spiking_model(dt, units=24, features=8, seed=0):
+    """TimeDistributed(Dense) -> SpikingActivation(relu, dt) -> TimeDistributed(Dense) on
+    sequences, the head the identity (so the output is the spikes, ``n / dt``) or random."""
+    tf.keras.utils.set_random_seed(seed)
+    inputs = L.Input((None, features))
+    x = L.TimeDistributed(L.Dense(units), name="td")(inputs)
+    x = keras_spiking.SpikingActivation("relu", dt=dt, name="spikes")(x)
+    return tf.keras.Model(inputs, L.TimeDistributed(L.Dense(units), name="head")(x))
+
+
+def keras_spiking_inference(model, x, v_init):
+    """keras-spiking's own spiking output (``call_inference``) from voltages ``v_init``
+    everywhere instead of its seeded random ones: the layers called one by one, the spiking
+    one with ``initial_state``."""
+    h = model.get_layer("td")(x)
+    v0 = tf.fill((x.shape[0], h.shape[-1]), np.float32(v_init))
+    spikes = model.get_layer("spikes")(h, initial_state=[v0], training=False)
+    return model.get_layer("head")(spikes).numpy()
+
+
+@pytest.mark.parametrize("v_init", [0.5, 0.25])
+def test_sigma_delta_events_are_keras_spikings(v_init, tmp_path, rng):
+    """At T = 1 (one simulation step per Keras step) the converted network's events are
+    keras-spiking's, step for step: an identity head outputs each step's spikes ``n / dt``.
+    Rates up to ~5 events a step, under the cap of 3 bits (7 events)."""
+    dt = 0.05
+    model = spiking_model(dt)
+    model.get_layer("td").set_weights([rng.normal(0, 12, (8, 24)).astype(np.float32), np.zeros(24, np.float32)])
+    model.get_layer("head").set_weights([np.eye(24, dtype=np.float32), np.zeros(24, np.float32)])
+    x = rng.uniform(0, 1, (16, 30, 8)).astype(np.float32)
+    want = keras_spiking_inference(model, x, v_init)
+    assert 2 < want.max() * dt <= 7 and 0.2 < np.mean(want > 0) < 0.8
+    pipeline = f"canonicalize,convert_to_spiking{{bits=3,v_init={v_init}}}"
+    compiled = compile_model(load_model(save(model, tmp_path, "h5")), None, pipeline=pipeline)
+    got = run_spiking(compiled.spiking, x, 1)["output"]
+    np.testing.assert_array_equal(np.round(got * dt), np.round(want * dt))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+
+
+def test_sigma_delta_neurons_take_the_trained_dt_and_amplitude(tmp_path):
+    model = spiking_model(dt=0.02)
+    pipeline = "canonicalize,convert_to_spiking{bits=4,v_init=0.3}"
+    compiled = compile_model(load_model(save(model, tmp_path, "keras")), None, pipeline=pipeline)
+    node = compiled.spiking.node("spikes")
+    assert node.op == SigmaDeltaNeuron(base="relu", gain=1.0, bits=4, amplitude=50.0, v_init=0.3, dt=0.02)
+    assert node.meta["trained"] == "spiking_relu"
+
+
 def test_compiled_network_follows_keras_spiking(tmp_path):
-    """A constant input held for 60 Keras steps (dt = 50 ms, filter tau = 100 ms). keras-spiking's
-    neurons integrate the rate relu(x) (up to ~2 spikes a step here) from random voltages; snnc's
-    IF neurons integrate the current after threshold balancing, T simulation steps per Keras step.
-    Both approach the rate network: keras-spiking measured 11 % relative error, snnc 24 % at T=1
-    (one spike a step at most), 6 % at T=4, 1.5 % at T=16; every class decision agrees at T=16."""
+    """A constant input held for 60 Keras steps (dt = 50 ms, filter tau = 100 ms), keras-spiking
+    from its seeded random voltages against the converted network (default pipeline's passes)
+    from v = 0.5: a comparison of statistics, both against the rate network. The rates reach
+    2.3 events a step. Measured: keras-spiking 11.0 % relative error; snnc with 2-bit events
+    11.0 % at T=1 (keras-spiking's own time axis), 2.8 % at T=4, 0.70 % at T=16, every class
+    decision keras-spiking's at T=16; with 1-bit events (capped at one a step) 21 % at T=16."""
     rng = np.random.default_rng(0)
     tf.keras.utils.set_random_seed(0)
     inputs = L.Input((None, 8))
@@ -129,12 +202,17 @@ def test_compiled_network_follows_keras_spiking(tmp_path):
     def relative_error(y):
         return np.linalg.norm(y - rate) / np.linalg.norm(rate)
 
-    compiled = compile_model(load_model(save(model, tmp_path, "h5")), Dataset(seq[:100], None, "calibration"), pipeline="rate")
-    snn = run_spiking(compiled.spiking, seq, 16)["output"]
-    assert relative_error(keras_spikes) < 0.2  # the oracle's own spiking approximation
-    assert relative_error(snn) < 0.03
-    assert (snn.argmax(1) == keras_spikes.argmax(1)).mean() >= 0.98
-    assert compiled.spiking.node("spikes").meta["keras_spiking"]["dt"] == 0.05
+    def compiled(bits):
+        pipeline = f"canonicalize,fold_batchnorm,threshold_balance,convert_to_spiking{{bits={bits}}}"
+        return compile_model(load_model(save(model, tmp_path, "h5")), Dataset(seq[:100], None, "calibration"), pipeline=pipeline)
+
+    two_bits = compiled(2).spiking
+    snn = {t: run_spiking(two_bits, seq, t)["output"] for t in (1, 16)}
+    assert relative_error(keras_spikes) < 0.15  # the oracle's own spiking approximation
+    assert relative_error(snn[1]) < 0.15
+    assert relative_error(snn[16]) < 0.01
+    assert (snn[16].argmax(1) == keras_spikes.argmax(1)).mean() >= 0.98
+    assert relative_error(run_spiking(compiled(1).spiking, seq, 16)["output"]) > 0.15  # the cap
 
 
 # ----------------------------------------------------------------------------- refusals
