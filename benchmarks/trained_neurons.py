@@ -139,7 +139,8 @@ def markdown(rows, command: str) -> str:
         f"activation: ReLU, `SoftLIF({options('softlif')})` and `QCFS({options('qcfs')})` (`snnc.training`'s "
         "recipe, trained with `fit` for the epochs in the table). Each is converted by snnc's default pipeline "
         "(IF neurons for ReLU and QCFS, LIF neurons with the trained time constants for SoftLIF) and run on the "
-        f"spiking interpreter; LIF neurons step dt = {SOFTLIF_DT} s. The ReLU network is also converted to LIF "
+        f"spiking interpreter; LIF neurons step dt = {SOFTLIF_DT} s, their inputs through the default synapse "
+        f"(`convert_to_spiking{{synapse={synapse_default()}}}` s). The ReLU network is also converted to LIF "
         "neurons (`convert_to_spiking{neuron=lif}`: the conversion SoftLIF training is meant to beat), and the ReLU "
         "and SoftLIF networks are compiled with `--target loihi` and run on refsim (the chip's integers). "
         "Calibration: the first "
@@ -155,6 +156,19 @@ def markdown(rows, command: str) -> str:
     lines += command_lines("\n".join(commands), sum(r["seconds"] for r in rows))
     lines += ["", "![accuracy vs time steps, ReLU vs soft-LIF vs QCFS training](trained_neurons.png)"]
     return "\n".join(lines)
+
+
+def synapse_default() -> float:
+    from snnc.compiler.passes import PASSES
+
+    return PASSES["convert_to_spiking"].options["synapse"][1]
+
+
+def write_results(rows, command: str) -> None:
+    """The results.md section and the plot, from ``rows``."""
+    write_section(REPO / "docs" / "results.md", "trained-neurons", markdown(rows, command),
+                  "Networks trained for spiking neurons: ReLU vs soft-LIF vs QCFS")
+    plot(rows, REPO / "docs" / "trained_neurons.png")
 
 
 def plot(rows, path: Path) -> None:
@@ -194,10 +208,11 @@ def main(argv=None) -> None:
     parser.add_argument("--retrain", action="store_true", help="train anew even where a trained model is kept")
     parser.add_argument("--activations", default=",".join(ACTIVATIONS),
                         help="which networks (default: relu,softlif,qcfs); rows of the others are kept")
-    parser.add_argument("--replot", action="store_true", help="only redraw the plot from docs/trained_neurons.json")
+    parser.add_argument("--replot", action="store_true",
+                        help="only rewrite the results.md section and redraw the plot from docs/trained_neurons.json")
     args = parser.parse_args(argv)
     if args.replot:
-        plot(json.loads(ROWS_FILE.read_text()), REPO / "docs" / "trained_neurons.png")
+        write_results(json.loads(ROWS_FILE.read_text()), "python benchmarks/trained_neurons.py")
         return
     datasets = {"MNIST": "mnist"} if args.quick else DATASETS
     epochs, examples = (1, 300) if args.quick else (args.epochs, args.examples)
@@ -221,9 +236,7 @@ def main(argv=None) -> None:
         kept = [r for r in json.loads(ROWS_FILE.read_text()) if (r["dataset"], r["activation"]) not in measured]
         rows = sorted(kept + rows, key=lambda r: (list(DATASETS).index(r["dataset"]), list(ACTIVATIONS).index(r["activation"])))
     write_text(ROWS_FILE, json.dumps(rows, indent=1))
-    write_section(REPO / "docs" / "results.md", "trained-neurons", markdown(rows, command),
-                  "Networks trained for spiking neurons: ReLU vs soft-LIF vs QCFS")
-    plot(rows, REPO / "docs" / "trained_neurons.png")
+    write_results(rows, command)
     print("wrote docs/results.md, docs/trained_neurons.png and docs/trained_neurons.json", file=sys.stderr)
 
 
