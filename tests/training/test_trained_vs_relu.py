@@ -45,6 +45,7 @@ def test_a_softlif_trained_network_loses_less_on_lif_neurons_than_a_relu_trained
     relu_loss, soft_loss = relu_ann - relu_snn, soft_ann - soft_snn
     assert soft_loss < relu_loss - 0.05, results
     assert soft_snn > relu_snn, results
+    assert soft_loss < 0.01, results  # the headline: within a point of its ANN at T = 64 (measured: +0.8 above it)
 
 
 def test_a_qcfs_trained_network_converts_at_few_steps_better_than_a_relu_trained_one(digits, tmp_path):
