@@ -38,7 +38,7 @@ def convert_to_spiking(
     tau_ref: float = 0.002,
     dt: float = 0.001,
     period: int = 2,
-    synapse: float = 0.01,
+    synapse: float = 0.005,
 ) -> Graph:
     """Replace each ReLU by a neuron population and read the outputs out over time.
 

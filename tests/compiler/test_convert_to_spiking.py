@@ -66,8 +66,8 @@ def test_if_options():
 def test_lif_neurons():
     after = convert_to_spiking(parse(BEFORE), neuron="lif", max_rate=0.2, tau_rc=0.05)
     gain = lif_gain(200.0, 0.05, 0.002)
-    assert after.node("r").op == ops.LifNeuron(tau_rc=0.05, tau_ref=0.002, dt=0.001, gain=gain, bias=1.0, amplitude=5.0, tau_s=0.01)
-    assert_ir(after, expected(neuron=f"lif_neuron(%conv) {{tau_rc=0.05, gain={gain!r}, amplitude=5.0, tau_s=0.01}}"))
+    assert after.node("r").op == ops.LifNeuron(tau_rc=0.05, tau_ref=0.002, dt=0.001, gain=gain, bias=1.0, amplitude=5.0, tau_s=0.005)
+    assert_ir(after, expected(neuron=f"lif_neuron(%conv) {{tau_rc=0.05, gain={gain!r}, amplitude=5.0, tau_s=0.005}}"))
     assert dict(after.meta)["spiking"]["neuron"] == "lif"
 
 

@@ -194,7 +194,7 @@ def two_soft_lif_layers(seed, sigma, n=200):
 
 def test_a_synapse_gives_a_spike_driven_lif_layer_its_rate_back(rng):
     """LIF neurons reset to zero: fed spikes as one-step pulses (synapse=0) the second layer
-    fires below the rate curve of its mean input; the default synapse (10 ms) gives most of
+    fires below the rate curve of its mean input; a 10 ms synapse gives most of
     that rate back. The reference is the hard-curve ANN (sigma=0)."""
     graph = two_soft_lif_layers(7, sigma=0.0)
     x = rng.uniform(0.0, 3.0, size=(1, 200)).astype(np.float32)
@@ -279,8 +279,8 @@ def test_a_soft_lif_network_compiles_for_loihi_and_refsim_spikes_as_the_emulator
     compiled = compile_model(soft_lif_mlp(rng), data, target="loihi")  # the loihi pipeline
     chip = {n.name: n for n in compiled.model.nodes if isinstance(n.op, ops.LoihiCompartments)}
     assert {n.op.neuron for n in chip.values()} == {"lif"} and all(n.op.refract_delay == 3 for n in chip.values())
-    # the default 10 ms synapse is the compartments' current decay (NengoLoihi: 1 - exp(-dt/tau_s), 12 bits, less 1)
-    assert {n.op.decay_u for n in chip.values()} == {round((1 - np.exp(-0.001 / 0.01)) * 4095 - 1)}
+    # the default 5 ms synapse is the compartments' current decay (NengoLoihi: 1 - exp(-dt/tau_s), 12 bits, less 1)
+    assert {n.op.decay_u for n in chip.values()} == {round((1 - np.exp(-0.001 / 0.005)) * 4095 - 1)}
     assert ("l1", "kept as trained, not fitted: l1, l2") in [(n["node"], n["message"]) for n in compiled.manifest["notes"]]
     result = verify_loihi(compiled, data.head(3), 40, progress=False)
     assert [layer.name for layer in result.layers] == ["l1", "l2"]
